@@ -1,0 +1,114 @@
+"""Where a run keeps its step outputs, and how they are read and written.
+
+A *run* (named after its profile unless told otherwise) keeps the hand-off between
+notebooks under ``outputs/runs/<run>/``: the manifest (01), the generations (02),
+the representations (03) and the encoder features (04) that notebook 05 aligns.
+These are small summaries; the expensive per-item results live in the
+content-addressed cache (:mod:`helpers.cache`), so rebuilding them is cheap.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers.cache import atomic_write_bytes, atomic_write_text
+from helpers.paths import outputs_root
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """All paths of one run. ``RunPaths.of("default")`` gives the default run's."""
+
+    name: str
+    root: Path
+
+    @classmethod
+    def of(cls, run_name: str, outputs: Path | None = None) -> "RunPaths":
+        if not run_name or "/" in run_name or run_name.startswith("."):
+            raise ValueError(f"run_name must be a plain folder name, got {run_name!r}")
+        return cls(run_name, Path(outputs) if outputs is not None else outputs_root())
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "runs" / self.name
+
+    @property
+    def manifest(self) -> Path:
+        return self.run_dir / "manifest.parquet"
+
+    @property
+    def skips(self) -> Path:
+        return self.run_dir / "skipped_items.csv"
+
+    @property
+    def generations(self) -> Path:
+        return self.run_dir / "generations.parquet"
+
+    @property
+    def representations(self) -> Path:
+        return self.run_dir / "representations.npz"
+
+    def features(self, encoder: str) -> Path:
+        return self.run_dir / f"features_{encoder}.npz"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures" / self.name
+
+    @property
+    def notebooks(self) -> Path:
+        return self.root / "notebooks" / self.name
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results" / self.name
+
+    def require(self, path: Path, made_by: str) -> Path:
+        """Return ``path`` or raise a message saying which notebook makes it."""
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: run {made_by} for run {self.name!r} first")
+        return path
+
+
+def save_table(df: pd.DataFrame, path: Path) -> Path:
+    """Parquet, written atomically."""
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def load_table(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def save_arrays(path: Path, ids: list[str], arrays: dict[str, np.ndarray]) -> Path:
+    """An ``.npz`` of named arrays whose first axis follows ``ids`` (stored as ``ids``)."""
+    for name, arr in arrays.items():
+        if arr.shape[0] != len(ids):
+            raise ValueError(f"array {name!r} has {arr.shape[0]} rows for {len(ids)} ids")
+    buf = io.BytesIO()
+    np.savez(buf, ids=np.asarray(ids, dtype=str), **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def load_arrays(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    with np.load(path, allow_pickle=False) as z:
+        ids = [str(i) for i in z["ids"]]
+        return ids, {k: z[k] for k in z.files if k != "ids"}
+
+
+def save_results(df: pd.DataFrame, directory: Path, stem: str) -> list[Path]:
+    """Write a results table as CSV and JSON (records) side by side."""
+    directory.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = directory / f"{stem}.csv", directory / f"{stem}.json"
+    atomic_write_text(csv_path, df.to_csv(index=False))
+    atomic_write_text(json_path, json.dumps(df.to_dict(orient="records"), indent=2, default=float))
+    return [csv_path, json_path]

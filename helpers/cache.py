@@ -1,0 +1,183 @@
+"""Content-addressed, atomic, resumable on-disk cache.
+
+Layout: ``<root>/<namespace>/<config-hash>/`` holds ``config.json`` (everything that
+determines the results, human readable) and one file per item, named by a hash of
+the item's own inputs. Because every item is written atomically (temporary file +
+``os.replace``) as soon as it is computed, an interrupted run leaves only finished
+items behind and the next run computes exactly the missing ones.
+
+Anything that changes a result must be in the config or in the item key: model
+fingerprint, template text, decoding parameters, T, file hashes and the version of
+the step's code (``STEP_VERSION`` constants in the modules that use the cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from helpers.progress import progress
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["json", "npz"]
+_SUFFIX: dict[str, str] = {"json": ".json", "npz": ".npz"}
+
+
+def _canonical(obj: Any) -> Any:
+    """Turn ``obj`` into plain JSON types with a deterministic layout."""
+    if isinstance(obj, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    raise TypeError(f"cannot hash object of type {type(obj).__name__} in a cache key: {obj!r}")
+
+
+def stable_hash(obj: Any, length: int = 20) -> str:
+    """A short, stable hex digest of a JSON-able object (dict key order does not matter)."""
+    text = json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, memoised per (path, size, mtime) within the process."""
+    p = Path(path)
+    st = p.stat()
+    memo_key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if memo_key not in _FINGERPRINTS:
+        h = hashlib.sha256()
+        with p.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        _FINGERPRINTS[memo_key] = h.hexdigest()
+    return _FINGERPRINTS[memo_key]
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _encode(value: Any, kind: Kind) -> bytes:
+    if kind == "json":
+        return json.dumps(value, ensure_ascii=False, indent=None).encode("utf-8")
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in value.items()})
+    return buf.getvalue()
+
+
+def _decode(path: Path, kind: Kind) -> Any:
+    if kind == "json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+class Store:
+    """One cache namespace for one configuration, holding one file per item key.
+
+    ``Store(root, "generations", {"model": ..., "max_new_tokens": 128})`` keeps its
+    items in ``root/generations/<hash of config>/``.
+    """
+
+    def __init__(self, root: str | Path, namespace: str, config: Mapping[str, Any], kind: Kind = "json"):
+        self.config = dict(config)
+        self.kind: Kind = kind
+        self.dir = Path(root) / namespace / stable_hash(self.config)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        cfg_path = self.dir / "config.json"
+        if not cfg_path.exists():
+            atomic_write_text(cfg_path, json.dumps(_canonical(self.config), indent=2, ensure_ascii=False))
+
+    def path(self, key: str) -> Path:
+        """File that holds item ``key``."""
+        return self.dir / f"{key}{_SUFFIX[self.kind]}"
+
+    def has(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def get(self, key: str) -> Any:
+        """Load item ``key``; raises ``KeyError`` when it is not cached."""
+        p = self.path(key)
+        if not p.exists():
+            raise KeyError(key)
+        return _decode(p, self.kind)
+
+    def put(self, key: str, value: Any) -> None:
+        atomic_write_bytes(self.path(key), _encode(value, self.kind))
+
+    def keys(self) -> list[str]:
+        suffix = _SUFFIX[self.kind]
+        return sorted(p.name[: -len(suffix)] for p in self.dir.glob(f"*{suffix}") if not p.name.startswith("."))
+
+
+def map_cached(
+    store: Store,
+    keys: Sequence[str],
+    inputs: Sequence[Any],
+    compute_batch: Callable[[list[Any]], Iterable[Any]],
+    batch_size: int = 1,
+    desc: str | None = None,
+) -> list[Any]:
+    """Return ``compute(inputs[i])`` for every ``i``, computing only the items not yet in ``store``.
+
+    ``compute_batch`` takes a list of inputs and returns one result per input, in order.
+    Each result is written atomically as soon as its batch finishes, so an interrupted
+    call resumes where it stopped. Duplicate keys are computed once.
+    """
+    if len(keys) != len(inputs):
+        raise ValueError(f"{len(keys)} keys but {len(inputs)} inputs")
+    todo: dict[Hashable, Any] = {}
+    for k, x in zip(keys, inputs):
+        if k not in todo and not store.has(k):
+            todo[k] = x
+    hits = len(set(keys)) - len(todo)
+    log.info("%s: %d cached, %d to compute", desc or store.dir.name, hits, len(todo))
+    pending = list(todo.items())
+    with progress(total=len(pending), desc=desc or "compute", unit="item") as bar:
+        for start in range(0, len(pending), max(1, batch_size)):
+            chunk = pending[start : start + batch_size]
+            results = list(compute_batch([x for _, x in chunk]))
+            if len(results) != len(chunk):
+                raise RuntimeError(f"compute_batch returned {len(results)} results for {len(chunk)} inputs")
+            for (k, _), r in zip(chunk, results):
+                store.put(str(k), r)
+            bar.update(len(chunk))
+    return [store.get(k) for k in keys]

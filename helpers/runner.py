@@ -1,0 +1,153 @@
+"""Profiles and headless execution of the numbered notebooks with papermill.
+
+A *profile* is a parameter set (``helpers/profiles/<name>.yaml``) layered on top of
+``default.yaml``; command-line ``--param key=value`` overrides come last. Each
+notebook receives only the parameters its ``parameters`` cell declares.
+
+    python -m helpers.runner --profile tiny
+    python -m helpers.runner --profile default --param n_items=200 --only 05
+
+Executed notebooks go to ``outputs/notebooks/<run>/``. A failing notebook stops the
+run with the notebook, the cell number and the error on one line (exit code 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from helpers.artifacts import RunPaths
+from helpers.paths import PROJECT_ROOT
+
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+BASE_PROFILE = "default"
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(name: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters of profile ``name``: ``default.yaml``, then ``<name>.yaml``, then ``overrides``."""
+    if name not in profile_names():
+        raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(profile_names())}")
+    params = yaml.safe_load((PROFILES_DIR / f"{BASE_PROFILE}.yaml").read_text()) or {}
+    if name != BASE_PROFILE:
+        params.update(yaml.safe_load((PROFILES_DIR / f"{name}.yaml").read_text()) or {})
+    params.setdefault("run_name", name)
+    params.update(overrides or {})
+    return params
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` with the value read as YAML (numbers, booleans, lists, null)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--param expects key=value, got {text!r}")
+    return key.strip(), yaml.safe_load(value)
+
+
+def numbered_notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """``NN_name.ipynb`` files in run order."""
+    return sorted(p for p in directory.glob("[0-9][0-9]_*.ipynb"))
+
+
+def notebook_parameters(path: Path) -> set[str]:
+    """Names declared in the notebook's ``parameters`` cell (exactly one such cell is required)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path.name}: expected exactly one cell tagged 'parameters', found {len(cells)}")
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(path)).keys())
+
+
+def select(notebooks: Sequence[Path], only: Sequence[str] = ()) -> list[Path]:
+    """Keep notebooks whose number or name starts with one of ``only`` (all when empty)."""
+    if not only:
+        return list(notebooks)
+    chosen = [nb for nb in notebooks if any(nb.name.startswith(o) for o in only)]
+    if not chosen:
+        raise ValueError(f"--only {list(only)} matches none of {[n.name for n in notebooks]}")
+    return chosen
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the message names the notebook and the cell."""
+
+
+def run_notebooks(
+    params: Mapping[str, Any],
+    notebooks: Sequence[Path] | None = None,
+    outputs: Path | None = None,
+    log_output: bool = True,
+) -> list[Path]:
+    """Execute ``notebooks`` in order with papermill; return the executed copies' paths."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    notebooks = list(notebooks) if notebooks is not None else numbered_notebooks()
+    run = RunPaths.of(str(params["run_name"]), outputs)
+    run.notebooks.mkdir(parents=True, exist_ok=True)
+    os.environ["PERCEIVE_HEADLESS"] = "1"  # inherited by the kernels: text progress bars
+    if outputs is not None:
+        os.environ["PERCEIVE_OUTPUTS"] = str(outputs)
+    executed = []
+    for nb in notebooks:
+        declared = notebook_parameters(nb)
+        nb_params = {k: v for k, v in params.items() if k in declared}
+        out = run.notebooks / nb.name
+        print(f"[runner] {nb.name}: {nb_params}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(
+                str(nb),
+                str(out),
+                parameters=nb_params,
+                cwd=str(nb.parent),
+                progress_bar=False,
+                log_output=log_output,
+                kernel_name="python3",
+            )
+        except PapermillExecutionError as exc:
+            raise NotebookFailed(
+                f"{nb.name} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
+                f"{exc.ename}: {exc.evalue}. Executed copy with the traceback: {out}"
+            ) from None
+        print(f"[runner] {nb.name} done in {time.perf_counter() - t0:.1f} s -> {out}", flush=True)
+        executed.append(out)
+    return executed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.runner", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default=BASE_PROFILE, help=f"one of: {', '.join(profile_names())}")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
+    parser.add_argument("--only", nargs="*", default=[], metavar="NN", help="run only these notebooks (e.g. 04 05)")
+    parser.add_argument("--outputs", type=Path, default=None, help="outputs folder (default: outputs/)")
+    parser.add_argument("--quiet", action="store_true", help="do not echo notebook output to the log")
+    args = parser.parse_args(argv)
+    params = load_profile(args.profile, dict(parse_override(p) for p in args.param))
+    t0 = time.perf_counter()
+    try:
+        run_notebooks(params, select(numbered_notebooks(), args.only), args.outputs, log_output=not args.quiet)
+    except NotebookFailed as exc:
+        print(f"[runner] FAILED: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(f"[runner] profile {args.profile!r} finished in {time.perf_counter() - t0:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
