@@ -128,6 +128,8 @@ class Store:
 
     def path(self, key: str) -> Path:
         """File that holds item ``key``."""
+        if key == "config" or "/" in key or key.startswith("."):
+            raise ValueError(f"invalid cache item key {key!r}")
         return self.dir / f"{key}{_SUFFIX[self.kind]}"
 
     def has(self, key: str) -> bool:
@@ -145,7 +147,8 @@ class Store:
 
     def keys(self) -> list[str]:
         suffix = _SUFFIX[self.kind]
-        return sorted(p.name[: -len(suffix)] for p in self.dir.glob(f"*{suffix}") if not p.name.startswith("."))
+        names = (p.name for p in self.dir.glob(f"*{suffix}") if not p.name.startswith("."))
+        return sorted(n[: -len(suffix)] for n in names if n != "config.json")
 
 
 def map_cached(

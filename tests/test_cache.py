@@ -1,0 +1,98 @@
+"""Caching: hits, misses, invalidation, atomic writes and resuming after an interruption."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers.cache import Store, atomic_write_bytes, file_fingerprint, map_cached, stable_hash
+
+
+def test_stable_hash_ignores_key_order_and_sees_values():
+    assert stable_hash({"a": 1, "b": [1, 2]}) == stable_hash({"b": [1, 2], "a": 1})
+    assert stable_hash({"a": 1}) != stable_hash({"a": 2})
+    assert stable_hash({"t": "Imagine {caption}."}) != stable_hash({"t": "Imagine {caption}!"})
+    with pytest.raises(TypeError, match="cannot hash"):
+        stable_hash({"x": object()})
+
+
+def test_file_fingerprint_follows_content(tmp_path):
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"abc")
+    first = file_fingerprint(p)
+    q = tmp_path / "renamed.bin"
+    q.write_bytes(b"abc")
+    assert file_fingerprint(q) == first
+    p.write_bytes(b"abcd")
+    assert file_fingerprint(p) != first
+
+
+class Counter:
+    def __init__(self, fail_after: int | None = None):
+        self.calls: list[list[int]] = []
+        self.fail_after = fail_after
+
+    def __call__(self, batch: list[int]) -> list[dict]:
+        if self.fail_after is not None and sum(map(len, self.calls)) >= self.fail_after:
+            raise KeyboardInterrupt("simulated interruption")
+        self.calls.append(batch)
+        return [{"square": x * x} for x in batch]
+
+
+def test_hit_miss_and_invalidation(tmp_path):
+    keys = [str(i) for i in range(10)]
+    first = Counter()
+    store = Store(tmp_path, "squares", {"version": 1})
+    out = map_cached(store, keys, list(range(10)), first, batch_size=4)
+    assert [o["square"] for o in out] == [i * i for i in range(10)]
+    assert sum(map(len, first.calls)) == 10
+    again = Counter()
+    assert map_cached(Store(tmp_path, "squares", {"version": 1}), keys, list(range(10)), again, batch_size=4) == out
+    assert again.calls == []  # all hits
+    changed = Counter()
+    map_cached(Store(tmp_path, "squares", {"version": 2}), keys, list(range(10)), changed, batch_size=4)
+    assert sum(map(len, changed.calls)) == 10  # a config change misses everything
+    assert json.loads((Store(tmp_path, "squares", {"version": 2}).dir / "config.json").read_text()) == {"version": 2}
+
+
+def test_duplicate_keys_are_computed_once(tmp_path):
+    c = Counter()
+    out = map_cached(Store(tmp_path, "d", {}), ["a", "b", "a"], [1, 2, 1], c, batch_size=8)
+    assert c.calls == [[1, 2]] and [o["square"] for o in out] == [1, 4, 1]
+
+
+def test_interrupted_run_resumes_without_redoing_finished_items(tmp_path):
+    keys = [str(i) for i in range(10)]
+    interrupted = Counter(fail_after=4)
+    with pytest.raises(KeyboardInterrupt):
+        map_cached(Store(tmp_path, "r", {}), keys, list(range(10)), interrupted, batch_size=2)
+    store = Store(tmp_path, "r", {})
+    assert store.keys() == sorted(keys[:4])  # two finished batches, nothing half-written
+    assert not list(store.dir.glob(".*.tmp"))
+    resumed = Counter()
+    out = map_cached(store, keys, list(range(10)), resumed, batch_size=2)
+    assert sorted(x for b in resumed.calls for x in b) == list(range(4, 10))
+    assert [o["square"] for o in out] == [i * i for i in range(10)]
+
+
+def test_npz_items_round_trip(tmp_path):
+    store = Store(tmp_path, "arr", {"m": "x"}, kind="npz")
+    value = {"gen_mean": np.arange(6, dtype=np.float32).reshape(2, 3), "n": np.array(3)}
+    store.put("k", value)
+    got = store.get("k")
+    np.testing.assert_array_equal(got["gen_mean"], value["gen_mean"])
+    assert got["gen_mean"].dtype == np.float32
+    with pytest.raises(KeyError):
+        store.get("missing")
+
+
+def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
+    p = tmp_path / "x.json"
+    atomic_write_bytes(p, b"old")
+
+    with pytest.raises(TypeError):
+        atomic_write_bytes(p, object())  # type: ignore[arg-type]
+    assert p.read_bytes() == b"old"
+    assert [q.name for q in tmp_path.iterdir()] == ["x.json"]
