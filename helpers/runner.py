@@ -14,6 +14,7 @@ run with the notebook, the cell number and the error on one line (exit code 1).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -94,40 +95,61 @@ def run_notebooks(
     log_output: bool = True,
 ) -> list[Path]:
     """Execute ``notebooks`` in order with papermill; return the executed copies' paths."""
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
     notebooks = list(notebooks) if notebooks is not None else numbered_notebooks()
     run = RunPaths.of(str(params["run_name"]), outputs)
     run.notebooks.mkdir(parents=True, exist_ok=True)
-    os.environ["PERCEIVE_HEADLESS"] = "1"  # inherited by the kernels: text progress bars
+    kernel_env = {"PERCEIVE_HEADLESS": "1"}  # inherited by the kernels: text progress bars
     if outputs is not None:
-        os.environ["PERCEIVE_OUTPUTS"] = str(outputs)
+        kernel_env["PERCEIVE_OUTPUTS"] = str(outputs)
     executed = []
-    for nb in notebooks:
-        declared = notebook_parameters(nb)
-        nb_params = {k: v for k, v in params.items() if k in declared}
-        out = run.notebooks / nb.name
-        print(f"[runner] {nb.name}: {nb_params}", flush=True)
-        t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(
-                str(nb),
-                str(out),
-                parameters=nb_params,
-                cwd=str(nb.parent),
-                progress_bar=False,
-                log_output=log_output,
-                kernel_name="python3",
-            )
-        except PapermillExecutionError as exc:
-            raise NotebookFailed(
-                f"{nb.name} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
-                f"{exc.ename}: {exc.evalue}. Executed copy with the traceback: {out}"
-            ) from None
-        print(f"[runner] {nb.name} done in {time.perf_counter() - t0:.1f} s -> {out}", flush=True)
-        executed.append(out)
+    with _environ(kernel_env):
+        for nb in notebooks:
+            executed.append(_run_one(nb, params, run, log_output))
     return executed
+
+
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str]):
+    """Set environment variables for the kernels started inside the block, then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run_one(nb: Path, params: Mapping[str, Any], run: RunPaths, log_output: bool) -> Path:
+    """Execute one notebook; a failure raises :class:`NotebookFailed` naming it and the cell."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    declared = notebook_parameters(nb)
+    nb_params = {k: v for k, v in params.items() if k in declared}
+    out = run.notebooks / nb.name
+    print(f"[runner] {nb.name}: {nb_params}", flush=True)
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(nb),
+            str(out),
+            parameters=nb_params,
+            cwd=str(nb.parent),
+            progress_bar=False,
+            log_output=log_output,
+            kernel_name="python3",
+        )
+    except PapermillExecutionError as exc:
+        raise NotebookFailed(
+            f"{nb.name} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
+            f"{exc.ename}: {exc.evalue}. Executed copy with the traceback: {out}"
+        ) from None
+    print(f"[runner] {nb.name} done in {time.perf_counter() - t0:.1f} s -> {out}", flush=True)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
