@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import tempfile
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -25,8 +24,6 @@ from typing import Any, Literal
 import numpy as np
 
 from helpers.progress import progress
-
-log = logging.getLogger(__name__)
 
 Kind = Literal["json", "npz"]
 _SUFFIX: dict[str, str] = {"json": ".json", "npz": ".npz"}
@@ -172,7 +169,8 @@ def map_cached(
         if k not in todo and not store.has(k):
             todo[k] = x
     hits = len(set(keys)) - len(todo)
-    log.info("%s: %d cached, %d to compute", desc or store.dir.name, hits, len(todo))
+    # printed, not logged: the count belongs in the notebook's narrative and the run log
+    print(f"{desc or store.dir.parent.name}: {hits} cached, {len(todo)} to compute", flush=True)
     pending = list(todo.items())
     with progress(total=len(pending), desc=desc or "compute", unit="item") as bar:
         for start in range(0, len(pending), max(1, batch_size)):

@@ -40,6 +40,7 @@ def save_figure(fig: plt.Figure, directory: Path, stem: str) -> list[Path]:
 def image_gallery(images: Sequence, captions: Sequence[str], ncols: int = 6, size: float = 2.0) -> plt.Figure:
     """A grid of images with their captions underneath."""
     n = len(images)
+    ncols = max(1, min(ncols, n))
     nrows = max(1, int(np.ceil(n / ncols)))
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 1.25 * nrows), squeeze=False)
     for ax in axes.flat:

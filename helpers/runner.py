@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -160,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--outputs", type=Path, default=None, help="outputs folder (default: outputs/)")
     parser.add_argument("--quiet", action="store_true", help="do not echo notebook output to the log")
     args = parser.parse_args(argv)
+    if not args.quiet:  # papermill echoes the notebooks' output through its logger
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        logging.getLogger("papermill").setLevel(logging.INFO)
     params = load_profile(args.profile, dict(parse_override(p) for p in args.param))
     t0 = time.perf_counter()
     try:
