@@ -43,7 +43,7 @@ import torch
 
 from helpers.cache import Store, file_fingerprint, map_cached, stable_hash
 from helpers.paths import cache_root as default_cache_root
-from helpers.progress import progress
+from helpers.progress import is_headless, progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -291,6 +291,10 @@ def load_llm(
             "('org/model', needs the weights cached locally or network access), is also accepted."
         )
 
+    if is_headless():  # transformers' own weight-loading bar is noise in logs and executed notebooks
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
