@@ -253,6 +253,10 @@ def load_llm(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if is_headless():  # transformers' own conversion/loading bars are noise in logs and executed notebooks
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     torch_dtype = _resolve_dtype(dtype, device)
     load_kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if not str(device).startswith("cpu"):
@@ -291,10 +295,6 @@ def load_llm(
             "('org/model', needs the weights cached locally or network access), is also accepted."
         )
 
-    if is_headless():  # transformers' own weight-loading bar is noise in logs and executed notebooks
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
