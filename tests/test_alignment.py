@@ -136,3 +136,34 @@ def test_layer_mean():
     x = np.arange(2 * 3 * 2, dtype=float).reshape(2, 3, 2)
     np.testing.assert_allclose(layer_mean(x), x.mean(axis=1))
     np.testing.assert_allclose(layer_mean(x, first_layer=1), x[:, 1:].mean(axis=1))
+
+
+def test_permutation_null_identical_independent_and_planted():
+    from helpers.stats import permutation_null
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(120, 10))
+    same = permutation_null(a, a, k=5, n_perm=300)
+    assert same["score"] == 1.0 and same["p_value"] == pytest.approx(1 / 301) and same["calibrated"] > 0.95
+    assert same["null_mean"] == pytest.approx(mutual_knn_chance(120, 5), rel=0.25)
+    indep = [permutation_null(a, np.random.default_rng(100 + s).normal(size=(120, 10)), k=5, n_perm=200, seed=s) for s in range(8)]
+    assert np.mean([r["calibrated"] for r in indep]) == pytest.approx(0.0, abs=0.03)
+    assert 0.2 < np.mean([r["p_value"] for r in indep]) < 0.8  # p-values of true nulls spread over (0, 1)
+    # planted partial overlap: half the items keep their structure, half are noise
+    b = a.copy()
+    b[60:] = rng.normal(size=(60, 10))
+    planted = permutation_null(a, b, k=5, n_perm=300)
+    assert indep[0]["score"] < planted["score"] < same["score"] and planted["p_value"] < 0.01
+
+
+def test_paired_difference():
+    from helpers.stats import paired_difference
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(size=200)
+    better = paired_difference(base + 0.05, base)
+    assert better["diff"] == pytest.approx(0.05) and better["ci_low"] == pytest.approx(0.05) and better["p_value"] < 0.001
+    noise = paired_difference(base + rng.normal(0, 0.1, 200), base + rng.normal(0, 0.1, 200))
+    assert noise["ci_low"] < 0 < noise["ci_high"] and noise["p_value"] > 0.05
+    with pytest.raises(ValueError):
+        paired_difference(np.zeros(3), np.zeros(4))

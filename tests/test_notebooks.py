@@ -27,7 +27,8 @@ def tiny_run(tmp_path_factory):
 
 def test_chain_produces_results_table(tiny_run):
     outputs, params, executed = tiny_run
-    assert [p.name[:2] for p in executed] == ["01", "02", "03", "04", "05"]
+    assert [p.name for p in executed] == [p.name for p in runner.numbered_notebooks()]
+    assert [p.name[:2] for p in executed[:5]] == ["01", "02", "03", "04", "05"]
     table = pd.read_csv(outputs / "results" / "tiny" / "alignment.csv")
     records = json.loads((outputs / "results" / "tiny" / "alignment.json").read_text())
     assert len(records) == len(table)
