@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,32 @@ def load_arrays(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     with np.load(path, allow_pickle=False) as z:
         ids = [str(i) for i in z["ids"]]
         return ids, {k: z[k] for k in z.files if k != "ids"}
+
+
+def load_encoder_features(
+    run: RunPaths, vision_encoders: Sequence[str] = (), audio_encoders: Sequence[str] = (), missing: str = "skip"
+) -> tuple[dict[str, tuple[str, list[str], np.ndarray]], list[str]]:
+    """The features notebook 04 saved: ``name -> (modality, ids, features)``, and the names left out.
+
+    An encoder with no features file (a run over an image-only or audio-only dataset, or 04
+    run for fewer encoders) is left out and named in the second return value when
+    ``missing="skip"``; ``missing="raise"`` stops with the fix instead.
+    """
+    if missing not in ("skip", "raise"):
+        raise ValueError(f"missing must be 'skip' or 'raise', got {missing!r}")
+    feats: dict[str, tuple[str, list[str], np.ndarray]] = {}
+    absent: list[str] = []
+    for modality, names in (("vision", vision_encoders), ("audio", audio_encoders)):
+        for name in names:
+            path = run.features(name)
+            if not path.is_file():
+                if missing == "raise":
+                    run.require(path, "04_encoder_features")
+                absent.append(name)
+                continue
+            ids, arrays = load_arrays(path)
+            feats[name] = (modality, ids, arrays["features"])
+    return feats, absent
 
 
 def save_results(df: pd.DataFrame, directory: Path, stem: str) -> list[Path]:

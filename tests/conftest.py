@@ -29,3 +29,22 @@ def shared_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"shared sample data not found at {root} (set PERCEIVE_SHARED)")
     return root
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory):
+    """Tiny random-weight models saved as HF folders: ``qwen3`` (chat template) and ``llama`` (none)."""
+    from tiny_models import save_tiny_llm
+
+    return {
+        kind: save_tiny_llm(tmp_path_factory.mktemp(kind), kind, chat)
+        for kind, chat in [("qwen3", True), ("llama", False)]
+    }
+
+
+@pytest.fixture(scope="session")
+def llms(model_dirs):
+    """The tiny models loaded with :func:`helpers.llm.load_llm` (float32, CPU)."""
+    from helpers import llm as L
+
+    return {k: L.load_llm(str(d)) for k, d in model_dirs.items()}

@@ -1,0 +1,113 @@
+"""Prompt → generation → generative representation in one call, for the ablation notebooks.
+
+The tutorial notebooks 02 and 03 run these steps one at a time so a reader can look at
+each; notebooks that need *extra* conditions (random sensory words, other models, an
+edited cue in the playground) call :func:`cue_representations` instead. Every step goes
+through the same cached functions, so a condition already computed by 02/03 (same model,
+prompt strings and settings) costs nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers import llm as llm_lib
+from helpers.alignment import layer_mean
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Generation settings that determine the generated tokens (and so the cache key)."""
+
+    max_new_tokens: int = 128
+    do_sample: bool = False
+    seed: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "max_new_tokens": int(self.max_new_tokens),
+            "do_sample": bool(self.do_sample),
+            "seed": int(self.seed),
+            "temperature": float(self.temperature),
+            "top_p": float(self.top_p),
+        }
+
+
+@dataclass
+class CueResult:
+    """Generations and representations of one condition, rows in ``ids`` order.
+
+    ``table`` has one row per item: ``id``, ``user_text``, ``prompt`` (the exact string fed to
+    the model), ``text`` and ``n_gen_tokens``. ``per_layer`` maps a representation kind
+    (``gen_mean``, ``prompt_mean``, ``prompt_last`` and ``prefix_T<t>`` when prefix lengths
+    were asked for) to ``[items, layers, hidden]``.
+    """
+
+    ids: list[str]
+    table: pd.DataFrame
+    per_layer: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def vector(self, kind: str = "gen_mean", first_layer: int = 0) -> np.ndarray:
+        """The layer-mean representation ``[items, hidden]`` of one kind."""
+        return layer_mean(self.per_layer[kind], first_layer)
+
+
+def cue_representations(
+    model: llm_lib.LLM,
+    ids: Sequence[str],
+    user_texts: Sequence[str],
+    decoding: Decoding = Decoding(),
+    *,
+    gen_batch_size: int = 32,
+    rep_batch_size: int = 16,
+    include_embeddings: bool = True,
+    prefix_lengths: Sequence[int] = (),
+) -> CueResult:
+    """Generate from ``user_texts`` (formatted with the model's chat template) and represent them.
+
+    ``ids[i]`` names the item of ``user_texts[i]``. Empty generations are an error (they have
+    no generative representation) naming the item.
+    """
+    if len(ids) != len(user_texts):
+        raise ValueError(f"{len(ids)} ids but {len(user_texts)} texts")
+    prompts = [llm_lib.format_prompt(model, t) for t in user_texts]
+    gens = llm_lib.generate_cached(model, prompts, batch_size=gen_batch_size, **decoding.kwargs())
+    empty = [i for i, g in zip(ids, gens) if not g["gen_ids"]]
+    if empty:
+        raise ValueError(
+            f"{len(empty)} item(s) generated no tokens (e.g. {empty[:3]}): the model ended its answer at once; "
+            "change the cue or the items"
+        )
+    reps = llm_lib.represent_cached(
+        model, gens, include_embeddings=include_embeddings, prefix_lengths=prefix_lengths, batch_size=rep_batch_size
+    )
+    table = pd.DataFrame(
+        {
+            "id": list(ids),
+            "user_text": list(user_texts),
+            "prompt": prompts,
+            "text": [g["text"] for g in gens],
+            "n_gen_tokens": [len(g["gen_ids"]) for g in gens],
+        }
+    )
+    return CueResult(list(ids), table, stack_representations(reps, prefix_lengths))
+
+
+def stack_representations(
+    reps: Sequence[Mapping[str, np.ndarray]], prefix_lengths: Sequence[int] = ()
+) -> dict[str, np.ndarray]:
+    """Per-item outputs of :func:`helpers.llm.represent` → ``kind -> [items, layers, hidden]`` float32."""
+    out = {
+        kind: np.stack([r[kind] for r in reps]).astype(np.float32)
+        for kind in ("gen_mean", "prompt_mean", "prompt_last")
+    }
+    for j, t in enumerate(prefix_lengths):
+        out[f"prefix_T{int(t)}"] = np.stack([r["prefix_means"][j] for r in reps]).astype(np.float32)
+    return out
