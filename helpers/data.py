@@ -314,13 +314,92 @@ def load_manifest(path: Path) -> pd.DataFrame:
     return df
 
 
-DATASETS = ("tuxpaint",)
+#: dataset name -> the modality every item has (validated with ``require``); "byo" items may have either.
+DATASET_MODALITIES: dict[str, tuple[str, ...]] = {
+    "tuxpaint": ("image",),
+    "audiocaps": ("audio",),
+    "clotho": ("audio",),
+    "wit": ("image",),
+    "dci": ("image",),
+    "byo": (),
+}
+DATASETS = tuple(DATASET_MODALITIES)
 
 
-def build_manifest(dataset: str, stamps_dir: Path | None = None) -> tuple[pd.DataFrame, SkipReport]:
-    """The full manifest of a named dataset (fetching it on first use) and what was left out."""
+def build_manifest(
+    dataset: str,
+    stamps_dir: Path | None = None,
+    *,
+    dataset_csv: str | Path | None = None,
+    dataset_dir: str | Path | None = None,
+    caption_column: str | None = None,
+    on_bad_item: OnError = "raise",
+    wit_revision: str = "wit_1024",
+) -> tuple[pd.DataFrame, SkipReport]:
+    """The full manifest of a named dataset (fetching it on first use) and what was left out.
+
+    ========= =============================================================== ==================
+    dataset   dataset_csv / dataset_dir                                        caption_column
+    ========= =============================================================== ==================
+    tuxpaint  ``stamps_dir`` (None: fetch the Debian package)                  –
+    audiocaps official CSV / folder of clips                                   –
+    clotho    official caption CSV / folder of clips                           caption_1 … 5
+    wit       – / local copy of ``minhuh/prh`` (None: the hub)                 –
+    dci       – / DCI release folder                                           short_caption, extra_caption, extended
+    byo       your CSV (paths relative to it) / –                              default ``caption``
+    ========= =============================================================== ==================
+
+    ``on_bad_item="skip"`` leaves items with missing or unreadable media out and counts them.
+    """
+    from helpers import datasets as D
     from helpers.paths import raw_data_root
+
+    def need_csv() -> str | Path:
+        if dataset_csv is None:
+            raise ValueError(f"dataset {dataset!r} needs `dataset_csv` (its caption CSV)")
+        return dataset_csv
 
     if dataset == "tuxpaint":
         return build_tuxpaint_manifest(fetch_tuxpaint_stamps(raw_data_root() / "tuxpaint", stamps_dir))
+    if dataset == "audiocaps":
+        return D.build_audiocaps_manifest(need_csv(), dataset_dir, on_missing=on_bad_item)
+    if dataset == "clotho":
+        return D.build_clotho_manifest(need_csv(), dataset_dir, caption_column or "caption_1", on_missing=on_bad_item)
+    if dataset == "wit":
+        ds = D.load_wit_dataset(dataset_dir, revision=wit_revision)
+        return D.build_wit_manifest(ds, raw_data_root() / f"wit-{wit_revision}" / "images", on_missing=on_bad_item)
+    if dataset == "dci":
+        return D.build_dci_manifest(dataset_dir, caption_column or "short_caption", on_missing=on_bad_item)
+    if dataset == "byo":
+        return D.build_byo_manifest(need_csv(), caption_column or "caption", on_missing=on_bad_item)
     raise ValueError(f"unknown dataset {dataset!r}; available: {', '.join(DATASETS)}")
+
+
+# --------------------------------------------------------------------------- sharding
+
+
+def shard_of(item_id: str, n_shards: int) -> int:
+    """The shard (0 … n_shards-1) an item belongs to: a stable hash of its id, independent of
+    the manifest's order, size and the machine, so every shard job agrees without talking."""
+    from helpers.cache import stable_hash
+
+    return int(stable_hash({"item": str(item_id)}, 16), 16) % n_shards
+
+
+def shard_items(manifest: pd.DataFrame, shard: int | None, n_shards: int = 1) -> pd.DataFrame:
+    """The rows of ``manifest`` in shard ``shard`` of ``n_shards`` (all rows when ``shard`` is None).
+
+    Shards are disjoint and together cover the manifest. Every expensive step is cached
+    per item in the content-addressed cache, so shard runs writing to one shared cache
+    merge by construction: a later unsharded run finds every item computed.
+    """
+    if shard is None:
+        if n_shards != 1:
+            raise ValueError(f"n_shards={n_shards} but shard is None: give the shard index 0..{n_shards - 1}")
+        return manifest.reset_index(drop=True)
+    if not (isinstance(n_shards, (int, np.integer)) and n_shards >= 1):
+        raise ValueError(f"n_shards must be a positive integer, got {n_shards!r}")
+    if not (isinstance(shard, (int, np.integer)) and 0 <= shard < n_shards):
+        raise ValueError(f"shard must be an integer in 0..{n_shards - 1}, got {shard!r}")
+    keep = np.array([shard_of(i, int(n_shards)) == shard for i in manifest["id"]], dtype=bool)
+    return manifest[keep].reset_index(drop=True)
