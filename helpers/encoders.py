@@ -159,6 +159,36 @@ def load_encoder(name: str, **options: Any) -> Encoder:
     return spec.factory(**options)
 
 
+def accepted_options(name: str) -> set[str]:
+    """Keyword options the encoder registered as ``name`` accepts."""
+    import inspect
+
+    spec = ENCODERS.get(name)
+    if spec is None:
+        raise ValueError(f"Unknown encoder {name!r}; known encoders: {', '.join(encoder_names())}")
+    params = inspect.signature(spec.factory).parameters.values()
+    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}
+
+
+def encoder_from_options(
+    name: str, defaults: dict[str, Any] | None = None, options: dict[str, dict[str, Any]] | None = None
+) -> Encoder:
+    """Build encoder ``name`` from notebook-wide ``defaults`` and per-encoder ``options``.
+
+    ``defaults`` (e.g. ``{"device": "cuda", "max_seconds": 10}``) are passed only to encoders
+    that accept them; ``options[name]`` (e.g. ``{"pooling": "mean"}``) is passed as given, and an
+    option the encoder does not know raises ``ValueError`` listing the ones it does.
+    """
+    accepted = accepted_options(name)
+    kwargs = {k: v for k, v in (defaults or {}).items() if k in accepted}
+    own = dict((options or {}).get(name) or {})
+    unknown = sorted(set(own) - accepted)
+    if unknown:
+        raise ValueError(f"encoder {name!r} has no option(s) {unknown}; it accepts {sorted(accepted)}")
+    kwargs.update(own)
+    return load_encoder(name, **kwargs)
+
+
 # --------------------------------------------------------------------------- caching
 
 
@@ -710,3 +740,7 @@ class WhisperBaseEncoder(Encoder):
         out = self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)), to_cpu=True)
         frames = np.asarray(out, dtype=np.float32)  # [B, 1500, 512]
         return np.stack([frames[i, : self.n_audio_frames(len(a))].mean(axis=0) for i, a in enumerate(audios)])
+
+
+# The paper's encoders (DINOv2, CLIP image tower, BEATs) register themselves on import.
+from helpers import paper_encoders as _paper_encoders  # noqa: E402,F401
