@@ -90,10 +90,14 @@ def _check_audio(path: Path) -> str | None:
         info = sf.info(str(path))
     except Exception as exc:
         try:  # formats libsndfile cannot open may still decode with librosa/audioread
+            import warnings
+
             import librosa
 
-            if librosa.get_duration(path=str(path)) > 0:
-                return None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if librosa.get_duration(path=str(path)) > 0:
+                    return None
         except Exception:
             pass
         return f"unreadable audio {path} ({type(exc).__name__}: {exc}); re-encode it as WAV/FLAC/OGG/MP3 or drop the row"
