@@ -32,9 +32,14 @@ re-implemented in NumPy, resampling with libsamplerate (package ``samplerate``) 
 Essentia (clip embeddings match Essentia 2.1b6 + the package to cosine 1.000000 on
 WAV input); Whisper's 80-bin log-mel computed as ``whisper.audio.log_mel_spectrogram``.
 
+**The paper's encoders** (``dinov2-base``, ``clip-vit-b32-vision``, ``beats``) live in
+:mod:`helpers.paper_encoders` and register on import; their weights come from the hub or
+a local ``checkpoint``. Notebook 04 builds every encoder with :func:`encoder_from_options`
+(notebook-wide defaults such as ``device``/``max_seconds`` plus per-encoder options).
+
 **Extending.** Add a class with ``name``/``modality``/``dim``/``fingerprint``/``embed``
 (subclass :class:`Encoder`) and register a factory with :func:`register_encoder`; the
-paper profile adds DINOv2, CLIP and BEATs that way. Everything that changes an
+paper's encoders are added that way. Everything that changes an
 encoder's output goes into its ``fingerprint`` (weight hashes, preprocessing
 parameters, :data:`STEP_VERSION`), which :func:`embed_cached` uses as cache config.
 """

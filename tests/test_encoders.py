@@ -200,10 +200,10 @@ def test_load_audio_reads_real_mp3():
 
 
 def test_registry_names_and_errors():
-    assert encoder_names() == ["aisfx", "efficientnet-lite2", "whisper-base"]
-    assert encoder_names("vision") == ["efficientnet-lite2"]
-    assert encoder_names("audio") == ["aisfx", "whisper-base"]
-    with pytest.raises(ValueError, match="dinov2") as ei:
+    assert encoder_names() == ["aisfx", "beats", "clip-vit-b32-vision", "dinov2-base", "efficientnet-lite2", "whisper-base"]
+    assert encoder_names("vision") == ["clip-vit-b32-vision", "dinov2-base", "efficientnet-lite2"]
+    assert encoder_names("audio") == ["aisfx", "beats", "whisper-base"]
+    with pytest.raises(ValueError, match="Unknown encoder 'dinov2'") as ei:
         load_encoder("dinov2")
     for name in encoder_names():
         assert name in str(ei.value)
