@@ -133,7 +133,7 @@ def _wit_dataset(n: int = 5, bad_row: int | None = None):
     return ds
 
 
-def test_wit_from_save_to_disk_and_parquet(tmp_path):
+def test_wit_from_save_to_disk_and_parquet(tmp_path, monkeypatch):
     ds = _wit_dataset()
     ds.save_to_disk(str(tmp_path / "disk"))
     (tmp_path / "pq" / "data").mkdir(parents=True)
@@ -145,6 +145,11 @@ def test_wit_from_save_to_disk_and_parquet(tmp_path):
         assert list(df["caption"]) == [f"caption number {i}" for i in range(5)]  # first text, normalised
         first = Image.open(df["image_path"][0])
         assert first.size == (30, 20) and df["image_path"][0].endswith(".png")
+    # the notebook's entry point: build_manifest("wit", dataset_dir=...) writes images under PERCEIVE_RAW
+    monkeypatch.setenv("PERCEIVE_RAW", str(tmp_path / "raw"))
+    via, _ = data.build_manifest("wit", dataset_dir=tmp_path / "pq")
+    assert list(via["caption"]) == list(df["caption"])
+    assert all(p.startswith(str((tmp_path / "raw" / "wit-wit_1024" / "images").resolve())) for p in via["image_path"])
     # rebuilding reuses the written images
     mtime = Path(df["image_path"][0]).stat().st_mtime_ns
     D.build_wit_manifest(D.load_wit_dataset(tmp_path / "pq"), tmp_path / "images-pq")
