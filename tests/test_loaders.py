@@ -122,7 +122,7 @@ def test_clotho_missing_file_and_column(shared_data, tmp_path):
 # --------------------------------------------------------------------------- WiT (fixture in PRH's schema)
 
 
-def _wit_dataset(n: int = 5, bad_row: int | None = None):
+def _wit_dataset(n: int = 5):
     """A tiny dataset in the schema of minhuh/prh@wit_1024: ``image`` (Image) + ``text`` (list of str)."""
     datasets = pytest.importorskip("datasets", reason="the WiT loader needs the `datasets` package (paper extra)")
     rng = np.random.default_rng(0)
