@@ -34,33 +34,48 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
-def _overlap_from_knn(knn_a: np.ndarray, knn_b: np.ndarray) -> np.ndarray:
-    """Per-item |N_a(i) ∩ N_b(i)| / k from two [n, k] neighbour-index arrays."""
+def overlap_from_knn(knn_a: np.ndarray, knn_b: np.ndarray) -> np.ndarray:
+    """Per-item |N_a(i) ∩ N_b(i)| / k from two [n, k] neighbour-index arrays (per-item mutual k-NN)."""
     n, k = knn_a.shape
     mask = np.zeros((n, n), dtype=bool)
     mask[np.arange(n)[:, None], knn_a] = True
     return mask[np.arange(n)[:, None], knn_b].sum(axis=1) / k
 
 
+_overlap_from_knn = overlap_from_knn  # the name used before it was public
+
+
 def null_overlaps(
-    knn_a: np.ndarray, knn_b: np.ndarray, n_perm: int = 1000, seed: int = 0, chunk: int = 256
+    knn_a: np.ndarray,
+    knn_b: np.ndarray,
+    n_perm: int = 1000,
+    seed: int = 0,
+    chunk: int = 256,
+    perms: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Mutual k-NN scores of ``n_perm`` random re-pairings of the rows of ``b`` with those of ``a``.
+    """Mutual k-NN scores of random re-pairings of the rows of ``b`` with those of ``a``.
 
     ``knn_a``, ``knn_b``: [n, k] neighbour indices of each space (computed once; a re-pairing
-    only relabels ``b``'s items). Vectorised over permutations, ``chunk`` at a time.
+    only relabels ``b``'s items). Row t of ``perms`` ([n_perm, n], default ``n_perm`` seeded
+    random permutations) pairs item i of ``a`` with row ``perms[t, i]`` of ``b``, i.e. scores
+    ``a`` against ``b[perms[t]]``. Vectorised over permutations, ``chunk`` at a time.
     """
     n, k = knn_a.shape
     if knn_b.shape != (n, k):
         raise ValueError(f"neighbour arrays must have equal shapes, got {knn_a.shape} and {knn_b.shape}")
+    if perms is None:
+        rng = np.random.default_rng(seed)
+        perms = rng.permuted(np.tile(np.arange(n), (int(n_perm), 1)), axis=1)
+    perms = np.asarray(perms)
+    if perms.ndim != 2 or perms.shape[1] != n:
+        raise ValueError(f"perms must be [n_perm, {n}], got shape {perms.shape}")
     mask_a = np.zeros((n, n), dtype=bool)
     mask_a[np.arange(n)[:, None], knn_a] = True
-    rng = np.random.default_rng(seed)
-    out = np.empty(int(n_perm))
+    out = np.empty(perms.shape[0])
     rows = np.arange(n)[None, :, None]
-    for start in range(0, int(n_perm), chunk):
-        m = min(chunk, int(n_perm) - start)
-        perm = rng.permuted(np.tile(np.arange(n), (m, 1)), axis=1)  # item i of a pairs with row perm[i] of b
+    for start in range(0, perms.shape[0], chunk):
+        perm = perms[start : start + chunk]
+        m = perm.shape[0]
         inverse = np.argsort(perm, axis=1)
         # neighbours of the b-row paired with item i, as items of a: inverse[knn_b[perm[i]]]
         nb = np.take_along_axis(inverse, knn_b[perm].reshape(m, -1), axis=1).reshape(m, n, k)
@@ -99,7 +114,7 @@ def permutation_null(
 
     knn_a = knn_indices(prepare_features(a, q), k)
     knn_b = knn_indices(prepare_features(b, q), k)
-    score = float(_overlap_from_knn(knn_a, knn_b).mean())
+    score = float(overlap_from_knn(knn_a, knn_b).mean())
     return null_summary(score, null_overlaps(knn_a, knn_b, n_perm=n_perm, seed=seed))
 
 
