@@ -130,3 +130,120 @@ def alignment_table(
                 }
             )
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------
+# Kernel metrics beside mutual k-NN (robustness checks), after the Platonic Representation
+# Hypothesis reference metrics: unbiased CKA with a linear kernel and CKNNA.
+# --------------------------------------------------------------------------------------
+
+
+def hsic_unbiased(kernel_1: np.ndarray, kernel_2: np.ndarray) -> float:
+    """Unbiased HSIC estimator of two [n, n] kernels (Song et al., 2012, eq. 5), diagonals ignored.
+
+    Needs n > 3. Kernels need not be symmetric (CKNNA's masked kernels are not).
+    """
+    k_mat = np.array(kernel_1, dtype=np.float64)
+    l_mat = np.array(kernel_2, dtype=np.float64)
+    m = k_mat.shape[0]
+    if k_mat.shape != (m, m) or l_mat.shape != (m, m):
+        raise ValueError(f"kernels must be square and of equal size, got {k_mat.shape} and {l_mat.shape}")
+    if m <= 3:
+        raise ValueError(f"unbiased HSIC needs more than 3 items, got {m}")
+    np.fill_diagonal(k_mat, 0.0)
+    np.fill_diagonal(l_mat, 0.0)
+    trace_term = float(np.sum(k_mat * l_mat.T))
+    sums_term = float(k_mat.sum() * l_mat.sum()) / ((m - 1) * (m - 2))
+    cross_term = 2.0 * float(k_mat.sum(axis=0) @ l_mat.sum(axis=1)) / (m - 2)  # = 2·sum(K @ L) / (m-2)
+    return (trace_term + sums_term - cross_term) / (m * (m - 3))
+
+
+def _normalised_hsic(hsic_12: float, hsic_11: float, hsic_22: float) -> float:
+    denom = np.sqrt(max(hsic_11, 0.0) * max(hsic_22, 0.0))
+    return float(hsic_12 / denom) if denom > 0 else float("nan")
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"both feature sets must cover the same items: {a.shape[0]} vs {b.shape[0]} rows")
+    return a, b
+
+
+def unbiased_cka(a: np.ndarray, b: np.ndarray, q: float = 0.95) -> float:
+    """Centred kernel alignment of the linear kernels of ``a`` and ``b`` with the unbiased HSIC.
+
+    Features are prepared as for mutual k-NN (:func:`prepare_features`). 1 for kernels that
+    agree up to scale; about 0 for unrelated ones (it can dip slightly below 0).
+    """
+    a, b = _check_pair(a, b)
+    xa, xb = prepare_features(a, q), prepare_features(b, q)
+    k_mat, l_mat = xa @ xa.T, xb @ xb.T
+    return _normalised_hsic(hsic_unbiased(k_mat, l_mat), hsic_unbiased(k_mat, k_mat), hsic_unbiased(l_mat, l_mat))
+
+
+def _knn_mask(x: np.ndarray, k: int) -> np.ndarray:
+    n = x.shape[0]
+    mask = np.zeros((n, n), dtype=bool)
+    mask[np.arange(n)[:, None], knn_indices(x, k)] = True
+    return mask
+
+
+def cknna(a: np.ndarray, b: np.ndarray, k: int = 10, q: float = 0.95) -> float:
+    """CKNNA: CKA restricted to pairs that are mutual k nearest neighbours in both spaces.
+
+    With each space's linear kernel K, L and k-NN masks M_a, M_b (self excluded), the score is
+    HSIC(M∘K, M∘L) / sqrt(HSIC(M_a∘K, M_a∘K) · HSIC(M_b∘L, M_b∘L)) with M = M_a ∧ M_b and the
+    unbiased HSIC. 1 for identical neighbourhoods and kernels, about 0 for unrelated ones.
+    """
+    a, b = _check_pair(a, b)
+    if k < 2:
+        raise ValueError(f"CKNNA needs k >= 2, got k={k}")
+    xa, xb = prepare_features(a, q), prepare_features(b, q)
+    k_mat, l_mat = xa @ xa.T, xb @ xb.T
+    mask_a, mask_b = _knn_mask(xa, k), _knn_mask(xb, k)
+    both = mask_a & mask_b
+    sim_ab = hsic_unbiased(both * k_mat, both * l_mat)
+    sim_aa = hsic_unbiased(mask_a * k_mat, mask_a * k_mat)
+    sim_bb = hsic_unbiased(mask_b * l_mat, mask_b * l_mat)
+    return _normalised_hsic(sim_ab, sim_aa, sim_bb)
+
+
+def _mutual_knn_metric(a: np.ndarray, b: np.ndarray, k: int, q: float) -> float:
+    return mutual_knn(a, b, k, q)
+
+
+def _cknna_metric(a: np.ndarray, b: np.ndarray, k: int, q: float) -> float:
+    return cknna(a, b, k, q)
+
+
+def _unbiased_cka_metric(a: np.ndarray, b: np.ndarray, k: int, q: float) -> float:
+    return unbiased_cka(a, b, q)  # no neighbourhood: k is unused
+
+
+METRICS = {
+    "mutual_knn": _mutual_knn_metric,
+    "cknna": _cknna_metric,
+    "unbiased_cka": _unbiased_cka_metric,
+}
+"""Alignment metrics by name: ``fn(a, b, k, q) -> float``."""
+
+METRIC_USES_K = {"mutual_knn": True, "cknna": True, "unbiased_cka": False}
+METRIC_LABELS = {"mutual_knn": "mutual k-NN", "cknna": "CKNNA", "unbiased_cka": "unbiased CKA"}
+
+
+def check_metric(metric: str) -> str:
+    """``metric`` if it is a known metric name, else a ValueError listing the names."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown alignment metric {metric!r}; known metrics: {', '.join(METRICS)}")
+    return metric
+
+
+def score(metric: str, a: np.ndarray, b: np.ndarray, k: int = 10, q: float = 0.95) -> float:
+    """Alignment of ``a`` and ``b`` (rows = the same items) under the metric named ``metric``."""
+    return float(METRICS[check_metric(metric)](a, b, k, q))
+
+
+def metric_chance(metric: str, n_items: int, k: int) -> float:
+    """Expected score of unrelated kernels: k/(n−1) for mutual k-NN, 0 for CKNNA and CKA."""
+    return mutual_knn_chance(n_items, k) if check_metric(metric) == "mutual_knn" else 0.0

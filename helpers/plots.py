@@ -111,3 +111,121 @@ def alignment_scatter(table: pd.DataFrame, vision_encoder: str, audio_encoder: s
     ax.legend(frameon=False)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- ablations (06, 07)
+
+
+def _facets(n: int, width: float = 3.6, height: float = 3.2) -> tuple[plt.Figure, np.ndarray]:
+    fig, axes = plt.subplots(1, max(1, n), figsize=(0.6 + width * max(1, n), height), squeeze=False, sharey=False)
+    return fig, axes[0]
+
+
+def length_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Alignment against generation length T, one panel per encoder, one line per cue.
+
+    ``table`` is :func:`helpers.analysis.length_curve`'s: T = 0 is the last prompt token
+    (filled marker on the line) with the prompt mean beside it (hollow marker); shaded bands are
+    bootstrap CIs; dotted: chance. T is on a log-like axis (equally spaced doublings).
+    """
+    set_style()
+    encoders = list(dict.fromkeys(table["encoder"]))
+    cues = list(dict.fromkeys(table["cue"]))
+    colors = cue_colors(cues)
+    ts = sorted(set(table["T"]))
+    pos = {t: i for i, t in enumerate(ts)}
+    fig, axes = _facets(len(encoders))
+    for ax, enc in zip(axes, encoders):
+        sub = table[table["encoder"] == enc]
+        for cue in cues:
+            line = sub[(sub["cue"] == cue) & (sub["representation"] != "prompt_mean")].sort_values("T")
+            x = line["T"].map(pos)
+            ax.plot(x, line["score"], "-o", color=colors[cue], label=cue, markersize=4)
+            ax.fill_between(x, line["ci_low"], line["ci_high"], color=colors[cue], alpha=0.15, linewidth=0)
+            pm = sub[(sub["cue"] == cue) & (sub["representation"] == "prompt_mean")]
+            ax.plot([pos[0] + 0.12] * len(pm), pm["score"], "o", mfc="white", color=colors[cue], markersize=5)
+        ax.axhline(float(sub["chance"].iloc[0]), color="black", linestyle="dotted", linewidth=1)
+        full_t = int(sub.loc[sub["representation"] == "gen_mean", "T"].max())
+        ax.set_xticks(range(len(ts)))
+        ax.set_xticklabels(["0\nprompt" if t == 0 else f"{t}\nfull" if t == full_t else str(t) for t in ts])
+        ax.set_xlabel("generated tokens T")
+        ax.set_title(f"{enc} ({sub['modality'].iloc[0]}, n={int(sub['n_items'].iloc[0])})")
+    axes[0].set_ylabel("mutual k-NN alignment")
+    axes[-1].legend(title="cue", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.suptitle(title or "Alignment vs generation length (T=0: single pass; hollow: prompt mean; dotted: chance)")
+    fig.tight_layout()
+    return fig
+
+
+def layerwise_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Alignment of each layer's representation, one panel per encoder; dashed: the layer mean per cue."""
+    set_style()
+    encoders = list(dict.fromkeys(table["encoder"]))
+    cues = list(dict.fromkeys(table["cue"]))
+    colors = cue_colors(cues)
+    fig, axes = _facets(len(encoders), width=4.0)
+    for ax, enc in zip(axes, encoders):
+        sub = table[table["encoder"] == enc]
+        for cue in cues:
+            c = sub[sub["cue"] == cue].sort_values("layer")
+            ax.plot(c["layer"], c["score"], "-", color=colors[cue], label=cue, linewidth=1.5)
+            ax.axhline(float(c["layer_mean_score"].iloc[0]), color=colors[cue], linestyle="--", linewidth=1)
+        ax.axhline(float(sub["chance"].iloc[0]), color="black", linestyle="dotted", linewidth=1)
+        ax.set_xlabel("layer")
+        ax.set_title(f"{enc} ({sub['modality'].iloc[0]}, n={int(sub['n_items'].iloc[0])})")
+    axes[0].set_ylabel("mutual k-NN alignment")
+    axes[-1].legend(title="cue", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.suptitle(title or "Alignment per layer (dashed: mean over layers; dotted: chance)")
+    fig.tight_layout()
+    return fig
+
+
+def paired_differences(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Cue differences per encoder with bootstrap CIs, marked with their Holm-adjusted significance.
+
+    ``table`` is :func:`helpers.analysis.paired_cue_comparisons`'s (``comparison``, ``diff``,
+    ``ci_low``, ``ci_high``, ``stars``); filled markers are significant after Holm (p < 0.05).
+    """
+    set_style()
+    encoders = list(dict.fromkeys(table["encoder"]))
+    comparisons = list(dict.fromkeys(table["comparison"]))
+    palette = dict(zip(comparisons, sns.color_palette("colorblind", len(comparisons)).as_hex()))
+    width = 0.8 / max(1, len(comparisons))
+    fig, ax = plt.subplots(figsize=(1.8 + 1.7 * len(encoders), 3.6))
+    span = float(np.nanmax(table["ci_high"]) - np.nanmin(table["ci_low"])) or 1.0
+    for j, comp in enumerate(comparisons):
+        sub = table[table["comparison"] == comp].set_index("encoder").reindex(encoders)
+        x = np.arange(len(encoders)) - 0.4 + width * (j + 0.5)
+        err = np.vstack([sub["diff"] - sub["ci_low"], sub["ci_high"] - sub["diff"]])
+        ax.errorbar(x, sub["diff"], yerr=err, fmt="none", ecolor=palette[comp], capsize=3)
+        significant = sub["p_holm"].to_numpy() < 0.05
+        ax.scatter(x[significant], sub["diff"][significant], color=palette[comp], zorder=3)
+        ax.scatter(x[~significant], sub["diff"][~significant], facecolor="white", edgecolor=palette[comp], zorder=3)
+        ax.scatter([], [], color=palette[comp], label=comp)  # one legend entry per comparison
+        for xi, hi, mark in zip(x, sub["ci_high"], sub["stars"]):
+            ax.text(xi, hi + 0.02 * span, mark, ha="center", va="bottom", fontsize=8)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(np.arange(len(encoders)))
+    ax.set_xticklabels([f"{e}\n({table.loc[table['encoder'] == e, 'modality'].iloc[0]})" for e in encoders])
+    ax.set_ylabel("Δ mutual k-NN alignment")
+    ax.set_title(title or "Paired cue differences (95% bootstrap CI)\nfilled / stars: Holm-adjusted sign-flip p < 0.05")
+    ax.legend(title="comparison", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def calibrated_scores(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Permutation-calibrated alignment (0 = chance, 1 = identical neighbourhoods) per kind × cue × encoder."""
+    set_style()
+    data = table.assign(label=table["kind"] + " · " + table["cue"])
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * data["encoder"].nunique(), 0.8 + 0.28 * data["label"].nunique()))
+    sns.barplot(data=data, y="label", x="calibrated", hue="encoder", ax=ax, orient="h")
+    for container, (_, grp) in zip(ax.containers, data.groupby("encoder", sort=False)):
+        ax.bar_label(container, labels=list(grp["stars"]), fontsize=7, padding=2)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("calibrated score (score − null mean) / (1 − null mean)")
+    ax.set_ylabel("")
+    ax.set_title(title or "Alignment above the permutation null (stars: Holm-adjusted p)")
+    ax.legend(title="encoder", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig

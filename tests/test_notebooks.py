@@ -89,3 +89,69 @@ def test_rerun_hits_the_cache(tiny_run):
     n_prompts = 3 * params["n_items"]
     for path in rerun:
         assert f"{n_prompts} cached, 0 to compute" in _stdout(path), path.name
+
+
+# ---------------------------------------------------------------------------- 06 length/layers, 07 statistics
+
+
+def _results(outputs, stem):
+    table = pd.read_csv(outputs / "results" / "tiny" / f"{stem}.csv")
+    assert len(json.loads((outputs / "results" / "tiny" / f"{stem}.json").read_text())) == len(table)
+    return table
+
+
+def test_representations_keep_prefix_means(tiny_run):
+    outputs, params, _ = tiny_run
+    from helpers.artifacts import load_arrays
+
+    ids, arrays = load_arrays(outputs / "runs" / "tiny" / "representations.npz")
+    kinds = {"gen_mean", "prompt_last", "prompt_mean"} | {f"prefix_T{t}" for t in params["prefix_lengths"]}
+    assert set(arrays) == {f"{cue}/{kind}" for cue in ("SEE", "HEAR", "NONE") for kind in kinds}
+    assert len(ids) == params["n_items"] and all(a.shape == arrays["SEE/gen_mean"].shape for a in arrays.values())
+
+
+def test_length_and_layer_notebook_outputs(tiny_run):
+    outputs, params, _ = tiny_run
+    figures = outputs / "figures" / "tiny"
+    for stem in ("06_length_curve", "06_layerwise", "07_calibrated_scores", "07_paired_comparisons"):
+        for ext in ("png", "pdf"):
+            assert (figures / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext}"
+    encoders = params["vision_encoders"] + params["audio_encoders"]
+    curve = _results(outputs, "length_curve")
+    # per cue x encoder: T=0 (last prompt token, prompt mean), every prefix shorter than the longest generation, full
+    gens = pd.read_parquet(outputs / "runs" / "tiny" / "generations.parquet")
+    full_t = int(gens["n_gen_tokens"].max())
+    prefixes = [t for t in params["prefix_lengths"] if t < full_t]
+    assert len(curve) == 3 * len(encoders) * (3 + len(prefixes))
+    assert sorted(set(curve["T"])) == [0, *prefixes, full_t]
+    assert curve["score"].between(0, 1).all() and (curve["ci_low"] <= curve["score"] + 1e-12).all()
+    # the full point of the curve is notebook 05's generative score
+    table = pd.read_csv(outputs / "results" / "tiny" / "alignment.csv")
+    gen = table[table["kind"] == "generative"].set_index(["cue", "encoder"])["score"]
+    full = curve[curve["representation"] == "gen_mean"].set_index(["cue", "encoder"])["score"]
+    pd.testing.assert_series_equal(full.sort_index(), gen.sort_index(), check_names=False)
+    layers = _results(outputs, "layerwise")
+    n_layers = int(layers["layer"].max()) + 1
+    assert n_layers == 31 and len(layers) == 3 * len(encoders) * n_layers and layers["score"].between(0, 1).all()
+    svg = _results(outputs, "single_vs_generative")
+    assert len(svg) == 3 * len(encoders) * 2 and (svg["p_holm"] >= svg["p_value"] - 1e-12).all()
+
+
+def test_statistics_notebook_outputs(tiny_run):
+    outputs, params, _ = tiny_run
+    encoders = params["vision_encoders"] + params["audio_encoders"]
+    null = _results(outputs, "permutation_null")
+    assert len(null) == 3 * 3 * len(encoders)
+    assert null["p_value"].between(1 / (params["n_perm"] + 1) - 1e-12, 1).all() and null["p_holm"].le(1).all()
+    assert (null["null_mean"] - null["chance"]).abs().max() < 0.02  # the measured null sits at k/(n-1)
+    paired = _results(outputs, "paired_comparisons")
+    assert len(paired) == 3 * len(encoders)
+    assert set(paired["comparison"]) == {"SEE-NONE", "HEAR-NONE", "SEE-HEAR"}
+    assert ((paired["ci_low"] <= paired["diff"] + 1e-12) & (paired["diff"] <= paired["ci_high"] + 1e-12)).all()
+    assert set(paired["stars"]) <= {"***", "**", "*", "n.s."}
+    robust = _results(outputs, "robustness")
+    ks = params["robustness_ks"]
+    assert len(robust) == len(encoders) * (2 * len(ks) + 1)  # mutual k-NN and CKNNA per k, unbiased CKA once
+    assert set(robust["metric"]) == {"mutual_knn", "cknna", "unbiased_cka"}
+    assert robust.loc[robust["metric"] == "mutual_knn", ["SEE", "HEAR", "NONE"]].stack().between(0, 1).all()
+    assert robust["matches_paper"].isin([True, False]).all()

@@ -1,0 +1,411 @@
+"""A run's representations and encoder features → tidy result tables for the ablation notebooks.
+
+Inputs are what notebooks 03 and 04 saved:
+
+- ``ids, reps = load_arrays(run.representations)``: ``reps["SEE/gen_mean"]`` etc. are
+  ``[items, layers, hidden]`` per-layer means (``gen_mean``: over generated tokens,
+  ``prompt_last`` / ``prompt_mean``: the single-pass baselines, ``prefix_T<t>``: over the first
+  t generated tokens of the same generation);
+- ``encoder_feats, absent = load_encoder_features(run, vision, audio)``: ``name -> (modality, ids, features)``.
+
+Every function pairs items with :func:`helpers.alignment.match_rows` (an audio encoder covers only
+the items with a sound), computes each encoder's neighbourhoods once per k, and returns a
+:class:`pandas.DataFrame` with one row per value. Encoders that are absent from ``encoder_feats``
+simply do not appear (single-modality runs).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from helpers import alignment
+from helpers.stats import (
+    overlap_from_knn,
+    bootstrap_ci,
+    holm,
+    null_overlaps,
+    null_summary,
+    paired_difference,
+    stars,
+)
+
+EncoderFeatures = Mapping[str, tuple[str, Sequence[str], np.ndarray]]
+
+KIND_LABELS = {
+    "gen_mean": "generative",
+    "prompt_last": "single-pass (last prompt token)",
+    "prompt_mean": "single-pass (prompt mean)",
+}
+DEFAULT_PAIRS = (("SEE", "NONE"), ("HEAR", "NONE"), ("SEE", "HEAR"))
+_PREFIX = re.compile(r"^prefix_T(\d+)$")
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``"SEE/gen_mean"`` → ``("SEE", "gen_mean")``."""
+    cue, sep, kind = key.partition("/")
+    if not sep or not cue or not kind:
+        raise ValueError(f"representation key {key!r} is not '<cue>/<kind>' (as notebook 03 saves them)")
+    return cue, kind
+
+
+def cues_of(reps: Mapping[str, np.ndarray]) -> list[str]:
+    """The cues in ``reps``, in saved order."""
+    return list(dict.fromkeys(split_key(key)[0] for key in reps))
+
+
+def prefix_lengths_of(reps: Mapping[str, np.ndarray]) -> list[int]:
+    """The prefix lengths T with a ``<cue>/prefix_T<T>`` array for every cue, ascending."""
+    per_cue = [
+        {int(m.group(1)) for key in reps if split_key(key)[0] == cue and (m := _PREFIX.match(split_key(key)[1]))}
+        for cue in cues_of(reps)
+    ]
+    return sorted(set.intersection(*per_cue)) if per_cue else []
+
+
+def _get(reps: Mapping[str, np.ndarray], cue: str, kind: str) -> np.ndarray:
+    key = f"{cue}/{kind}"
+    if key not in reps:
+        have = sorted({split_key(k)[1] for k in reps})
+        raise KeyError(f"no representation {key!r} in this run (kinds: {have}); rerun 03_representations")
+    return reps[key]
+
+
+@dataclass
+class _Target:
+    """One encoder over the items it shares with the LLM representations, neighbourhoods cached per k."""
+
+    name: str
+    modality: str
+    rows: np.ndarray  # rows of the LLM arrays, in the order of ``feats``
+    feats: np.ndarray
+    q: float
+    _knn: dict[int, np.ndarray] = field(default_factory=dict)
+    _prepared: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    def knn(self, k: int) -> np.ndarray:
+        if self._prepared is None:
+            self._prepared = alignment.prepare_features(self.feats, self.q)
+        if k not in self._knn:
+            self._knn[k] = alignment.knn_indices(self._prepared, k)
+        return self._knn[k]
+
+    def per_item(self, llm_vectors: np.ndarray, k: int) -> np.ndarray:
+        """Per-item mutual k-NN of LLM vectors ``[all items, hidden]`` against this encoder."""
+        knn_llm = alignment.knn_indices(alignment.prepare_features(llm_vectors[self.rows], self.q), k)
+        return overlap_from_knn(knn_llm, self.knn(k))
+
+    def fits(self, k: int) -> bool:
+        return 1 <= k < self.n
+
+
+def _targets(ids: Sequence[str], encoder_feats: EncoderFeatures, q: float) -> list[_Target]:
+    targets = []
+    for name, (modality, enc_ids, feats) in encoder_feats.items():
+        ia, ib = alignment.match_rows(list(ids), list(enc_ids))
+        targets.append(_Target(name, modality, ia, np.asarray(feats)[ib], q))
+    return targets
+
+
+def _usable(targets: list[_Target], k: int, what: str) -> list[_Target]:
+    """Targets with more than k shared items; the others are left out with a warning."""
+    ok = [t for t in targets if t.fits(k)]
+    for t in targets:
+        if not t.fits(k):
+            warnings.warn(f"{what}: {t.name} shares only {t.n} items with the LLM, need more than k={k}; left out")
+    return ok
+
+
+def _base(t: _Target, k: int | None) -> dict:
+    return {"encoder": t.name, "modality": t.modality, "n_items": t.n, "k": k}
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def length_curve(
+    ids: Sequence[str],
+    reps: Mapping[str, np.ndarray],
+    encoder_feats: EncoderFeatures,
+    *,
+    gen_lengths: Mapping[str, np.ndarray] | None = None,
+    full_T: int | None = None,
+    k: int = 10,
+    q: float = 0.95,
+    first_layer: int = 0,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Alignment against generation length T, per cue × encoder.
+
+    T = 0 is the single pass over the prompt (``representation`` ``prompt_last``, and
+    ``prompt_mean`` beside it); T = t uses the mean over the first t generated tokens
+    (``prefix``, from the ``prefix_T<t>`` arrays); the full generation (``gen_mean``) is placed at
+    ``full_T`` (default: the longest generation in ``gen_lengths``). Prefixes with t ≥ ``full_T``
+    are left out (they equal ``gen_mean``). ``gen_lengths``: cue → generated tokens per item in
+    ``ids`` order; it gives ``frac_shorter``, the fraction of items whose generation ended before T
+    (their prefix mean is their full mean).
+    """
+    if full_T is None:
+        if not gen_lengths:
+            raise ValueError("length_curve needs full_T (the max generation length) or gen_lengths to infer it")
+        full_T = int(max(np.max(v) for v in gen_lengths.values()))
+    prefixes = [t for t in prefix_lengths_of(reps) if t < full_T]
+    rows = []
+    for target in _usable(_targets(ids, encoder_feats, q), k, "length_curve"):
+        for cue in cues_of(reps):
+            points = [(0, "prompt_last", "prompt_last"), (0, "prompt_mean", "prompt_mean")]
+            points += [(t, "prefix", f"prefix_T{t}") for t in prefixes] + [(full_T, "gen_mean", "gen_mean")]
+            lengths = None if gen_lengths is None or cue not in gen_lengths else np.asarray(gen_lengths[cue])
+            for T, label, kind in points:
+                per_item = target.per_item(alignment.layer_mean(_get(reps, cue, kind), first_layer), k)
+                low, high = bootstrap_ci(per_item, n_boot=n_boot, seed=seed)
+                shorter = float(np.mean(lengths[target.rows] < T)) if lengths is not None and T > 0 else float("nan")
+                rows.append(
+                    {
+                        "cue": cue,
+                        **_base(target, k),
+                        "T": int(T),
+                        "representation": label,
+                        "score": float(per_item.mean()),
+                        "ci_low": low,
+                        "ci_high": high,
+                        "chance": alignment.mutual_knn_chance(target.n, k),
+                        "frac_shorter": shorter,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def layerwise(
+    ids: Sequence[str],
+    reps: Mapping[str, np.ndarray],
+    encoder_feats: EncoderFeatures,
+    *,
+    kind: str = "gen_mean",
+    k: int = 10,
+    q: float = 0.95,
+    first_layer: int = 0,
+) -> pd.DataFrame:
+    """Mutual k-NN of every single layer's representation, beside the layer mean (``layer_mean_score``).
+
+    Layer indices are those of the saved arrays (index 0 is the embedding output when 03 ran with
+    ``include_embeddings``); the layer mean starts at ``first_layer`` as in notebook 05.
+    """
+    rows = []
+    for target in _usable(_targets(ids, encoder_feats, q), k, "layerwise"):
+        for cue in cues_of(reps):
+            per_layer = _get(reps, cue, kind)
+            mean_score = float(target.per_item(alignment.layer_mean(per_layer, first_layer), k).mean())
+            for layer in range(per_layer.shape[1]):
+                rows.append(
+                    {
+                        "cue": cue,
+                        "kind": kind,
+                        **_base(target, k),
+                        "layer": layer,
+                        "score": float(target.per_item(per_layer[:, layer, :], k).mean()),
+                        "layer_mean_score": mean_score,
+                        "chance": alignment.mutual_knn_chance(target.n, k),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _with_holm(df: pd.DataFrame) -> pd.DataFrame:
+    if df.empty:
+        return df
+    df = df.copy()
+    df["p_holm"] = holm(df["p_value"].to_numpy())
+    df["stars"] = [stars(p) for p in df["p_holm"]]
+    return df
+
+
+def single_vs_generative(
+    ids: Sequence[str],
+    reps: Mapping[str, np.ndarray],
+    encoder_feats: EncoderFeatures,
+    *,
+    baselines: Sequence[str] = ("prompt_last", "prompt_mean"),
+    k: int = 10,
+    q: float = 0.95,
+    first_layer: int = 0,
+    n_boot: int = 1000,
+    n_perm: int = 10000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Generative representation vs a single pass over the prompt, per cue × encoder × baseline.
+
+    ``diff`` = generative − single-pass score with a paired bootstrap CI over items and a
+    sign-flip ``p_value``; ``p_holm`` adjusts over the whole table.
+    """
+    rows = []
+    for target in _usable(_targets(ids, encoder_feats, q), k, "single_vs_generative"):
+        for cue in cues_of(reps):
+            gen = target.per_item(alignment.layer_mean(_get(reps, cue, "gen_mean"), first_layer), k)
+            for baseline in baselines:
+                single = target.per_item(alignment.layer_mean(_get(reps, cue, baseline), first_layer), k)
+                d = paired_difference(gen, single, n_boot=n_boot, n_perm=n_perm, seed=seed)
+                rows.append(
+                    {
+                        "cue": cue,
+                        **_base(target, k),
+                        "baseline": baseline,
+                        "score_single": float(single.mean()),
+                        "score_generative": float(gen.mean()),
+                        **d,
+                    }
+                )
+    return _with_holm(pd.DataFrame(rows))
+
+
+def paired_cue_comparisons(
+    ids: Sequence[str],
+    reps: Mapping[str, np.ndarray],
+    encoder_feats: EncoderFeatures,
+    *,
+    pairs: Sequence[tuple[str, str]] = DEFAULT_PAIRS,
+    kind: str = "gen_mean",
+    k: int = 10,
+    q: float = 0.95,
+    first_layer: int = 0,
+    n_boot: int = 1000,
+    n_perm: int = 10000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Cue differences per encoder (default SEE−NONE, HEAR−NONE, SEE−HEAR) on the same items.
+
+    ``diff`` = score(cue_1) − score(cue_2) of the ``kind`` representation, with a paired bootstrap
+    CI over items, a two-sided sign-flip ``p_value``, ``p_holm`` (Holm–Bonferroni over every row of
+    the table: all pairs × encoders) and ``stars`` from ``p_holm``. Pairs naming a cue the run does
+    not have are left out.
+    """
+    cues = set(cues_of(reps))
+    pairs = [(c1, c2) for c1, c2 in pairs if c1 in cues and c2 in cues]
+    rows = []
+    for target in _usable(_targets(ids, encoder_feats, q), k, "paired_cue_comparisons"):
+        per_cue = {
+            cue: target.per_item(alignment.layer_mean(_get(reps, cue, kind), first_layer), k)
+            for cue in {c for pair in pairs for c in pair}
+        }
+        for c1, c2 in pairs:
+            d = paired_difference(per_cue[c1], per_cue[c2], n_boot=n_boot, n_perm=n_perm, seed=seed)
+            rows.append(
+                {
+                    **_base(target, k),
+                    "kind": kind,
+                    "comparison": f"{c1}-{c2}",
+                    "cue_1": c1,
+                    "cue_2": c2,
+                    "score_1": float(per_cue[c1].mean()),
+                    "score_2": float(per_cue[c2].mean()),
+                    **d,
+                }
+            )
+    return _with_holm(pd.DataFrame(rows))
+
+
+def permutation_table(
+    ids: Sequence[str],
+    reps: Mapping[str, np.ndarray],
+    encoder_feats: EncoderFeatures,
+    *,
+    kinds: Sequence[str] = ("gen_mean", "prompt_last", "prompt_mean"),
+    k: int = 10,
+    q: float = 0.95,
+    first_layer: int = 0,
+    n_perm: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Every alignment value (cue × kind × encoder) against its permutation null.
+
+    The null re-pairs the encoder's items with random LLM items (``n_perm`` times); ``calibrated``
+    = (score − null mean) / (1 − null mean) is 0 at chance and 1 at perfect agreement. ``p_value``
+    is one-sided (score above the null), ``p_holm`` Holm-adjusted over the table.
+    """
+    rows = []
+    for target in _usable(_targets(ids, encoder_feats, q), k, "permutation_table"):
+        knn_enc = target.knn(k)
+        for cue in cues_of(reps):
+            for kind in kinds:
+                if f"{cue}/{kind}" not in reps:
+                    continue
+                vectors = alignment.layer_mean(reps[f"{cue}/{kind}"], first_layer)[target.rows]
+                knn_llm = alignment.knn_indices(alignment.prepare_features(vectors, q), k)
+                observed = float(overlap_from_knn(knn_llm, knn_enc).mean())
+                summary = null_summary(observed, null_overlaps(knn_llm, knn_enc, n_perm=n_perm, seed=seed))
+                rows.append(
+                    {
+                        "cue": cue,
+                        "kind": kind,
+                        **_base(target, k),
+                        "chance": alignment.mutual_knn_chance(target.n, k),
+                        **summary,
+                    }
+                )
+    return _with_holm(pd.DataFrame(rows))
+
+
+def robustness(
+    ids: Sequence[str],
+    reps: Mapping[str, np.ndarray],
+    encoder_feats: EncoderFeatures,
+    *,
+    ks: Sequence[int] = (5, 10, 20),
+    metrics: str | Sequence[str] = ("mutual_knn", "cknna"),
+    kind: str = "gen_mean",
+    baseline: str = "NONE",
+    q: float = 0.95,
+    first_layer: int = 0,
+) -> pd.DataFrame:
+    """The main cue comparison under other k and other metrics, one row per metric × k × encoder.
+
+    Columns: one per cue (its score), ``<cue>-<baseline>`` per other cue and, when the run has
+    SEE, HEAR and NONE, ``matched_effect`` (SEE−NONE for a vision encoder, HEAR−NONE for an audio
+    one) and ``matches_paper`` (that effect > 0). Metrics with a neighbourhood (mutual k-NN,
+    CKNNA) get one row per k; unbiased CKA one row (``k`` empty). Mutual k-NN is always included.
+    """
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    metrics = list(dict.fromkeys(["mutual_knn", *[alignment.check_metric(m) for m in metrics]]))
+    cues = cues_of(reps)
+    vectors = {cue: alignment.layer_mean(_get(reps, cue, kind), first_layer) for cue in cues}
+    rows = []
+    for target in _targets(ids, encoder_feats, q):
+        for metric in metrics:
+            for k in ks if alignment.METRIC_USES_K[metric] else [None]:
+                if k is not None and not target.fits(int(k)):
+                    warnings.warn(f"robustness: {target.name} shares only {target.n} items, k={k} left out")
+                    continue
+                row = {"metric": metric, "metric_label": alignment.METRIC_LABELS[metric], **_base(target, k)}
+                for cue in cues:
+                    a, b = vectors[cue][target.rows], target.feats
+                    if metric == "mutual_knn":  # reuse the encoder's cached neighbourhoods
+                        knn_llm = alignment.knn_indices(alignment.prepare_features(a, q), int(k))
+                        row[cue] = float(overlap_from_knn(knn_llm, target.knn(int(k))).mean())
+                    else:
+                        row[cue] = alignment.score(metric, a, b, k=int(k or 0), q=q)
+                if baseline in cues:
+                    for cue in cues:
+                        if cue != baseline:
+                            row[f"{cue}-{baseline}"] = row[cue] - row[baseline]
+                if {"SEE", "HEAR", "NONE"} <= set(cues) and baseline == "NONE":
+                    matched = "SEE" if target.modality == "vision" else "HEAR"
+                    row["matched_effect"] = row[f"{matched}-NONE"]
+                    row["matches_paper"] = bool(row["matched_effect"] > 0)
+                rows.append(row)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["k"] = table["k"].astype("Int64")
+    return table
