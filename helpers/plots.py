@@ -227,5 +227,32 @@ def calibrated_scores(table: pd.DataFrame, title: str = "") -> plt.Figure:
     ax.set_ylabel("")
     ax.set_title(title or "Alignment above the permutation null (stars: Holm-adjusted p)")
     ax.legend(title="encoder", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+def sensory_word_deltas(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Notebook 08: change in alignment under each sensory-word ablation, one panel per cue.
+
+    ``table`` needs ``cue``, ``ablation`` (x axis, in order of appearance), ``encoder``, ``diff``,
+    ``ci_low``, ``ci_high`` (paired difference to the cue's own baseline, with its CI).
+    """
+    set_style()
+    cues = list(dict.fromkeys(table["cue"]))
+    fig, axes = plt.subplots(1, len(cues), figsize=(0.4 + 4.8 * len(cues), 4.0), squeeze=False, sharey=True)
+    for ax, cue in zip(axes[0], cues):
+        sub = table[table["cue"] == cue]
+        ablations = list(dict.fromkeys(sub["ablation"]))
+        encoders = list(dict.fromkeys(sub["encoder"]))
+        palette = dict(zip(encoders, sns.color_palette("colorblind", len(encoders))))
+        width = 0.8 / max(1, len(encoders))
+        for j, enc in enumerate(encoders):
+            s = sub[sub["encoder"] == enc].set_index("ablation").reindex(ablations)
+            x = np.arange(len(ablations)) - 0.4 + width * (j + 0.5)
+            err = np.vstack([s["diff"] - s["ci_low"], s["ci_high"] - s["diff"]])
+            ax.bar(x, s["diff"], width, yerr=err, capsize=3, color=palette[enc], label=enc)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(np.arange(len(ablations)))
+        ax.set_xticklabels(["\n".join(_wrap(a, 13)) for a in ablations], fontsize=8)
+        ax.set_title(cue)
+        ax.legend(title="encoder", frameon=False, fontsize=8, loc="best")
+    axes[0][0].set_ylabel("Δ mutual k-NN vs. the cue's baseline")
+    fig.suptitle(title or "Sensory-word ablations (paired difference, 95% bootstrap CI)", fontsize=11)
     fig.tight_layout()
     return fig

@@ -155,3 +155,35 @@ def test_statistics_notebook_outputs(tiny_run):
     assert set(robust["metric"]) == {"mutual_knn", "cknna", "unbiased_cka"}
     assert robust.loc[robust["metric"] == "mutual_knn", ["SEE", "HEAR", "NONE"]].stack().between(0, 1).all()
     assert robust["matches_paper"].isin([True, False]).all()
+def test_08_sensory_words_results(tiny_run):
+    outputs, params, executed = tiny_run
+    results = outputs / "results" / "tiny"
+    table = pd.read_csv(results / "sensory_words.csv")
+    encoders = params["vision_encoders"] + params["audio_encoders"]
+    # SEE and HEAR x (append, replace, remove sensory, remove random) x every encoder
+    assert len(table) == 2 * 4 * len(encoders)
+    assert set(table["cue"]) == {"SEE", "HEAR"} and set(table["encoder"]) == set(encoders)
+    assert (table.groupby("cue")["ablation"].nunique() == 4).all()
+    assert ((table["diff"] - (table["score"] - table["baseline_score"])).abs() < 1e-9).all()
+    assert ((table["ci_low"] <= table["diff"] + 1e-12) & (table["diff"] <= table["ci_high"] + 1e-12)).all()
+    assert table["p_value"].between(0, 1).all() and table[["score", "baseline_score"]].stack().between(0, 1).all()
+    random_rows = table["family"] == "random sensory words"
+    assert (table.loc[random_rows, "T"] == params["random_T"]).all()
+    assert (table.loc[~random_rows, "T"] == params["max_new_tokens"]).all()
+    assert random_rows.sum() == 2 * 2 * len(encoders)
+    counts = pd.read_csv(results / "sensory_words_removed.csv")
+    assert len(counts) == 4 and set(counts["removed"]) == {"sensory words", "random non-sensory words"}
+    assert (counts["n_texts"] > 0).all() and (counts["total"] >= 0).all()
+    for label, sub in counts.groupby("label"):
+        s = sub.set_index("removed")
+        assert s.loc["random non-sensory words", "total"] <= s.loc["sensory words", "total"], label
+    for ext in ("png", "pdf"):
+        assert (outputs / "figures" / "tiny" / f"08_sensory_words.{ext}").stat().st_size > 1000
+
+
+def test_08_random_words_generate_and_removal_reencodes(tiny_run):
+    _, params, executed = tiny_run
+    nb08 = next(p for p in executed if p.name.startswith("08"))
+    text = _stdout(nb08)
+    assert "retokenisation fidelity" in text and "visual lexicon:" in text
+    assert f"T={params['random_T']}" in text
