@@ -172,6 +172,19 @@ class LLM:
         return int(self.model.config.get_text_config().hidden_size)
 
 
+def free_llm(llm: LLM) -> None:
+    """Drop ``llm``'s weights and return the accelerator memory they held (before loading the next model).
+
+    The :class:`LLM` is unusable afterwards; the caller should also ``del`` its own references.
+    """
+    import gc
+
+    llm.model = None  # type: ignore[assignment]
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def known_models() -> list[str]:
     """Names accepted by :func:`load_llm` besides local paths and other HF ids."""
     return list(MODEL_REGISTRY)
@@ -491,6 +504,41 @@ def _new_kv_cache(model: Any) -> Any:
         return DynamicCache(config=model.config)
     except TypeError:  # older transformers
         return DynamicCache()
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Generation settings that determine the generated tokens (and so the cache key).
+
+    Also importable as ``helpers.pipeline.Decoding``. ``kwargs()`` are the keyword arguments
+    of :func:`generate` / :func:`generate_cached`; ``cache_config()`` is the part of the cache
+    key they determine (seed, temperature and top-p only matter when sampling).
+    """
+
+    max_new_tokens: int = 128
+    do_sample: bool = False
+    seed: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "max_new_tokens": int(self.max_new_tokens),
+            "do_sample": bool(self.do_sample),
+            "seed": int(self.seed),
+            "temperature": float(self.temperature),
+            "top_p": float(self.top_p),
+        }
+
+    def cache_config(self) -> dict[str, Any]:
+        s = self.do_sample
+        return {
+            "max_new_tokens": int(self.max_new_tokens),
+            "do_sample": bool(s),
+            "seed": int(self.seed) if s else None,
+            "temperature": float(self.temperature) if s else None,
+            "top_p": float(self.top_p) if s else None,
+        }
 
 
 def item_seed(seed: int, prompt: str) -> int:
@@ -826,6 +874,90 @@ def represent(
 
 
 # --------------------------------------------------------------------------------------
+# Batch size from free accelerator memory
+# --------------------------------------------------------------------------------------
+
+
+def _model_devices(llm: LLM) -> list[torch.device]:
+    dmap = getattr(llm.model, "hf_device_map", None) or {}
+    devs = {torch.device(f"cuda:{d}") if isinstance(d, int) else torch.device(d) for d in dmap.values()}
+    return sorted(devs or {llm.device}, key=str)
+
+
+def bytes_per_sequence(llm: LLM, max_tokens: int, kind: Literal["generate", "represent"] = "generate") -> int:
+    """Estimated accelerator bytes one sequence of ``max_tokens`` tokens needs in a batch.
+
+    ``generate``: the KV cache, ``2 x layers x kv_heads x head_dim x tokens`` elements in
+    the model dtype, plus the per-layer activations of the prefill. ``represent`` (no KV
+    cache): the activations plus the float32 reduction buffer (``layers x rows x hidden``)
+    and its weights. Activations of one layer at a time: ``tokens x (4 hidden + 3 intermediate)``
+    elements (residual, normed input, attention output, MLP gate/up/act) and the attention
+    scores ``heads x tokens^2`` (an upper bound: SDPA kernels often avoid them), plus one
+    float32 logits row (``vocab``) per step. Conservative by design; scale with ``safety``
+    in :func:`suggest_batch_size`.
+    """
+    cfg = llm.model.config.get_text_config()
+    elem = torch.finfo(llm.model.dtype).bits // 8 if llm.model.dtype.is_floating_point else 4
+    layers, hidden = int(cfg.num_hidden_layers), int(cfg.hidden_size)
+    heads = int(cfg.num_attention_heads)
+    kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or hidden // heads)
+    inter = int(getattr(cfg, "intermediate_size", 4 * hidden))
+    vocab = int(cfg.vocab_size)
+    t = int(max_tokens)
+    act = t * (4 * hidden + 3 * inter) * elem + heads * t * t * elem + vocab * 4
+    if kind == "generate":
+        return 2 * layers * kv_heads * head_dim * t * elem + act
+    if kind == "represent":
+        rows = 8  # gen/prompt/last + a few prefix lengths
+        return act + (layers + 1) * rows * hidden * 4 + rows * t * 4
+    raise ValueError(f"kind must be 'generate' or 'represent', got {kind!r}")
+
+
+def suggest_batch_size(
+    llm: LLM,
+    max_tokens: int,
+    free_bytes: int | None = None,
+    *,
+    kind: Literal["generate", "represent"] = "generate",
+    safety: float = 0.7,
+    max_batch: int = 256,
+    cpu_default: int = 16,
+) -> int:
+    """A batch size that fits ``safety x free_bytes`` given :func:`bytes_per_sequence`.
+
+    ``max_tokens`` is the longest sequence (prompt + generated tokens). ``free_bytes``
+    defaults to the free memory of the model's CUDA devices (``torch.cuda.mem_get_info``,
+    summed over the devices ``device_map="auto"`` used: the KV cache is split with the
+    layers). On CPU, with ``free_bytes`` not given, memory is not the limit and
+    ``cpu_default`` is returned. The result lies in ``[1, max_batch]``.
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    if free_bytes is None:
+        devs = [d for d in _model_devices(llm) if d.type == "cuda"]
+        if not devs:
+            return max(1, min(int(cpu_default), int(max_batch)))
+        free_bytes = sum(torch.cuda.mem_get_info(d)[0] for d in devs)
+    per = bytes_per_sequence(llm, max_tokens, kind)
+    return int(max(1, min(int(max_batch), int(safety * free_bytes) // per)))
+
+
+def resolve_batch_size(
+    value: int | str, llm: LLM, max_tokens: int, kind: Literal["generate", "represent"] = "generate"
+) -> int:
+    """A notebook's ``gen_batch_size`` / ``rep_batch_size`` parameter: a positive int, or ``"auto"``
+    (:func:`suggest_batch_size` for ``max_tokens``)."""
+    if isinstance(value, str):
+        if value.strip().lower() != "auto":
+            raise ValueError(f"batch size must be a positive integer or 'auto', got {value!r}")
+        return suggest_batch_size(llm, max_tokens, kind=kind)
+    if int(value) < 1:
+        raise ValueError(f"batch size must be a positive integer or 'auto', got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------
 # Cached, resumable wrappers
 # --------------------------------------------------------------------------------------
 
@@ -854,11 +986,7 @@ def generate_cached(
         "step": "llm.generate",
         "version": GENERATE_STEP_VERSION,
         "model": llm.fingerprint,
-        "max_new_tokens": int(max_new_tokens),
-        "do_sample": bool(do_sample),
-        "seed": int(seed) if do_sample else None,
-        "temperature": float(temperature) if do_sample else None,
-        "top_p": float(top_p) if do_sample else None,
+        **Decoding(max_new_tokens, do_sample, seed, temperature, top_p).cache_config(),
     }
     store = Store(cache_root or default_cache_root(), "generations", config, kind="json")
     keys = [stable_hash(p) for p in prompts]
@@ -928,15 +1056,21 @@ def represent_cached(
 
 
 __all__ = [
+    "Decoding",
     "EMBEDDED_DEFAULT",
+    "GEMMA_BASE",
     "GENERATE_STEP_VERSION",
     "LLM",
     "MODEL_REGISTRY",
     "ModelSpec",
+    "QWEN3_SIZES",
     "REPRESENT_STEP_VERSION",
+    "assemble_gguf",
+    "bytes_per_sequence",
     "embedded_gguf_path",
     "encode_prompts",
     "format_prompt",
+    "free_llm",
     "generate",
     "generate_cached",
     "item_seed",
@@ -944,4 +1078,6 @@ __all__ = [
     "load_llm",
     "represent",
     "represent_cached",
+    "resolve_batch_size",
+    "suggest_batch_size",
 ]
