@@ -424,6 +424,8 @@ def load_llm(
     if str(device).startswith("cpu"):
         model.to(device)
     use_chat = bool(getattr(tokenizer, "chat_template", None))
+    if "enable_thinking" in str(getattr(tokenizer, "chat_template", None) or ""):
+        chat_kwargs["enable_thinking"] = bool(enable_thinking)  # any Qwen3-style template, local copies too
     if spec is not None and spec.chat_template is not None:
         use_chat = use_chat and spec.chat_template
     model.eval()

@@ -89,3 +89,19 @@ def test_rerun_hits_the_cache(tiny_run):
     n_prompts = 3 * params["n_items"]
     for path in rerun:
         assert f"{n_prompts} cached, 0 to compute" in _stdout(path), path.name
+
+
+def test_model_size_notebook_places_every_llm_and_cue(tiny_run):
+    outputs, params, _ = tiny_run
+    res = pd.read_csv(outputs / "results" / "tiny" / "model_size.csv")
+    llms = params["size_llms"]
+    assert list(dict.fromkeys(res["llm"])) == llms
+    assert set(res["cue"]) == set(params["cues"])
+    assert set(res["modality"]) == {"vision", "audio"}
+    assert len(res) == len(llms) * len(params["cues"]) * res["encoder"].nunique()
+    assert res["score"].between(0, 1).all() and (res["T"] == params["size_T"]).all()
+    assert res.groupby("llm")["n_params"].first().gt(1e8).all()
+    chat = res.groupby("llm")["chat_template"].first()
+    assert bool(chat["smollm2-135m-instruct"]) and not bool(chat.get("gemma-3-270m", False))
+    figs = outputs / "figures" / "tiny"
+    assert any(figs.glob("09_model_size_*.png")) and any(figs.glob("09_model_size_*.pdf"))
