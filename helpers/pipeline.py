@@ -11,33 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from helpers import llm as llm_lib
 from helpers.alignment import layer_mean
-
-
-@dataclass(frozen=True)
-class Decoding:
-    """Generation settings that determine the generated tokens (and so the cache key)."""
-
-    max_new_tokens: int = 128
-    do_sample: bool = False
-    seed: int = 0
-    temperature: float = 1.0
-    top_p: float = 1.0
-
-    def kwargs(self) -> dict[str, Any]:
-        return {
-            "max_new_tokens": int(self.max_new_tokens),
-            "do_sample": bool(self.do_sample),
-            "seed": int(self.seed),
-            "temperature": float(self.temperature),
-            "top_p": float(self.top_p),
-        }
+from helpers.llm import Decoding  # re-exported: notebooks import it from here
 
 
 @dataclass
@@ -65,19 +45,23 @@ def cue_representations(
     user_texts: Sequence[str],
     decoding: Decoding = Decoding(),
     *,
-    gen_batch_size: int = 32,
-    rep_batch_size: int = 16,
+    gen_batch_size: int | str = 32,
+    rep_batch_size: int | str = 16,
     include_embeddings: bool = True,
     prefix_lengths: Sequence[int] = (),
 ) -> CueResult:
     """Generate from ``user_texts`` (formatted with the model's chat template) and represent them.
 
     ``ids[i]`` names the item of ``user_texts[i]``. Empty generations are an error (they have
-    no generative representation) naming the item.
+    no generative representation) naming the item. Batch sizes may be ``"auto"``
+    (:func:`helpers.llm.resolve_batch_size`, from free accelerator memory).
     """
     if len(ids) != len(user_texts):
         raise ValueError(f"{len(ids)} ids but {len(user_texts)} texts")
     prompts = [llm_lib.format_prompt(model, t) for t in user_texts]
+    longest = max((len(p) for p in llm_lib.encode_prompts(model, prompts)), default=1) + decoding.max_new_tokens
+    gen_batch_size = llm_lib.resolve_batch_size(gen_batch_size, model, longest, "generate")
+    rep_batch_size = llm_lib.resolve_batch_size(rep_batch_size, model, longest, "represent")
     gens = llm_lib.generate_cached(model, prompts, batch_size=gen_batch_size, **decoding.kwargs())
     empty = [i for i, g in zip(ids, gens) if not g["gen_ids"]]
     if empty:

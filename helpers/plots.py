@@ -254,5 +254,51 @@ def sensory_word_deltas(table: pd.DataFrame, title: str = "") -> plt.Figure:
         ax.legend(title="encoder", frameon=False, fontsize=8, loc="best")
     axes[0][0].set_ylabel("Δ mutual k-NN vs. the cue's baseline")
     fig.suptitle(title or "Sensory-word ablations (paired difference, 95% bootstrap CI)", fontsize=11)
+def model_size_scatter(
+    table: pd.DataFrame, vision_encoder: str, audio_encoder: str, title: str = ""
+) -> plt.Figure:
+    """Every LLM × cue as a point at (vision alignment, audio alignment), with bootstrap CIs.
+
+    ``table`` has one row per (``llm``, ``cue``, ``encoder``) with ``score``, ``ci_low`` and
+    ``ci_high`` (notebook 09). Colour is the cue, marker the LLM (in table order, e.g. by
+    size); a thin line joins the cues of one LLM so its cue shift reads as a direction.
+    """
+    set_style()
+    llms = list(dict.fromkeys(table["llm"]))
+    cues = list(dict.fromkeys(table["cue"]))
+    colors = cue_colors(cues)
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+    fig, ax = plt.subplots(figsize=(5.6, 4.6))
+    for j, name in enumerate(llms):
+        marker = markers[j % len(markers)]
+        xs, ys = [], []
+        for cue in cues:
+            sel = table[(table["llm"] == name) & (table["cue"] == cue)]
+            v, a = sel[sel["encoder"] == vision_encoder], sel[sel["encoder"] == audio_encoder]
+            if v.empty or a.empty:
+                continue
+            v, a = v.iloc[0], a.iloc[0]
+            xs.append(v["score"])
+            ys.append(a["score"])
+            ax.errorbar(
+                v["score"],
+                a["score"],
+                xerr=[[v["score"] - v["ci_low"]], [v["ci_high"] - v["score"]]],
+                yerr=[[a["score"] - a["ci_low"]], [a["ci_high"] - a["score"]]],
+                fmt=marker,
+                color=colors[cue],
+                ms=7,
+                capsize=2,
+                elinewidth=0.8,
+            )
+        ax.plot(xs, ys, color="0.6", lw=0.8, zorder=0)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="", marker="o", color=colors[c], label=c) for c in cues]
+    handles += [Line2D([], [], ls="", marker=markers[j % len(markers)], color="0.3", label=n) for j, n in enumerate(llms)]
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_xlabel(f"alignment with {vision_encoder} (vision)")
+    ax.set_ylabel(f"alignment with {audio_encoder} (audio)")
+    ax.set_title(title or "Model size: each LLM under each cue")
     fig.tight_layout()
     return fig

@@ -187,3 +187,17 @@ def test_08_random_words_generate_and_removal_reencodes(tiny_run):
     text = _stdout(nb08)
     assert "retokenisation fidelity" in text and "visual lexicon:" in text
     assert f"T={params['random_T']}" in text
+def test_model_size_notebook_places_every_llm_and_cue(tiny_run):
+    outputs, params, _ = tiny_run
+    res = pd.read_csv(outputs / "results" / "tiny" / "model_size.csv")
+    llms = params["size_llms"]
+    assert list(dict.fromkeys(res["llm"])) == llms
+    assert set(res["cue"]) == set(params["cues"])
+    assert set(res["modality"]) == {"vision", "audio"}
+    assert len(res) == len(llms) * len(params["cues"]) * res["encoder"].nunique()
+    assert res["score"].between(0, 1).all() and (res["T"] == params["size_T"]).all()
+    assert res.groupby("llm")["n_params"].first().gt(1e8).all()
+    chat = res.groupby("llm")["chat_template"].first()
+    assert bool(chat["smollm2-135m-instruct"]) and not bool(chat.get("gemma-3-270m", False))
+    figs = outputs / "figures" / "tiny"
+    assert any(figs.glob("09_model_size_*.png")) and any(figs.glob("09_model_size_*.pdf"))

@@ -80,3 +80,32 @@ def save_tiny_llm(directory, kind: str = "qwen3", chat: bool = True):
     _model(kind).save_pretrained(directory)
     _tokenizer(chat).save_pretrained(directory)
     return directory
+
+
+#: The generation-prompt logic of Qwen3's real chat template (user turns and the assistant
+#: opening; with ``enable_thinking=False`` an empty think block is pre-filled).
+QWEN3_CHAT_TEMPLATE = (
+    "{%- for m in messages %}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{%- endif %}"
+)
+QWEN3_SPECIAL = ["<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+
+
+def save_tiny_qwen3_thinking(directory):
+    """A tiny random Qwen3 whose tokenizer carries a Qwen3-style template with ``enable_thinking``."""
+    from transformers import AutoModelForCausalLM, Qwen3Config
+
+    tok = _tokenizer(chat=False)
+    tok.add_tokens(QWEN3_SPECIAL, special_tokens=True)
+    tok.chat_template = QWEN3_CHAT_TEMPLATE
+    cfg = Qwen3Config(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=64, head_dim=8, max_position_embeddings=128, pad_token_id=PAD, bos_token_id=BOS,
+        eos_token_id=EOS, tie_word_embeddings=False, initializer_range=0.3,
+    )
+    torch.manual_seed(3)
+    AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).save_pretrained(directory)
+    tok.save_pretrained(directory)
+    return directory
