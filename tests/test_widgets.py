@@ -57,6 +57,14 @@ def test_highlight_word_in_both_lexicons_gets_both_colours():
         Wd.highlight_html("x", {"smell": Lex({"x"})}, COLOURS, Wd.simple_find_words)
 
 
+def test_highlight_with_the_shipped_lexicons():
+    out = Wd.highlight_html("The bright red lamp glows near a loud bell.", Wd.default_lexicons())
+    visual = re.findall(r'class="pg-visual"[^>]*>([^<]+)<', out)
+    auditory = re.findall(r'class="pg-auditory"[^>]*>([^<]+)<', out)
+    assert visual == ["bright", "red", "glows"] and auditory == ["loud"]
+    assert f"background: {Wd.HIGHLIGHT_COLOURS['visual']}" in out and f"background: {Wd.HIGHLIGHT_COLOURS['auditory']}" in out
+
+
 def test_highlight_keeps_first_of_overlapping_spans():
     def find(text, lexicon):  # multi-word entries may overlap single words of the other lexicon
         return [(0, 9, "red apple")] if lexicon is LEX["visual"] else [(4, 9, "apple")]
