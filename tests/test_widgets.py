@@ -172,7 +172,7 @@ def test_generate_shows_highlighted_generation(playground, tiny_run):
     assert not pg.generate_button.disabled
 
 
-def test_evaluate_gives_custom_and_run_cues_with_ci_reusing_the_cache(playground, capsys):
+def test_evaluate_gives_custom_and_run_cues_with_ci_reusing_the_cache(playground):
     pg = playground
     pg.template.value = "Listen to {caption}."
     pg.cue_name.value = "LISTEN"
@@ -233,5 +233,5 @@ def test_static_summary_shows_item_generations_and_neighbours(tiny_run):
     assert out.count('class="pg-neighbours"') == 2 and "<audio" in out
 
 
-def test_frontend_detection_is_false_outside_a_kernel(monkeypatch):
+def test_frontend_detection_is_false_outside_a_kernel():
     assert Wd.has_frontend() is False
