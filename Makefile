@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PROFILE ?= default
 PARAMS ?=
 
-.PHONY: setup reproduce tiny test test-fast bench clean-outputs
+.PHONY: setup reproduce tiny test test-fast test-browser bench clean-outputs
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,15 @@ test: setup
 ## Unit tests only (no real models, no notebook chain)
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+## The playground in JupyterLab in headless Chromium (slow; installs Debian chromium and Playwright when missing)
+PLAYWRIGHT_PIN ?= playwright==1.65.2
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-browser: setup
+	@test -x $(CHROMIUM) || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver)
+	@$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet "$(PLAYWRIGHT_PIN)"
+	PERCEIVE_BROWSER=1 PERCEIVE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/browser -rs -p no:cacheprovider
 
 bench: setup
 	$(PY) benchmarks/bench_llm.py

@@ -22,9 +22,25 @@ def set_style() -> None:
 
 
 def cue_colors(cues: Sequence[str]) -> dict[str, str]:
-    """Fixed colours for the paper's cues, seaborn's palette for any other."""
-    extra = iter(sns.color_palette("tab10", 10).as_hex()[3:])
-    return {c: CUE_PALETTE.get(c) or next(extra) for c in cues}
+    """Fixed colours for the paper's cues; any other cue gets a tab10/tab20 colour none of them uses.
+
+    The paper's colours are reserved even when their cues are absent, so a custom cue is
+    never drawn in SEE's blue or HEAR's red; distinct custom cues get distinct colours.
+    """
+    used = {c.lower() for c in CUE_PALETTE.values()}
+    free = [c for c in sns.color_palette("tab10", 10).as_hex() + sns.color_palette("tab20", 20).as_hex() if c.lower() not in used]
+    free = list(dict.fromkeys(free))
+    out: dict[str, str] = {}
+    n_extra = 0
+    for c in cues:
+        if c in out:
+            continue
+        if c in CUE_PALETTE:
+            out[c] = CUE_PALETTE[c]
+        else:  # beyond the palette's free colours they repeat, but never as a paper cue's colour
+            out[c] = free[n_extra % len(free)]
+            n_extra += 1
+    return out
 
 
 def save_figure(fig: plt.Figure, directory: Path, stem: str) -> list[Path]:

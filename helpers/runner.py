@@ -1,11 +1,13 @@
 """Profiles and headless execution of the numbered notebooks with papermill.
 
 A *profile* is a parameter set (``helpers/profiles/<name>.yaml``) layered on top of
-``default.yaml``; command-line ``--param key=value`` overrides come last. Each
+``default.yaml``; a ``--params-file`` (YAML of overrides, e.g. the cues the playground
+saved) comes next, and command-line ``--param key=value`` overrides come last. Each
 notebook receives only the parameters its ``parameters`` cell declares.
 
     python -m helpers.runner --profile tiny
     python -m helpers.runner --profile default --param n_items=200 --only 05
+    python -m helpers.runner --params-file outputs/params/default.yaml
 
 Executed notebooks go to ``outputs/notebooks/<run>/``. A failing notebook stops the
 run with the notebook, the cell number and the error on one line (exit code 1).
@@ -37,16 +39,51 @@ def profile_names() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
-def load_profile(name: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The parameters of profile ``name``: ``default.yaml``, then ``<name>.yaml``, then ``overrides``."""
+def load_profile(
+    name: str, overrides: Mapping[str, Any] | None = None, params_file: str | Path | None = None
+) -> dict[str, Any]:
+    """The parameters of profile ``name``.
+
+    Layers, each replacing whole values of the one before: ``default.yaml``, ``<name>.yaml``,
+    the YAML mapping in ``params_file`` (if given), then ``overrides``.
+    """
     if name not in profile_names():
         raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(profile_names())}")
     params = yaml.safe_load((PROFILES_DIR / f"{BASE_PROFILE}.yaml").read_text()) or {}
     if name != BASE_PROFILE:
         params.update(yaml.safe_load((PROFILES_DIR / f"{name}.yaml").read_text()) or {})
     params.setdefault("run_name", name)
+    if params_file is not None:
+        params.update(load_params_file(params_file))
     params.update(overrides or {})
     return params
+
+
+def load_params_file(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping of parameter overrides (what the playground's Save button writes).
+
+    ``cues``, when present, must map names to templates with one ``{caption}`` field.
+    """
+    from helpers.prompts import check_template
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"params file {path} not found (the playground writes outputs/params/<run>.yaml)")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"params file {path} is not valid YAML: {exc}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"params file {path} must hold a mapping of parameter: value, got {type(values).__name__}")
+    cues = values.get("cues")
+    if cues is not None:
+        if not isinstance(cues, dict) or not cues:
+            raise ValueError(f"params file {path}: cues must be a non-empty mapping of name: template")
+        for cue, template in cues.items():
+            check_template(str(cue), str(template))
+    return values
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -156,6 +193,10 @@ def _run_one(nb: Path, params: Mapping[str, Any], run: RunPaths, log_output: boo
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.runner", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default=BASE_PROFILE, help=f"one of: {', '.join(profile_names())}")
+    parser.add_argument(
+        "--params-file", type=Path, default=None, metavar="PATH",
+        help="YAML of parameter overrides applied after the profile, before --param (e.g. outputs/params/default.yaml)",
+    )
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
     parser.add_argument("--only", nargs="*", default=[], metavar="NN", help="run only these notebooks (e.g. 04 05)")
     parser.add_argument("--outputs", type=Path, default=None, help="outputs folder (default: outputs/)")
@@ -164,7 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:  # papermill echoes the notebooks' output through its logger
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("papermill").setLevel(logging.INFO)
-    params = load_profile(args.profile, dict(parse_override(p) for p in args.param))
+    try:
+        params = load_profile(args.profile, dict(parse_override(p) for p in args.param), args.params_file)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"[runner] {exc}", file=sys.stderr, flush=True)
+        return 2
     t0 = time.perf_counter()
     try:
         run_notebooks(params, select(numbered_notebooks(), args.only), args.outputs, log_output=not args.quiet)

@@ -81,3 +81,48 @@ def test_failing_notebook_is_named_with_its_cell(tmp_path):
     assert runner.select(NOTEBOOKS, ["03", "05"]) == [NOTEBOOKS[2], NOTEBOOKS[4]]
     with pytest.raises(ValueError, match="matches none"):
         runner.select(NOTEBOOKS, ["99"])
+
+
+# --- params file (the playground's saved templates) ---------------------------------
+
+
+def test_params_file_applies_after_profile_and_before_param(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("k: 7\nn_items: 12\ncues:\n  SEE: 'See {caption}.'\n  MINE: 'Picture {caption}.'\n")
+    params = runner.load_profile("tiny", {"n_items": 3}, params_file=path)
+    assert params["k"] == 7  # overrides tiny.yaml's k
+    assert params["n_items"] == 3  # --param wins over the file
+    assert params["cues"] == {"SEE": "See {caption}.", "MINE": "Picture {caption}."}  # replaced as a whole
+    assert params["run_name"] == "tiny" and params["max_new_tokens"] == runner.load_profile("tiny")["max_new_tokens"]
+
+
+def test_params_file_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="params file .*missing.yaml not found"):
+        runner.load_profile("tiny", params_file=tmp_path / "missing.yaml")
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="must hold a mapping"):
+        runner.load_profile("tiny", params_file=bad)
+    bad.write_text("cues:\n  X: 'no slot here'\n")
+    with pytest.raises(ValueError, match="cue 'X'.*caption"):
+        runner.load_profile("tiny", params_file=bad)
+    (tmp_path / "empty.yaml").write_text("")
+    assert runner.load_profile("tiny", params_file=tmp_path / "empty.yaml") == runner.load_profile("tiny")
+
+
+def test_main_reads_params_file(tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def fake_run(params, notebooks, outputs, log_output=True):
+        seen.update(params=params, notebooks=[n.name for n in notebooks], outputs=outputs)
+        return []
+
+    monkeypatch.setattr(runner, "run_notebooks", fake_run)
+    path = tmp_path / "p.yaml"
+    path.write_text("cues:\n  MINE: 'Picture {caption}.'\nk: 4\n")
+    rc = runner.main(["--profile", "tiny", "--params-file", str(path), "--param", "k=3", "--only", "02", "--quiet"])
+    assert rc == 0
+    assert seen["params"]["cues"] == {"MINE": "Picture {caption}."} and seen["params"]["k"] == 3
+    assert seen["notebooks"] == ["02_generation.ipynb"]
+    assert runner.main(["--params-file", str(tmp_path / "nope.yaml"), "--quiet"]) == 2
+    assert "nope.yaml not found" in capsys.readouterr().err

@@ -1,0 +1,237 @@
+"""The playground (helpers.widgets): pure pieces and the widget handlers, over a tiny run on disk."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from helpers import alignment, runner, widgets as Wd
+from helpers.artifacts import load_table
+from playground_run import MAX_NEW_TOKENS, make_run
+
+
+class Lex:
+    """A stand-in for helpers.lexicon.Lexicon: a set of lower-case words."""
+
+    def __init__(self, words):
+        self.words = set(words)
+
+    def matches(self, token: str) -> bool:
+        return token.lower() in self.words
+
+
+LEX = {"visual": Lex({"red", "look", "see", "bright"}), "auditory": Lex({"sound", "hello", "bright-ish", "loud"})}
+COLOURS = {"visual": "#0000ff", "auditory": "#ff0000"}
+
+
+# --- pure functions ---------------------------------------------------------------
+
+
+def test_highlight_marks_each_modality_in_its_colour_and_escapes():
+    text = "A red <cat> makes a LOUD sound; look!"
+    out = Wd.highlight_html(text, LEX, COLOURS, Wd.simple_find_words)
+    marks = re.findall(r'<mark class="([^"]+)"[^>]*background: ([^;]+);[^>]*>([^<]+)</mark>', out)
+    assert marks == [
+        ("pg-visual", "#0000ff", "red"),
+        ("pg-auditory", "#ff0000", "LOUD"),
+        ("pg-auditory", "#ff0000", "sound"),
+        ("pg-visual", "#0000ff", "look"),
+    ]
+    assert "&lt;cat&gt;" in out and "<cat>" not in out
+    # the text survives: strip the tags, unescape, and it is the input again
+    import html
+
+    assert html.unescape(re.sub(r"<[^>]+>", "", out)) == text
+
+
+def test_highlight_word_in_both_lexicons_gets_both_colours():
+    both = {"visual": Lex({"bright"}), "auditory": Lex({"bright"})}
+    out = Wd.highlight_html("so bright", both, COLOURS, Wd.simple_find_words)
+    assert 'class="pg-visual pg-auditory"' in out and "#0000ff" in out and "#ff0000" in out
+    assert Wd.sensory_spans("so bright", both, Wd.simple_find_words) == [(3, 9, ["visual", "auditory"])]
+    with pytest.raises(ValueError, match="no highlight colour for lexicon"):
+        Wd.highlight_html("x", {"smell": Lex({"x"})}, COLOURS, Wd.simple_find_words)
+
+
+def test_highlight_with_the_shipped_lexicons():
+    out = Wd.highlight_html("The bright red lamp glows near a loud bell.", Wd.default_lexicons())
+    visual = re.findall(r'class="pg-visual"[^>]*>([^<]+)<', out)
+    auditory = re.findall(r'class="pg-auditory"[^>]*>([^<]+)<', out)
+    assert visual == ["bright", "red", "glows"] and auditory == ["loud"]
+    assert f"background: {Wd.HIGHLIGHT_COLOURS['visual']}" in out and f"background: {Wd.HIGHLIGHT_COLOURS['auditory']}" in out
+
+
+def test_highlight_keeps_first_of_overlapping_spans():
+    def find(text, lexicon):  # multi-word entries may overlap single words of the other lexicon
+        return [(0, 9, "red apple")] if lexicon is LEX["visual"] else [(4, 9, "apple")]
+
+    assert Wd.sensory_spans("red apple pie", LEX, find) == [(0, 9, ["visual"])]
+
+
+def test_item_neighbours_agree_with_mutual_knn():
+    rng = np.random.default_rng(0)
+    ids = [f"i{j}" for j in range(20)]
+    llm = rng.normal(size=(20, 5))
+    vis = llm + 0.3 * rng.normal(size=(20, 5))  # close to the LLM space: many shared neighbours
+    aud_ids = ids[::2]
+    aud = rng.normal(size=(10, 4))
+    feats = {"v": ("vision", ids, vis), "a": ("audio", aud_ids, aud)}
+    table = Wd.item_neighbours("i4", (ids, llm), feats, k=3, q=0.95)
+    assert set(table["encoder"]) == {"v", "a"} and len(table) == 2 * 2 * 3
+    assert "i4" not in set(table["id"])  # an item is not its own neighbour
+    assert set(table[table["encoder"] == "a"]["id"]) <= set(aud_ids)  # audio neighbours among items with a sound
+    per_item_v = alignment.mutual_knn_per_item(llm, vis, k=3, q=0.95)[4]
+    ia, ib = alignment.match_rows(ids, aud_ids)
+    per_item_a = alignment.mutual_knn_per_item(llm[ia], aud[ib], k=3, q=0.95)[2]
+    overlap = Wd.neighbour_overlap(table).set_index("encoder")["mutual_knn"]
+    assert overlap["v"] == pytest.approx(per_item_v) and overlap["a"] == pytest.approx(per_item_a)
+    sims = table[(table["encoder"] == "v") & (table["space"] == "LLM")]["similarity"].to_numpy()
+    assert (np.diff(sims) <= 1e-12).all()  # nearest first
+    # an item without a sound has no audio rows; an unknown item is a clear error
+    assert set(Wd.item_neighbours("i5", (ids, llm), feats, k=3)["encoder"]) == {"v"}
+    with pytest.raises(KeyError, match="'nope' has no LLM representation"):
+        Wd.item_neighbours("nope", (ids, llm), feats, k=3)
+
+
+def test_save_template_merges_and_round_trips_through_the_runner(tmp_path):
+    path = tmp_path / "params" / "tiny.yaml"
+    base = {"SEE": "See {caption}.", "NONE": "{caption}."}
+    Wd.save_template_to_params(path, "SMELL", "Imagine the smell of {caption}.", base)
+    Wd.save_template_to_params(path, "TOUCH", "Imagine touching {caption}.", {"IGNORED": "{caption}"})
+    params = runner.load_profile("tiny", params_file=path)
+    assert params["cues"] == {**base, "SMELL": "Imagine the smell of {caption}.", "TOUCH": "Imagine touching {caption}."}
+    path.write_text(path.read_text() + "k: 4\n")
+    Wd.save_template_to_params(path, "SMELL", "Smell {caption}!", base)  # replaces, keeps other keys
+    saved = yaml.safe_load(path.read_text())
+    assert saved["k"] == 4 and saved["cues"]["SMELL"] == "Smell {caption}!" and list(saved["cues"])[-1] == "TOUCH"
+    with pytest.raises(ValueError, match="exactly once"):
+        Wd.save_template_to_params(path, "BAD", "no slot", base)
+    with pytest.raises(ValueError, match="cue name"):
+        Wd.save_template_to_params(path, "two words", "{caption}", base)
+    cmd = Wd.rerun_command(path, "tiny")
+    assert cmd == f'make reproduce PROFILE=tiny PARAMS="--params-file {path.resolve()}"'
+
+
+# --- the widgets over a tiny run --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, model_dirs):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PERCEIVE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield make_run(tmp_path_factory.mktemp("outputs"), model_dirs["qwen3"])
+
+
+@pytest.fixture
+def playground(tiny_run, model_dirs):
+    return Wd.Playground(
+        tiny_run, llm=str(model_dirs["qwen3"]), vision_encoders=["toyvision"], audio_encoders=["toyaudio", "absent"],
+        max_new_tokens=MAX_NEW_TOKENS, k=3, n_boot=50, playground_items=12, gen_batch_size=5,
+        lexicons=LEX, colours=COLOURS, find_words=Wd.simple_find_words, profile="tiny",
+    )
+
+
+def test_playground_shows_item_media_and_neighbours(playground, tiny_run):
+    pg = playground
+    assert pg.item.value == "toy/00" and 'src="data:image/png;base64,' in pg.media.value
+    assert "<audio" in pg.media.value and "autoplay" in pg.media.value  # item 0 has a sound
+    table = pg.last_neighbours
+    assert set(table["encoder"]) == {"toyvision", "toyaudio"} and (table.groupby(["encoder", "space"]).size() == 3).all()
+    assert pg.neighbours.value.count('class="pg-neighbours"') == 2 and "mutual k-NN" in pg.neighbours.value
+    pg.item.value = "toy/12"  # no sound: no player, no audio neighbours
+    assert "<audio" not in pg.media.value and set(pg.last_neighbours["encoder"]) == {"toyvision"}
+    pg.nn_cue.value = "HEAR"
+    # the neighbours follow the chosen cue's representation
+    hear = Wd.item_neighbours("toy/12", pg.data.llm_space("HEAR"), pg.data.encoder_feats, 3)
+    pd.testing.assert_frame_equal(pg.last_neighbours, hear)
+
+
+def test_generate_shows_highlighted_generation(playground, tiny_run):
+    pg = playground
+    pg.template.value = "Imagine {caption} and hello sound"
+    pg.T.value = 5
+    pg.on_generate()
+    assert pg.last_generation and len(pg.last_generation.split()) >= 1
+    assert 'class="pg-generation"' in pg.generation.value and "5 tokens" in pg.generation.value
+    assert "Imagine w0 a red apple and hello sound" in pg.generation.value  # the prompt as the model read it
+    # the run's own setting reproduces the run's generation from the cache
+    pg.template.value = pg.data.cues["SEE"]
+    pg.T.value = MAX_NEW_TOKENS
+    pg.on_generate()
+    run_text = load_table(tiny_run.generations).query("cue == 'SEE' and id == 'toy/00'")["text"].iloc[0]
+    assert pg.last_generation == run_text
+    assert Wd.highlight_html(run_text, LEX, COLOURS, Wd.simple_find_words) in pg.generation.value
+    # a bad template is shown as an error, not raised
+    pg.template.value = "no caption slot"
+    pg.on_generate()
+    assert 'class="pg-error"' in pg.generation.value and "{caption}" in pg.generation.value
+    assert not pg.generate_button.disabled
+
+
+def test_evaluate_gives_custom_and_run_cues_with_ci_reusing_the_cache(playground):
+    pg = playground
+    pg.template.value = "Listen to {caption}."
+    pg.cue_name.value = "LISTEN"
+    pg.on_evaluate()
+    table = pg.last_evaluation
+    assert table is not None, pg.evaluation.value
+    assert list(dict.fromkeys(table["cue"])) == ["LISTEN", "SEE", "HEAR", "NONE"]
+    assert set(table["encoder"]) == {"toyvision", "toyaudio"} and len(table) == 8
+    assert (table["ci_low"] <= table["score"] + 1e-12).all() and (table["score"] <= table["ci_high"] + 1e-12).all()
+    assert (table.loc[table["encoder"] == "toyvision", "n_items"] == 12).all()
+    assert (table.loc[table["encoder"] == "toyaudio", "n_items"] == 10).all()  # subset takes items with a sound first
+    assert pg.progress.value == pg.progress.max == 4 * 3 and pg.progress.bar_style == "success"
+    assert "pg-evaluation" in pg.evaluation.value and "data:image/png;base64," in pg.evaluation.value
+    # SEE/HEAR/NONE at the run's settings come from the cache the run filled: only LISTEN is computed
+    log = [line for line in table.attrs["log"].splitlines() if " cached, " in line]
+    assert len(log) == 4 * 3 * 2  # 4 cues x 3 chunks of 5 items x (generate, represent)
+    assert all(line.endswith(" 0 cached, 5 to compute") or line.endswith(" 0 cached, 2 to compute") for line in log[:6])
+    assert all(" 0 to compute" in line for line in log[6:]), log[6:]
+    assert "cache: 72 hits, 24 computed" in pg.evaluation.value
+    # the run's SEE on the subset scored from its saved representations gives the same number
+    sub = Wd.playground_subset(pg.data.manifest, 12)
+    ids, x = pg.data.llm_space("SEE")
+    rows = [ids.index(i) for i in sub["id"]]
+    direct = alignment.alignment_table({"SEE": (list(sub["id"]), x[rows])}, pg.data.encoder_feats, k=3, n_boot=50)
+    mine = table[table["cue"] == "SEE"].set_index("encoder")["score"]
+    for r in direct.itertuples():
+        assert mine[r.encoder] == pytest.approx(r.score, abs=1e-6)
+    # pressing again with nothing changed reuses the table
+    pg.on_evaluate()
+    assert pg.last_evaluation is table
+    # a run cue's name with another template is refused
+    pg.cue_name.value = "SEE"
+    pg.on_evaluate()
+    assert "pg-error" in pg.evaluation.value and pg.progress.bar_style == "danger"
+
+
+def test_save_button_writes_params_the_runner_reads(playground, tiny_run):
+    pg = playground
+    pg.cue_name.value = "LISTEN"
+    pg.template.value = "Listen to {caption}."
+    pg.on_save()
+    assert pg.last_saved == tiny_run.root / "params" / "play.yaml"
+    assert "--params-file" in pg.saved.value and "make reproduce PROFILE=tiny" in pg.saved.value
+    params = runner.load_profile("tiny", params_file=pg.last_saved)
+    assert params["cues"] == {**pg.data.cues, "LISTEN": "Listen to {caption}."}
+    pg.template.value = "broken"
+    pg.on_save()
+    assert "pg-error" in pg.saved.value
+
+
+def test_static_summary_shows_item_generations_and_neighbours(tiny_run):
+    out = Wd.static_summary(
+        tiny_run, ["toyvision"], ["toyaudio"], k=3, lexicons=LEX, colours=COLOURS, find_words=Wd.simple_find_words
+    )
+    gens = load_table(tiny_run.generations).query("id == 'toy/00'")
+    for g in gens.itertuples():
+        assert f"{g.cue}: <code>" in out and Wd.highlight_html(g.text, LEX, COLOURS, Wd.simple_find_words) in out
+    assert out.count('class="pg-neighbours"') == 2 and "<audio" in out
+
+
+def test_frontend_detection_is_false_outside_a_kernel():
+    assert Wd.has_frontend() is False
