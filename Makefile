@@ -36,17 +36,19 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
 ## The playground in JupyterLab in headless Chromium (slow; installs Debian chromium and Playwright when missing)
-PLAYWRIGHT_PIN ?= playwright==1.65.2
+PLAYWRIGHT_PIN ?= playwright==1.65.2 greenlet==3.5.6
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 test-browser: setup
 	@test -x $(CHROMIUM) || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver)
-	@$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet "$(PLAYWRIGHT_PIN)"
+	@$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet $(PLAYWRIGHT_PIN)
 	PERCEIVE_BROWSER=1 PERCEIVE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/browser -rs -p no:cacheprovider
 
 bench: setup
 	$(PY) benchmarks/bench_llm.py
 	$(PY) benchmarks/bench_encoders.py
+	$(PY) benchmarks/bench_memory.py
+	$(PY) benchmarks/bench_analysis.py
 
 clean-outputs:
 	rm -rf outputs/runs outputs/figures outputs/notebooks outputs/results
