@@ -144,8 +144,8 @@ def test_fetch_errors_say_how_to_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(data.shutil, "which", lambda tool: None)
     with pytest.raises(RuntimeError, match="stamps_dir"):
         data.fetch_tuxpaint_stamps(tmp_path / "dest")
-    with pytest.raises(ValueError, match="unknown dataset 'wit'"):
-        data.build_manifest("wit")
+    with pytest.raises(ValueError, match="unknown dataset 'nope'"):
+        data.build_manifest("nope")
 
 
 def test_prompts(stamps):
