@@ -243,6 +243,10 @@ def calibrated_scores(table: pd.DataFrame, title: str = "") -> plt.Figure:
     ax.set_ylabel("")
     ax.set_title(title or "Alignment above the permutation null (stars: Holm-adjusted p)")
     ax.legend(title="encoder", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 def sensory_word_deltas(table: pd.DataFrame, title: str = "") -> plt.Figure:
     """Notebook 08: change in alignment under each sensory-word ablation, one panel per cue.
 
@@ -270,6 +274,10 @@ def sensory_word_deltas(table: pd.DataFrame, title: str = "") -> plt.Figure:
         ax.legend(title="encoder", frameon=False, fontsize=8, loc="best")
     axes[0][0].set_ylabel("Δ mutual k-NN vs. the cue's baseline")
     fig.suptitle(title or "Sensory-word ablations (paired difference, 95% bootstrap CI)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def model_size_scatter(
     table: pd.DataFrame, vision_encoder: str, audio_encoder: str, title: str = ""
 ) -> plt.Figure:
