@@ -41,7 +41,7 @@ def timed_generate(llm: L.LLM, prompts: list[str], max_new_tokens: int, batch_si
     best = float("inf")
     for _ in range(REPEATS):
         t0 = time.perf_counter()
-        out = L._generate(llm, prompts, max_new_tokens, False, 0, 1.0, 1.0, batch_size, False)
+        out = L._generate(llm, prompts, L.Decoding(max_new_tokens), batch_size, False)
         best = min(best, time.perf_counter() - t0)
     return best, sum(len(o["gen_ids"]) for o in out), out
 
@@ -66,7 +66,7 @@ def main() -> None:
     prompts = [L.format_prompt(llm, f"Imagine what it would look like to see {o}.") for o in OBJECTS]
     prompts = (prompts * (args.n_prompts // len(prompts) + 1))[: args.n_prompts]
     T = args.max_new_tokens
-    L._generate(llm, prompts[:2], 4, False, 0, 1.0, 1.0, 2, False)  # warm-up
+    L._generate(llm, prompts[:2], L.Decoding(4), 2, False)  # warm-up
 
     print(f"\n== generation, greedy, max_new_tokens={T} ==")
     single_rate: dict[int, float] = {}

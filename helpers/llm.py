@@ -515,9 +515,10 @@ def _new_kv_cache(model: Any) -> Any:
 class Decoding:
     """Generation settings that determine the generated tokens (and so the cache key).
 
-    Also importable as ``helpers.pipeline.Decoding``. ``kwargs()`` are the keyword arguments
-    of :func:`generate` / :func:`generate_cached`; ``cache_config()`` is the part of the cache
-    key they determine (seed, temperature and top-p only matter when sampling).
+    Also importable as ``helpers.pipeline.Decoding``. :func:`generate_cached` takes one;
+    ``kwargs()`` are the matching keyword arguments of :func:`generate`; ``cache_config()`` is
+    the part of the cache key they determine (seed, temperature and top-p only matter when
+    sampling).
     """
 
     max_new_tokens: int = 128
@@ -645,16 +646,9 @@ def _generate_batch(
 
 
 def _generate(
-    llm: LLM,
-    prompts: Sequence[str],
-    max_new_tokens: int,
-    do_sample: bool,
-    seed: int,
-    temperature: float,
-    top_p: float,
-    batch_size: int,
-    show_progress: bool,
+    llm: LLM, prompts: Sequence[str], decoding: Decoding, batch_size: int, show_progress: bool
 ) -> list[dict[str, Any]]:
+    d = decoding
     prompt_ids = encode_prompts(llm, prompts)
     order = sorted(range(len(prompts)), key=lambda i: len(prompt_ids[i]))
     results: list[dict[str, Any] | None] = [None] * len(prompts)
@@ -663,9 +657,9 @@ def _generate(
     with bar:
         for start in range(0, len(order), bs):
             rows = order[start : start + bs]
-            gens = [torch.Generator().manual_seed(item_seed(seed, prompts[i])) if do_sample else None for i in rows]
+            gens = [torch.Generator().manual_seed(item_seed(d.seed, prompts[i])) if d.do_sample else None for i in rows]
             outs = _generate_batch(
-                llm, [prompt_ids[i] for i in rows], max_new_tokens, do_sample, temperature, top_p, gens
+                llm, [prompt_ids[i] for i in rows], d.max_new_tokens, d.do_sample, d.temperature, d.top_p, gens
             )
             for i, (gen_ids, stopped) in zip(rows, outs):
                 results[i] = {
@@ -699,7 +693,8 @@ def generate(
     tokens skipped), ``prompt_ids``, ``gen_ids`` (cut at the first EOS, EOS excluded) and
     ``stopped_at_eos``.
     """
-    return _generate(llm, prompts, max_new_tokens, do_sample, seed, temperature, top_p, batch_size, True)
+    decoding = Decoding(max_new_tokens, do_sample, seed, temperature, top_p)
+    return _generate(llm, prompts, decoding, batch_size, True)
 
 
 # --------------------------------------------------------------------------------------
@@ -970,18 +965,14 @@ def resolve_batch_size(
 def generate_cached(
     llm: LLM,
     prompts: list[str],
+    decoding: Decoding,
     *,
-    max_new_tokens: int,
-    do_sample: bool = False,
-    seed: int = 0,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
     batch_size: int = 16,
     cache_root: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """:func:`generate`, stored per prompt under ``cache_root/generations/<config hash>/``.
+    """:func:`generate` with ``decoding``, stored per prompt under ``cache_root/generations/<config hash>/``.
 
-    Config: model fingerprint, ``max_new_tokens``, the decoding parameters (seed, temperature
+    Config: model fingerprint, ``decoding.cache_config()`` (``max_new_tokens``; seed, temperature
     and top-p only when sampling, since greedy ignores them) and ``GENERATE_STEP_VERSION``.
     Item key: hash of the exact prompt string. Because each sampled item has its own seeded
     generator (:func:`item_seed`), ``batch_size`` is not part of the key. Items are written as
@@ -991,7 +982,7 @@ def generate_cached(
         "step": "llm.generate",
         "version": GENERATE_STEP_VERSION,
         "model": llm.fingerprint,
-        **Decoding(max_new_tokens, do_sample, seed, temperature, top_p).cache_config(),
+        **decoding.cache_config(),
     }
     store = Store(cache_root or default_cache_root(), "generations", config, kind="json")
     keys = [stable_hash(p) for p in prompts]
@@ -1000,7 +991,7 @@ def generate_cached(
     order = sorted(range(len(prompts)), key=lambda i: lengths[prompts[i]])
 
     def compute(batch: list[str]) -> list[dict[str, Any]]:
-        return _generate(llm, batch, max_new_tokens, do_sample, seed, temperature, top_p, len(batch), False)
+        return _generate(llm, batch, decoding, len(batch), False)
 
     got = map_cached(
         store, [keys[i] for i in order], [prompts[i] for i in order], compute, batch_size=batch_size, desc="generate"

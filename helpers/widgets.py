@@ -655,7 +655,7 @@ class Playground:
             user_text = prompts.fill(self.template.value, str(row["caption"]))
             model = self.get_model()
             with _captured_progress() as log:
-                gen = llm_lib.generate_cached(model, [llm_lib.format_prompt(model, user_text)], batch_size=1, **self.decoding().kwargs())[0]
+                gen = llm_lib.generate_cached(model, [llm_lib.format_prompt(model, user_text)], self.decoding(), batch_size=1)[0]
             self.last_generation = gen["text"]
             counts = count_sensory(gen["text"], self.lexicons, self.find_words) if self.lexicons else {}
             counts_text = ", ".join(f"{n} {m}" for m, n in counts.items())

@@ -264,18 +264,18 @@ def test_generate_cached_hits_and_misses(llms, tmp_path):
     prompts = prompts + [prompts[0]]  # a duplicate
     counter = Counter(llm.model)
     try:
-        kw = dict(max_new_tokens=5, do_sample=False, batch_size=2, cache_root=tmp_path)
-        first = L.generate_cached(llm, prompts, **kw)
+        kw = dict(batch_size=2, cache_root=tmp_path)
+        first = L.generate_cached(llm, prompts, L.Decoding(max_new_tokens=5), **kw)
         assert counter.n > 0
         assert [g["prompt"] for g in first] == prompts
         assert [g["gen_ids"] for g in first] == [g["gen_ids"] for g in L.generate(llm, prompts, 5)]
         counter.n = 0
-        again = L.generate_cached(llm, prompts, **kw)
+        again = L.generate_cached(llm, prompts, L.Decoding(max_new_tokens=5), **kw)
         assert counter.n == 0 and again == first
         # greedy ignores sampling parameters: still a hit
-        assert L.generate_cached(llm, prompts, **kw, seed=3, temperature=0.5) == first and counter.n == 0
+        assert L.generate_cached(llm, prompts, L.Decoding(5, seed=3, temperature=0.5), **kw) == first and counter.n == 0
         # a different max_new_tokens is a different configuration: a miss
-        L.generate_cached(llm, prompts, **{**kw, "max_new_tokens": 6})
+        L.generate_cached(llm, prompts, L.Decoding(max_new_tokens=6), **kw)
         assert counter.n > 0
     finally:
         counter.close()
@@ -284,10 +284,10 @@ def test_generate_cached_hits_and_misses(llms, tmp_path):
 def test_generate_cached_resumes(llms, tmp_path):
     llm = _no_eos(llms["llama"])
     prompts = _prompts(llm)
-    L.generate_cached(llm, prompts[:2], max_new_tokens=4, cache_root=tmp_path)
+    L.generate_cached(llm, prompts[:2], L.Decoding(max_new_tokens=4), cache_root=tmp_path)
     counter = Counter(llm.model)
     try:
-        L.generate_cached(llm, prompts, max_new_tokens=4, batch_size=16, cache_root=tmp_path)
+        L.generate_cached(llm, prompts, L.Decoding(max_new_tokens=4), batch_size=16, cache_root=tmp_path)
         # 3 missing prompts decoded as one batch: 1 prefill + 3 steps
         assert counter.n == 4
     finally:
