@@ -62,7 +62,7 @@ def cue_representations(
     longest = max((len(p) for p in llm_lib.encode_prompts(model, prompts)), default=1) + decoding.max_new_tokens
     gen_batch_size = llm_lib.resolve_batch_size(gen_batch_size, model, longest, "generate")
     rep_batch_size = llm_lib.resolve_batch_size(rep_batch_size, model, longest, "represent")
-    gens = llm_lib.generate_cached(model, prompts, batch_size=gen_batch_size, **decoding.kwargs())
+    gens = llm_lib.generate_cached(model, prompts, decoding, batch_size=gen_batch_size)
     empty = [i for i, g in zip(ids, gens) if not g["gen_ids"]]
     if empty:
         raise ValueError(
@@ -95,3 +95,51 @@ def stack_representations(
     for j, t in enumerate(prefix_lengths):
         out[f"prefix_T{int(t)}"] = np.stack([r["prefix_means"][j] for r in reps]).astype(np.float32)
     return out
+
+
+def stored_representation(
+    gens: pd.DataFrame,
+    rep_ids: Sequence[str],
+    rep_arrays: Mapping[str, np.ndarray],
+    *,
+    llm: str,
+    cue: str,
+    template: str,
+    decoding: Decoding,
+    ids: Sequence[str],
+    enable_thinking: bool = False,
+    n_layers: int | None = None,
+) -> tuple[np.ndarray | None, str]:
+    """The run's own ``[items, layers, hidden]`` representation of a condition, if 02/03 already made it.
+
+    Under greedy decoding a T-token generation is the first T tokens of 02's longer one, and 03
+    keeps the mean over the first T tokens (``{cue}/prefix_T{T}``; ``{cue}/gen_mean`` when T is
+    02's ``max_new_tokens``), so a condition with the run's model, cue template and thinking mode
+    at such a T needs no new generation and no forward pass. ``gens`` is the run's generations
+    table (02), ``rep_ids`` / ``rep_arrays`` its representations (03, :func:`helpers.artifacts.load_arrays`).
+    ``n_layers`` (when given) must match the stored layer count (it differs when 03 ran with
+    another ``include_embeddings``).
+
+    Returns ``(array in ids order, key)`` or ``(None, why not)``.
+    """
+    if decoding.do_sample:
+        return None, "sampled decoding (the prefix shortcut needs greedy)"
+    if "do_sample" not in gens or gens["do_sample"].astype(bool).any():
+        return None, "the run's generations were not recorded as greedy"
+    sub = gens[gens["cue"] == cue]
+    if sub.empty:
+        return None, f"the run has no {cue} cue"
+    if set(gens["llm"]) != {llm} or set(sub["template"]) != {template}:
+        return None, f"the run's {cue} generations come from another model or template"
+    if "enable_thinking" in gens and set(gens["enable_thinking"].astype(bool)) != {bool(enable_thinking)}:
+        return None, "the run used another thinking mode"
+    T, T_full = int(decoding.max_new_tokens), int(gens["max_new_tokens"].iloc[0])
+    key = f"{cue}/gen_mean" if T == T_full else f"{cue}/prefix_T{T}"
+    pos = {i: j for j, i in enumerate(rep_ids)}
+    if key not in rep_arrays or any(i not in pos for i in ids):
+        return None, f"no {key} for these items in the run's representations"
+    arr = rep_arrays[key][[pos[i] for i in ids]]
+    if n_layers is not None and arr.shape[1] != n_layers:
+        return None, f"{key} has {arr.shape[1]} layers, not {n_layers} (03 ran with another include_embeddings)"
+    return arr, key
+

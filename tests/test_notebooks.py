@@ -187,6 +187,12 @@ def test_08_random_words_generate_and_removal_reencodes(tiny_run):
     text = _stdout(nb08)
     assert "retokenisation fidelity" in text and "visual lexicon:" in text
     assert f"T={params['random_T']}" in text
+    # greedy run: the baselines at random_T and the unedited generations come from 03, not a new pass
+    for cue in ("SEE", "HEAR"):
+        assert f"{cue}: baseline at T={params['random_T']} from 03 ({cue}/prefix_T{params['random_T']})" in text
+    assert "re-encoding the unedited generations" not in text
+
+
 def test_model_size_notebook_places_every_llm_and_cue(tiny_run):
     outputs, params, _ = tiny_run
     res = pd.read_csv(outputs / "results" / "tiny" / "model_size.csv")
@@ -201,3 +207,17 @@ def test_model_size_notebook_places_every_llm_and_cue(tiny_run):
     assert bool(chat["smollm2-135m-instruct"]) and not bool(chat.get("gemma-3-270m", False))
     figs = outputs / "figures" / "tiny"
     assert any(figs.glob("09_model_size_*.png")) and any(figs.glob("09_model_size_*.pdf"))
+
+
+def test_model_size_takes_the_runs_own_llm_from_its_prefix_means(tiny_run):
+    """09's point for the run's LLM at size_T is 06's length-curve point at T = size_T: no new generation."""
+    outputs, params, _ = tiny_run
+    results = outputs / "results" / "tiny"
+    res = pd.read_csv(results / "model_size.csv")
+    curve = pd.read_csv(results / "length_curve.csv")
+    assert params["size_T"] in set(curve["T"])
+    own = res[res["llm"] == params["llm"]].set_index(["cue", "encoder"])["score"].sort_index()
+    at_T = curve[(curve["T"] == params["size_T"]) & (curve["representation"] == "prefix")]
+    pd.testing.assert_series_equal(own, at_T.set_index(["cue", "encoder"])["score"].sort_index(), check_names=False)
+    others = res[res["llm"] != params["llm"]]
+    assert len(others) and others["score"].between(0, 1).all()
