@@ -515,10 +515,9 @@ def _new_kv_cache(model: Any) -> Any:
 class Decoding:
     """Generation settings that determine the generated tokens (and so the cache key).
 
-    Also importable as ``helpers.pipeline.Decoding``. :func:`generate_cached` takes one;
-    ``kwargs()`` are the matching keyword arguments of :func:`generate`; ``cache_config()`` is
-    the part of the cache key they determine (seed, temperature and top-p only matter when
-    sampling).
+    Also importable as ``helpers.pipeline.Decoding``. :func:`generate_cached` takes one
+    (:func:`generate` takes the same fields as keyword arguments); ``cache_config()`` is the
+    part of the cache key they determine (seed, temperature and top-p only matter when sampling).
     """
 
     max_new_tokens: int = 128
@@ -526,15 +525,6 @@ class Decoding:
     seed: int = 0
     temperature: float = 1.0
     top_p: float = 1.0
-
-    def kwargs(self) -> dict[str, Any]:
-        return {
-            "max_new_tokens": int(self.max_new_tokens),
-            "do_sample": bool(self.do_sample),
-            "seed": int(self.seed),
-            "temperature": float(self.temperature),
-            "top_p": float(self.top_p),
-        }
 
     def cache_config(self) -> dict[str, Any]:
         s = self.do_sample
