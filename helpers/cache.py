@@ -13,11 +13,14 @@ the step's code (``STEP_VERSION`` constants in the modules that use the cache).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+import warnings
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,6 +110,35 @@ def _decode(path: Path, kind: Kind) -> Any:
         return {k: z[k] for k in z.files}
 
 
+class CorruptCacheFile(RuntimeError):
+    """A cache file exists but cannot be read (truncated, zero bytes, not the expected format)."""
+
+
+#: errors that reading a damaged ``.json`` / ``.npz`` raises (zipfile.BadZipFile, EOFError,
+#: json.JSONDecodeError and UnicodeDecodeError are subclasses of these)
+_READ_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile)
+
+
+def quarantine(path: str | Path, reason: str) -> Path:
+    """Move a damaged cache file or folder aside as ``<name>.corrupt-<n>`` (kept for inspection,
+    never read again) and warn naming it; return the new path."""
+    p = Path(path)
+    for n in range(1, 10_000):
+        target = p.with_name(f"{p.name}.corrupt-{n}")
+        if not target.exists():
+            break
+    try:
+        os.replace(p, target)
+    except FileNotFoundError:  # another process moved it first
+        return target
+    warnings.warn(
+        f"cache file {p} is unreadable ({reason}); moved it to {target.name} and recomputing it",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return target
+
+
 class Store:
     """One cache namespace for one configuration, holding one file per item key.
 
@@ -130,14 +162,34 @@ class Store:
         return self.dir / f"{key}{_SUFFIX[self.kind]}"
 
     def has(self, key: str) -> bool:
+        """Whether item ``key`` is stored (a damaged file counts as stored until :meth:`load` reads it)."""
         return self.path(key).exists()
 
     def get(self, key: str) -> Any:
-        """Load item ``key``; raises ``KeyError`` when it is not cached."""
+        """Load item ``key``; ``KeyError`` when it is not cached, :class:`CorruptCacheFile`
+        (naming the file) when its file cannot be read."""
         p = self.path(key)
         if not p.exists():
             raise KeyError(key)
-        return _decode(p, self.kind)
+        try:
+            return _decode(p, self.kind)
+        except _READ_ERRORS as exc:
+            raise CorruptCacheFile(
+                f"cache file {p} is unreadable ({type(exc).__name__}: {exc}); delete it, or let "
+                "Store.load / map_cached move it aside and recompute it"
+            ) from exc
+
+    def load(self, key: str) -> Any | None:
+        """Item ``key``, or None when it is missing or damaged (a damaged file is moved aside by
+        :func:`quarantine`, with a warning naming it, so that it is recomputed)."""
+        p = self.path(key)
+        try:
+            return _decode(p, self.kind)
+        except FileNotFoundError:
+            return None
+        except _READ_ERRORS as exc:
+            quarantine(p, f"{type(exc).__name__}: {exc}")
+            return None
 
     def put(self, key: str, value: Any) -> None:
         atomic_write_bytes(self.path(key), _encode(value, self.kind))
@@ -164,21 +216,35 @@ def map_cached(
     """
     if len(keys) != len(inputs):
         raise ValueError(f"{len(keys)} keys but {len(inputs)} inputs")
-    todo: dict[Hashable, Any] = {}
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    found: dict[str, Any] = {}
+    todo: dict[str, Any] = {}
     for k, x in zip(keys, inputs):
-        if k not in todo and not store.has(k):
+        k = str(k)
+        if k in found or k in todo:
+            continue
+        value = store.load(k)  # None when missing or damaged (moved aside): computed again
+        if value is None:
             todo[k] = x
-    hits = len(set(keys)) - len(todo)
+        else:
+            found[k] = value
     # printed, not logged: the count belongs in the notebook's narrative and the run log
-    print(f"{desc or store.dir.parent.name}: {hits} cached, {len(todo)} to compute", flush=True)
+    print(f"{desc or store.dir.parent.name}: {len(found)} cached, {len(todo)} to compute", flush=True)
     pending = list(todo.items())
     with progress(total=len(pending), desc=desc or "compute", unit="item") as bar:
-        for start in range(0, len(pending), max(1, batch_size)):
-            chunk = pending[start : start + batch_size]
+        for start in range(0, len(pending), int(batch_size)):
+            chunk = pending[start : start + int(batch_size)]
             results = list(compute_batch([x for _, x in chunk]))
             if len(results) != len(chunk):
                 raise RuntimeError(f"compute_batch returned {len(results)} results for {len(chunk)} inputs")
             for (k, _), r in zip(chunk, results):
-                store.put(str(k), r)
+                store.put(k, r)
+                # read back what was written: the caller gets exactly what a cache hit would give
+                found[k] = store.get(k)
             bar.update(len(chunk))
-    return [store.get(k) for k in keys]
+    out, seen = [], set()
+    for k in map(str, keys):  # a repeated key gets its own copy, so callers may mutate results
+        out.append(copy.deepcopy(found[k]) if k in seen else found[k])
+        seen.add(k)
+    return out

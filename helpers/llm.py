@@ -526,6 +526,18 @@ class Decoding:
     temperature: float = 1.0
     top_p: float = 1.0
 
+    def __post_init__(self) -> None:
+        n = self.max_new_tokens
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(
+                f"max_new_tokens must be a positive integer (the paper generates 128 tokens), got {n!r}: "
+                "with no generated token there is no generative representation"
+            )
+        if self.do_sample and not float(self.temperature) > 0:
+            raise ValueError(f"temperature must be > 0 when sampling, got {self.temperature!r}")
+        if not 0 < float(self.top_p) <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+
     def cache_config(self) -> dict[str, Any]:
         s = self.do_sample
         return {
@@ -977,7 +989,8 @@ def generate_cached(
     store = Store(cache_root or default_cache_root(), "generations", config, kind="json")
     keys = [stable_hash(p) for p in prompts]
     # Hand the work over sorted by length so that each batch needs little padding.
-    lengths = {p: len(ids) for p, ids in zip(prompts, encode_prompts(llm, list(dict.fromkeys(prompts))))} if prompts else {}
+    distinct = list(dict.fromkeys(prompts))  # repeated prompts (captions shared by items) are generated once
+    lengths = {p: len(ids) for p, ids in zip(distinct, encode_prompts(llm, distinct))} if distinct else {}
     order = sorted(range(len(prompts)), key=lambda i: lengths[prompts[i]])
 
     def compute(batch: list[str]) -> list[dict[str, Any]]:

@@ -9,8 +9,12 @@ notebook receives only the parameters its ``parameters`` cell declares.
     python -m helpers.runner --profile default --param n_items=200 --only 05
     python -m helpers.runner --params-file outputs/params/default.yaml
 
-Executed notebooks go to ``outputs/notebooks/<run>/``. A failing notebook stops the
-run with the notebook, the cell number and the error on one line (exit code 1).
+Before any notebook starts, :func:`helpers.params.prepare` checks the merged parameters:
+a name no notebook declares, a value of the wrong type or out of range is an error (exit
+code 2); ``None``/``null``/``~`` mean None; relative paths are resolved against the
+directory the command runs in. Executed notebooks go to ``outputs/notebooks/<run>/``. A
+failing notebook stops the run with the notebook, the cell number and the error on one
+line (exit code 1).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 import yaml
 
 from helpers.artifacts import RunPaths
+from helpers.params import declared_defaults, normalize_none, prepare
 from helpers.paths import PROJECT_ROOT
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -56,7 +61,7 @@ def load_profile(
     if params_file is not None:
         params.update(load_params_file(params_file))
     params.update(overrides or {})
-    return params
+    return {k: normalize_none(v) for k, v in params.items()}
 
 
 def load_params_file(path: str | Path) -> dict[str, Any]:
@@ -87,11 +92,15 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``key=value`` with the value read as YAML (numbers, booleans, lists, null)."""
+    """``key=value`` with the value read as YAML (numbers, booleans, lists, null; ``None`` is None too)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ValueError(f"--param expects key=value, got {text!r}")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--param {key.strip()}: {value!r} is not a valid YAML value ({exc})") from None
+    return key.strip(), normalize_none(parsed)
 
 
 def numbered_notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -132,8 +141,14 @@ def run_notebooks(
     outputs: Path | None = None,
     log_output: bool = True,
 ) -> list[Path]:
-    """Execute ``notebooks`` in order with papermill; return the executed copies' paths."""
+    """Execute ``notebooks`` in order with papermill; return the executed copies' paths.
+
+    ``params`` are checked and their relative paths resolved against the current directory
+    first (:func:`helpers.params.prepare`); a bad one raises :class:`ParameterError` before
+    any notebook runs.
+    """
     notebooks = list(notebooks) if notebooks is not None else numbered_notebooks()
+    params = check_params(params, notebooks)
     run = RunPaths.of(str(params["run_name"]), outputs)
     run.notebooks.mkdir(parents=True, exist_ok=True)
     kernel_env = {"PERCEIVE_HEADLESS": "1"}  # inherited by the kernels: text progress bars
@@ -144,6 +159,13 @@ def run_notebooks(
         for nb in notebooks:
             executed.append(_run_one(nb, params, run, log_output))
     return executed
+
+
+def check_params(params: Mapping[str, Any], notebooks: Sequence[Path] = ()) -> dict[str, Any]:
+    """``params`` checked against what the numbered notebooks (and ``notebooks``) declare, with
+    None spellings normalised and relative paths resolved against the current directory."""
+    declared = declared_defaults(list(dict.fromkeys([*numbered_notebooks(), *notebooks])))
+    return prepare(params, declared, Path.cwd())
 
 
 @contextlib.contextmanager
@@ -201,18 +223,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=[], metavar="NN", help="run only these notebooks (e.g. 04 05)")
     parser.add_argument("--outputs", type=Path, default=None, help="outputs folder (default: outputs/)")
     parser.add_argument("--quiet", action="store_true", help="do not echo notebook output to the log")
+    parser.add_argument("--list-params", action="store_true", help="print every declared parameter and its default, then exit")
     args = parser.parse_args(argv)
+    if args.list_params:
+        for name, default in sorted(declared_defaults(numbered_notebooks()).items()):
+            print(f"{name} = {default!r}")
+        return 0
     if not args.quiet:  # papermill echoes the notebooks' output through its logger
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("papermill").setLevel(logging.INFO)
     try:
         params = load_profile(args.profile, dict(parse_override(p) for p in args.param), args.params_file)
-    except (FileNotFoundError, ValueError) as exc:
+        chosen = select(numbered_notebooks(), args.only)
+        check_params(params, chosen)
+    except (FileNotFoundError, ValueError) as exc:  # ParameterError is a ValueError
         print(f"[runner] {exc}", file=sys.stderr, flush=True)
         return 2
     t0 = time.perf_counter()
     try:
-        run_notebooks(params, select(numbered_notebooks(), args.only), args.outputs, log_output=not args.quiet)
+        run_notebooks(params, chosen, args.outputs, log_output=not args.quiet)
     except NotebookFailed as exc:
         print(f"[runner] FAILED: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -121,7 +121,9 @@ def test_eos_truncation(llms):
         assert c["gen_ids"] == ids[:n]
         assert c["stopped_at_eos"] == (seq[k] in ids)
         assert c["text"] == base.tokenizer.decode(c["gen_ids"], skip_special_tokens=True)
-    assert L.generate(base, prompts[:1], max_new_tokens=0)[0]["gen_ids"] == []
+    for bad in (0, -1, 2.5, True):  # no token to represent: refused before any work
+        with pytest.raises(ValueError, match="max_new_tokens must be a positive integer"):
+            L.generate(base, prompts[:1], max_new_tokens=bad)
 
 
 def test_text_skips_special_tokens(llms):

@@ -74,7 +74,8 @@ def test_failing_notebook_is_named_with_its_cell(tmp_path):
     path = tmp_path / "07_boom.ipynb"
     nbformat.write(nb, path)
     with pytest.raises(runner.NotebookFailed) as err:
-        runner.run_notebooks({"run_name": "t", "value": 41, "unused": 0}, [path], outputs=tmp_path / "out", log_output=False)
+        # k is declared by other notebooks, not by this one: it is passed over, not an error
+        runner.run_notebooks({"run_name": "t", "value": 41, "k": 3}, [path], outputs=tmp_path / "out", log_output=False)
     msg = str(err.value)
     assert "07_boom.ipynb failed in cell" in msg and "ValueError: bad value 41" in msg
     assert (tmp_path / "out" / "notebooks" / "t" / "07_boom.ipynb").exists()
