@@ -26,6 +26,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from helpers import media
+
 MANIFEST_COLUMNS = ["id", "caption", "caption_raw", "image_path", "audio_path", "source", "category"]
 TUXPAINT_PACKAGE = "tuxpaint-stamps-default"
 TUXPAINT_SUBDIR = Path("usr/share/tuxpaint/stamps")
@@ -221,12 +223,16 @@ def validate_manifest(
     require: tuple[str, ...] = (),
     on_error: OnError = "raise",
     check_audio_readable: bool = True,
+    check_images: bool = True,
 ) -> tuple[pd.DataFrame, SkipReport]:
     """Check every row; raise on the first bad one, or skip-and-count with ``on_error="skip"``.
 
     Checks: required columns; unique ids; non-empty caption; files named in
-    ``image_path``/``audio_path`` exist (and audio headers are readable); and every
-    modality in ``require`` (``"image"``, ``"audio"``) is present for every row.
+    ``image_path``/``audio_path`` exist and decode completely with the loaders the encoders
+    use (:func:`helpers.media.image_problem`, :func:`helpers.media.audio_problem`; a
+    truncated JPEG or a zero-byte WAV is caught here, where it can still be skipped); and
+    every modality in ``require`` (``"image"``, ``"audio"``) is present for every row.
+    The error names the item, the file and the fix.
     """
     missing_cols = [c for c in ("id", "caption", "image_path", "audio_path") if c not in manifest.columns]
     if missing_cols:
@@ -237,7 +243,7 @@ def validate_manifest(
     report = SkipReport()
     keep: list[bool] = []
     for row in manifest.itertuples(index=False):
-        problem = _row_problem(row, require, check_audio_readable)
+        problem = _row_problem(row, require, check_audio_readable, check_images)
         if problem is None:
             keep.append(True)
             continue
@@ -252,7 +258,7 @@ def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value)) or value == ""
 
 
-def _row_problem(row, require: tuple[str, ...], check_audio_readable: bool) -> str | None:
+def _row_problem(row, require: tuple[str, ...], check_audio_readable: bool, check_images: bool) -> str | None:
     caption = row.caption
     if _is_missing(caption) or not str(caption).strip():
         return "empty caption: give the item a caption or remove the row"
@@ -265,13 +271,10 @@ def _row_problem(row, require: tuple[str, ...], check_audio_readable: bool) -> s
         path = Path(str(value))
         if not path.is_file():
             return f"missing {modality} file: {path} does not exist (fix {col} or restore the file)"
-        if modality == "audio" and check_audio_readable:
-            import soundfile as sf
-
-            try:
-                sf.info(str(path))
-            except Exception as exc:  # soundfile raises its own error types
-                return f"unreadable audio: {path} ({exc}); re-encode it as WAV/OGG/FLAC or drop the row"
+        if modality == "audio" and check_audio_readable and (problem := media.audio_problem(path)):
+            return f"unreadable audio: {problem} Re-encode it as WAV/FLAC/OGG/MP3 or drop the row"
+        if modality == "image" and check_images and (problem := media.image_problem(path)):
+            return f"unreadable image: {problem} Re-save it as PNG/JPEG or drop the row"
     return None
 
 

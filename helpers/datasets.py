@@ -83,27 +83,13 @@ def _require_dir(path: str | Path | None, param: str, what: str) -> Path:
 
 
 def _check_audio(path: Path) -> str | None:
-    """None when the audio header is readable, else the problem (named by :func:`_fail`)."""
-    import soundfile as sf
+    """None when the whole clip decodes with the encoders' loader, else the problem (named by :func:`_fail`)."""
+    from helpers.media import audio_problem
 
-    try:
-        info = sf.info(str(path))
-    except Exception as exc:
-        try:  # formats libsndfile cannot open may still decode with librosa/audioread
-            import warnings
-
-            import librosa
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if librosa.get_duration(path=str(path)) > 0:
-                    return None
-        except Exception:
-            pass
-        return f"unreadable audio {path} ({type(exc).__name__}: {exc}); re-encode it as WAV/FLAC/OGG/MP3 or drop the row"
-    if info.frames == 0:
-        return f"empty audio {path} (0 samples); re-download it or drop the row"
-    return None
+    problem = audio_problem(path)
+    if problem is None:
+        return None
+    return f"unreadable audio {path} ({problem}); re-encode it as WAV/FLAC/OGG/MP3 or drop the row"
 
 
 def _fail(report: SkipReport, on_missing: OnMissing, where: str, reason: str, detail: str) -> None:
@@ -313,6 +299,12 @@ def _first_text(value: Any) -> str:
     return ""
 
 
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 def build_wit_manifest(
     records: Iterable[Mapping[str, Any]], image_dir: str | Path, on_missing: OnMissing = "raise"
 ) -> tuple[pd.DataFrame, SkipReport]:
@@ -320,7 +312,8 @@ def build_wit_manifest(
 
     Item ``i`` gets id ``wit/NNNN`` (its row index), caption = ``text[0]``. Image bytes are
     kept as stored (no re-encoding), with the extension of their actual format; an
-    existing file of the same size is reused, so rebuilding the manifest is cheap.
+    existing file with the same bytes (SHA-256) is reused, so rebuilding the manifest is cheap
+    and a file damaged or replaced since is rewritten.
     """
     from PIL import Image
 
@@ -340,13 +333,13 @@ def build_wit_manifest(
             data = _image_bytes(rec.get("image"))
             with Image.open(io.BytesIO(data)) as im:
                 fmt = (im.format or "PNG").lower()
-                im.verify()
+                im.load()  # a full decode: verify() lets truncated JPEGs through
         except Exception as exc:
             _fail(report, on_missing, where, "unreadable image", f"image cannot be decoded ({type(exc).__name__}: {exc})")
             continue
         ext = {"jpeg": "jpg"}.get(fmt, fmt)
         path = image_dir / f"{i:04d}.{ext}"
-        if not (path.is_file() and path.stat().st_size == len(data)):
+        if not (path.is_file() and path.stat().st_size == len(data) and _sha256(path.read_bytes()) == _sha256(data)):
             atomic_write_bytes(path, data)
         rows.append(_row(f"wit/{i:04d}", caption, "wit", image=path))
     return _frame(rows, "WiT", report), report

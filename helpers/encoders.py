@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from helpers.cache import Store, file_fingerprint, map_cached, stable_hash
+from helpers.runtime import ENCODER_PACKAGES, runtime_key
 from helpers.media import AUDIO_RESAMPLER, load_audio, load_image
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,16 @@ def encoder_from_options(
 # --------------------------------------------------------------------------- caching
 
 
+def _device_class_of(encoder: Encoder) -> str:
+    """Where ``encoder`` computes: its ``device`` option (``auto`` = CUDA when there is one), CPU otherwise."""
+    device = str(getattr(encoder, "device", None) or "cpu")
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def embed_cached(
     encoder: Encoder,
     paths: Sequence[str | Path],
@@ -206,7 +217,8 @@ def embed_cached(
 ) -> np.ndarray:
     """``encoder.embed(paths)``, computing only the files not yet in the on-disk cache.
 
-    Cache config = ``encoder.fingerprint``; item key = SHA-256 of the file's bytes, so a
+    Cache config = ``encoder.fingerprint`` plus library versions and the device class
+    (:func:`helpers.runtime.runtime_key`); item key = SHA-256 of the file's bytes, so a
     renamed or copied file is a hit and an edited file is a miss. Each batch is written
     atomically as soon as it is computed, so an interrupted run resumes.
     """
@@ -219,7 +231,8 @@ def embed_cached(
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise FileNotFoundError(f"{len(missing)} of {len(paths)} files to embed with {encoder.name} do not exist: {shown}")
-    store = Store(cache_root or default_cache_root(), f"embeddings/{encoder.name}", encoder.fingerprint, kind="npz")
+    config = {**encoder.fingerprint, "runtime": runtime_key(ENCODER_PACKAGES, [_device_class_of(encoder)])}
+    store = Store(cache_root or default_cache_root(), f"embeddings/{encoder.name}", config, kind="npz")
     keys = [file_fingerprint(p) for p in paths]
 
     old_bs = encoder.batch_size

@@ -44,9 +44,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from helpers.cache import Store, file_fingerprint, map_cached, stable_hash
+from helpers.cache import Store, file_fingerprint, map_cached, quarantine, stable_hash
 from helpers.paths import cache_root as default_cache_root
 from helpers.progress import is_headless, progress
+from helpers.runtime import LLM_PACKAGES, package_versions, runtime_key
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -288,11 +289,11 @@ def assemble_gguf(spec: ModelSpec | str = GEMMA_BASE, models_dir: str | Path | N
 
 def _convert_gguf(spec: ModelSpec, gguf: Path, models_dir: Path, sha256: str | None = None) -> Path:
     """Dequantise ``gguf`` once into a regular HF checkpoint under ``models_dir`` (atomic) and return it."""
-    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     sha256 = sha256 or file_fingerprint(gguf)
-    key = stable_hash({"gguf_sha256": sha256, "transformers": transformers.__version__}, 12)
+    # the dequantised weights depend on the gguf reader and transformers' GGUF mapping
+    key = stable_hash({"gguf_sha256": sha256, **package_versions(("transformers", "gguf"))}, 12)
     target = models_dir / f"{spec.name}-{key}"
     if (target / "config.json").is_file():
         return target
@@ -413,8 +414,14 @@ def load_llm(
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
-    except OSError as e:
-        if fingerprint["source"] == "hf":
+    except Exception as e:
+        if spec is not None and spec.source in ("gguf-package", "gguf-chunks"):
+            # our own converted checkpoint is damaged (a truncated copy, a full disk): move it aside, convert again
+            quarantine(source, f"{type(e).__name__}: {str(e)[:200]}")
+            source = str(_convert_gguf(spec, gguf, root, sha))
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
+        elif fingerprint["source"] == "hf" and isinstance(e, OSError):
             raise OSError(
                 f"could not load {source!r} from Hugging Face: the weights are not in the local cache and "
                 f"the hub is unreachable or disabled (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}). "
@@ -422,7 +429,13 @@ def load_llm(
             ) from e
         raise
     if fingerprint["source"] == "hf":
-        fingerprint["revision"] = _hub_revision(source) or getattr(model.config, "_commit_hash", None)
+        revision = _hub_revision(source) or getattr(model.config, "_commit_hash", None)
+        if not revision:  # never key results on "whatever the hub had": they could not be told apart later
+            raise RuntimeError(
+                f"loaded {source!r} but could not resolve which hub commit its weights are; save the model "
+                "to a local folder (model.save_pretrained) and pass that folder as the model name"
+            )
+        fingerprint["revision"] = revision
     fingerprint["dtype"] = _dtype_name(torch_dtype)
     if str(device).startswith("cpu"):
         model.to(device)
@@ -974,7 +987,8 @@ def generate_cached(
 ) -> list[dict[str, Any]]:
     """:func:`generate` with ``decoding``, stored per prompt under ``cache_root/generations/<config hash>/``.
 
-    Config: model fingerprint, ``decoding.cache_config()`` (``max_new_tokens``; seed, temperature
+    Config: model fingerprint, library versions and device class (:func:`helpers.runtime.runtime_key`),
+    ``decoding.cache_config()`` (``max_new_tokens``; seed, temperature
     and top-p only when sampling, since greedy ignores them) and ``GENERATE_STEP_VERSION``.
     Item key: hash of the exact prompt string. Because each sampled item has its own seeded
     generator (:func:`item_seed`), ``batch_size`` is not part of the key. Items are written as
@@ -984,6 +998,7 @@ def generate_cached(
         "step": "llm.generate",
         "version": GENERATE_STEP_VERSION,
         "model": llm.fingerprint,
+        "runtime": runtime_key(LLM_PACKAGES, _model_devices(llm)),
         **decoding.cache_config(),
     }
     store = Store(cache_root or default_cache_root(), "generations", config, kind="json")
@@ -1005,6 +1020,12 @@ def generate_cached(
     return results  # type: ignore[return-value]
 
 
+def _label(generation: Mapping[str, Any], index: int) -> str:
+    """How an error names one generation: its item id and cue when the caller passed them."""
+    parts = [f"{k}={generation[k]!r}" for k in ("id", "cue") if k in generation]
+    return f"item {' '.join(parts)}" if parts else f"generation {index} of the list"
+
+
 def represent_cached(
     llm: LLM,
     generations: Sequence[Mapping[str, Any]],
@@ -1015,21 +1036,30 @@ def represent_cached(
     cache_root: str | Path | None = None,
     on_empty: Literal["error", "nan"] = "error",
 ) -> list[dict[str, np.ndarray]]:
-    """:func:`represent` over ``generations`` (dicts with ``prompt_ids`` and ``gen_ids``), stored as npz.
+    """:func:`represent` over ``generations`` (dicts with ``prompt_ids`` and ``gen_ids``; ``id`` and
+    ``cue``, when present, name an item in errors), stored as npz.
 
-    Config: model fingerprint, ``include_embeddings``, ``prefix_lengths``, ``on_empty`` and
+    Config: model fingerprint, library versions and device class, ``include_embeddings``, ``prefix_lengths``, ``on_empty`` and
     ``REPRESENT_STEP_VERSION``. Item key: hash of ``prompt_ids`` + ``gen_ids``.
     """
     config = {
         "step": "llm.represent",
         "version": REPRESENT_STEP_VERSION,
         "model": llm.fingerprint,
+        "runtime": runtime_key(LLM_PACKAGES, _model_devices(llm)),
         "include_embeddings": bool(include_embeddings),
         "prefix_lengths": [int(t) for t in prefix_lengths],
         "on_empty": on_empty,
     }
     store = Store(cache_root or default_cache_root(), "representations", config, kind="npz")
     pairs = [(list(map(int, g["prompt_ids"])), list(map(int, g["gen_ids"]))) for g in generations]
+    if on_empty == "error" and (empty := [i for i, (_, q) in enumerate(pairs) if not q]):
+        names = [_label(generations[i], i) for i in empty]
+        raise ValueError(
+            f"{len(empty)} generation(s) have no generated tokens, so no generative representation: "
+            f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}. The model ended its answer at once; "
+            "drop these items from the run, or pass on_empty='nan' to keep them as NaN"
+        )
     keys = [stable_hash({"prompt_ids": p, "gen_ids": q}) for p, q in pairs]
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
 

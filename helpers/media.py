@@ -106,24 +106,12 @@ def _read_librosa(p: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
     return data, int(sr)
 
 
-def load_audio(
-    path: str | Path, target_sr: int, max_seconds: float | None = None, *, resampler: str = AUDIO_RESAMPLER
-) -> np.ndarray:
-    """Read an audio file as a float32 mono waveform at ``target_sr`` Hz.
+def read_audio(path: str | Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode ``path`` as a float32 mono waveform at its own sample rate: ``(samples, rate)``.
 
-    WAV/FLAC/OGG/MP3 are read with soundfile (libsndfile >= 1.1 decodes MP3); anything
-    soundfile cannot open is retried with librosa/audioread. Channels are averaged, the
-    signal is resampled to ``target_sr`` (any input rate is accepted) and, when
-    ``max_seconds`` is given, cropped to its first ``max_seconds`` seconds. ``resampler``
-    is a librosa ``res_type`` ("soxr_hq" default; "sinc_medium" needs ``samplerate``).
-
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for an unreadable
-    file, an empty one (0 samples) or one holding non-finite samples.
+    The decoding half of :func:`load_audio` (soundfile, then librosa/audioread for what
+    soundfile cannot open; channels averaged), with the same errors.
     """
-    if target_sr <= 0:
-        raise ValueError(f"target_sr must be positive, got {target_sr}")
-    if max_seconds is not None and not max_seconds > 0:
-        raise ValueError(f"max_seconds must be positive or None, got {max_seconds}")
     p = _as_path(path)
     if not p.is_file():
         what = "is a directory, not an audio file" if p.is_dir() else "does not exist"
@@ -148,6 +136,51 @@ def load_audio(
     if not np.isfinite(y).all():
         raise ValueError(f"Audio file {str(p)!r} contains NaN or infinite samples.")
 
+    return y, sr
+
+
+def audio_problem(path: str | Path) -> str | None:
+    """None when :func:`load_audio` can decode the whole file, else what is wrong with it.
+
+    Data prep calls this so that a file the encoders could not read is caught (or counted
+    as skipped) before any model runs, with the same decoders the encoders use.
+    """
+    try:
+        read_audio(path)
+    except (FileNotFoundError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def image_problem(path: str | Path) -> str | None:
+    """None when :func:`load_image` decodes the whole image, else what is wrong (a truncated
+    JPEG/PNG, a zero-byte file, a file that is no image)."""
+    try:
+        load_image(path)
+    except (FileNotFoundError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def load_audio(
+    path: str | Path, target_sr: int, max_seconds: float | None = None, *, resampler: str = AUDIO_RESAMPLER
+) -> np.ndarray:
+    """Read an audio file as a float32 mono waveform at ``target_sr`` Hz.
+
+    WAV/FLAC/OGG/MP3 are read with soundfile (libsndfile >= 1.1 decodes MP3); anything
+    soundfile cannot open is retried with librosa/audioread. Channels are averaged, the
+    signal is resampled to ``target_sr`` (any input rate is accepted) and, when
+    ``max_seconds`` is given, cropped to its first ``max_seconds`` seconds. ``resampler``
+    is a librosa ``res_type`` ("soxr_hq" default; "sinc_medium" needs ``samplerate``).
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for an unreadable
+    file, an empty one (0 samples) or one holding non-finite samples.
+    """
+    if target_sr <= 0:
+        raise ValueError(f"target_sr must be positive, got {target_sr}")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be positive or None, got {max_seconds}")
+    y, sr = read_audio(path, max_seconds)
     if sr != target_sr:
         import librosa
 

@@ -45,7 +45,9 @@ def test_item_words_do_not_depend_on_other_items():
     one = A.random_word_captions(["b"], ["a dog"], VISUAL, "append", 3, seed=7)
     two = A.random_word_captions(["a", "b"], ["a cat", "a dog"], VISUAL, "append", 3, seed=7)
     assert one.iloc[0]["new_caption"] == two.iloc[1]["new_caption"]
-    assert two.iloc[0]["words"] != two.iloc[1]["words"] or two.iloc[0]["id"] != two.iloc[1]["id"]
+    # each item draws its own words: over many items, not all draw the same ones
+    many = A.random_word_captions([f"i{j}" for j in range(20)], ["a dog"] * 20, VISUAL, "append", 3, seed=7)
+    assert many["words"].map(tuple).nunique() > 10
 
 
 TEXTS = [
@@ -129,7 +131,9 @@ def test_reencoding_edited_text_with_tiny_models(llms):
         prompt = L.format_prompt(model, "Imagine what it would look like to see a red ball.")
         gen = L.generate(model, [prompt], max_new_tokens=12)[0]
         fidelity = A.retokenization_fidelity(model.tokenizer, [gen["text"]], [gen["gen_ids"]])
-        assert 0.0 <= fidelity <= 1.0
+        # the fraction of texts whose re-tokenisation gives back the generated ids, computed by hand
+        expected = float(A.retokenize(model.tokenizer, [gen["text"]])[0] == list(gen["gen_ids"]))
+        assert fidelity == expected
         text = "a bright red ball glows in the dark room"
         table = A.removal_table(["x"], [text], VISUAL)
         edited = A.edited_generations(

@@ -109,7 +109,12 @@ def test_bootstrap_ci():
     se = values.std(ddof=1) / np.sqrt(values.size)
     assert (high - low) == pytest.approx(2 * 1.96 * se, rel=0.15)
     assert bootstrap_ci(np.full(10, 0.3)) == pytest.approx((0.3, 0.3))
-    assert bootstrap_ci(values, seed=3) == bootstrap_ci(values, seed=3)
+    # the seed fixes the resamples: a second seed draws others (different bounds), the same seed the same
+    assert bootstrap_ci(values, n_boot=200, seed=3) != bootstrap_ci(values, n_boot=200, seed=4)
+    rng = np.random.default_rng(3)
+    idx = rng.integers(0, values.size, size=(200, values.size))
+    means = values[idx].mean(axis=1)
+    assert bootstrap_ci(values, n_boot=200, seed=3) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])))
 
 
 def test_match_rows_and_table():

@@ -497,5 +497,9 @@ def test_embed_cached_with_a_real_encoder_loads_no_model_on_hits(tmp_path):
     assert fresh._model is None and fresh.items_encoded == 0
     np.testing.assert_array_equal(second, first)
 
-    other_options = load_encoder("aisfx", max_seconds=5.0).fingerprint
-    assert E.stable_hash(other_options) != E.stable_hash(fresh.fingerprint)
+    # the same encoder with another option is another cache folder: a miss that computes again
+    other = load_encoder("efficientnet-lite2")
+    other.image_size = fresh.image_size + 32
+    third = embed_cached(other, paths, cache_root=root)
+    assert other.items_encoded == len(paths) and len(list((root / "embeddings" / "efficientnet-lite2").iterdir())) == 2
+    assert not np.allclose(third, first)

@@ -39,7 +39,8 @@ def test_thinking_switch_changes_the_exact_prompt_like_qwen3(thinking_dir):
 
 def test_templates_without_thinking_get_no_thinking_kwarg(llms):
     assert "enable_thinking" not in llms["qwen3"].chat_template_kwargs
-    assert L.format_prompt(llms["qwen3"], "hello") == L.format_prompt(llms["qwen3"], "hello")
+    # the tiny template (no thinking switch) renders the message exactly as written by hand
+    assert L.format_prompt(llms["qwen3"], "hello") == "<|user|> hello <|assistant|>"
 
 
 def test_device_auto_loads_and_matches_cpu(model_dirs, llms):
@@ -48,11 +49,15 @@ def test_device_auto_loads_and_matches_cpu(model_dirs, llms):
     p = L.format_prompt(auto, "imagine a red apple")
     g_auto = L.generate(auto, [p], max_new_tokens=5)[0]
     g_cpu = L.generate(llms["qwen3"], [p], max_new_tokens=5)[0]
-    assert g_auto["gen_ids"] == g_cpu["gen_ids"]
+    if not torch.cuda.is_available():  # greedy tokens can flip under bf16 rounding on a GPU
+        assert g_auto["gen_ids"] == g_cpu["gen_ids"]
+    g_auto = g_cpu  # compare the representation of the same tokens
     r_auto = L.represent(auto, [g_auto["prompt_ids"]], [g_auto["gen_ids"]], show_progress=False, prefix_lengths=[2])[0]
     r_cpu = L.represent(llms["qwen3"], [g_cpu["prompt_ids"]], [g_cpu["gen_ids"]], show_progress=False, prefix_lengths=[2])[0]
+    # bf16 on an accelerator keeps ~3 significant digits; float32 on CPU agrees to 1e-4
+    tol = dict(rtol=5e-2, atol=5e-2) if torch.cuda.is_available() else dict(rtol=1e-4, atol=1e-5)
     for k in ("gen_mean", "prompt_mean", "prefix_means"):
-        np.testing.assert_allclose(r_auto[k], r_cpu[k], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(r_auto[k], r_cpu[k], **tol)
 
 
 def test_bfloat16_on_cpu_loads_and_represents(model_dirs, llms):
