@@ -92,6 +92,16 @@ def _check_audio(path: Path) -> str | None:
     return f"unreadable audio {path} ({problem}); re-encode it as WAV/FLAC/OGG/MP3 or drop the row"
 
 
+def _check_image(path: Path) -> str | None:
+    """None when the whole image decodes with the encoders' loader, else the problem."""
+    from helpers.media import image_problem
+
+    problem = image_problem(path)
+    if problem is None:
+        return None
+    return f"unreadable image {path} ({problem}); re-save it as PNG/JPEG or drop the row"
+
+
 def _fail(report: SkipReport, on_missing: OnMissing, where: str, reason: str, detail: str) -> None:
     """Raise (``on_missing="raise"``) or count the item as skipped under ``reason``."""
     if on_missing == "raise":
@@ -443,6 +453,9 @@ def build_byo_manifest(
                 break
             if col == "audio_path" and check_audio and (msg := _check_audio(p)):
                 problem = ("unreadable audio", f"`{col}`: {msg}")
+                break
+            if col == "image_path" and (msg := _check_image(p)):
+                problem = ("unreadable image", f"`{col}`: {msg}")
                 break
             paths[col] = p
         if problem is None and paths["image_path"] is None and paths["audio_path"] is None:
