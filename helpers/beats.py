@@ -116,9 +116,9 @@ def fbank_options():
 
     - ``use_power`` True: filters weight the power spectrum ``|X|^2``.
     - ``use_log_fbank`` True with ``use_log_floor`` True and ``eps`` = float32 epsilon:
-      ``log(max(energy, eps))``, Kaldi's floor (torchaudio's too). Some of the lowest of
-      the 128 filters are narrower than one FFT bin and hold no bin at all; they read
-      ``log(eps) = -15.94`` always, in torchaudio as here.
+      ``log(max(energy, eps))``, Kaldi's floor (torchaudio's too). The lowest filters are
+      narrower than the 31.25 Hz FFT bins; one of them (bin 3, centred near 78 Hz) holds no FFT
+      bin at all and reads ``log(eps) = -15.94`` always, in torchaudio as here.
     - ``use_energy`` False: no extra log-energy column (``energy_floor``/``raw_energy``/
       ``htk_compat`` then play no part).
     """
