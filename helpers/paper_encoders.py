@@ -18,7 +18,7 @@ clip-vit-b32-vision vision   ``transformers.CLIPVisionModelWithProjection``
                              (``openai/clip-vit-base-patch32``); ``pooling`` "proj" (default:
                              the 512-d ``image_embeds`` CLIP matches against text), "cls"
                              (post-layernorm CLS, 768-d) or "mean" (patch tokens)
-beats               audio    BEATs through SpeechBrain (``speechbrain.lobes.models.beats``); a
+beats               audio    BEATs through :mod:`helpers.beats` (plain torch); a
                              local checkpoint (``BEATs_iter3.pt`` or ``BEATs_iter3_plus_AS2M.pt``),
                              16 kHz mono, first ``max_seconds`` s, mean over all output frames of
                              layer ``layer`` (-1 = last)
@@ -295,7 +295,7 @@ class ClipVisionEncoder(_HFVisionEncoder):
             return v.float().cpu().numpy()
 
 
-# --------------------------------------------------------------------------- BEATs (SpeechBrain)
+# --------------------------------------------------------------------------- BEATs
 
 BEATS_CHECKPOINTS = {
     "iter3": "BEATs_iter3.pt",
@@ -304,6 +304,10 @@ BEATS_CHECKPOINTS = {
 BEATS_SAMPLE_RATE = 16000
 #: shortest input BEATs turns into one 16x16 patch row: 16 fbank frames of 25 ms every 10 ms
 BEATS_MIN_SAMPLES = 400 + 15 * 160
+#: what computes the features; part of the cache fingerprint, so features of another
+#: implementation (e.g. the SpeechBrain one used before) never count as cache hits
+BEATS_IMPLEMENTATION = ("helpers.beats v1: plain-torch BEATs (official module layout), kaldi-native-fbank fbank, "
+                        "per-patch padding mask, fbank_mean 15.41663, fbank_std 6.55582")
 
 
 def beats_waveform(path: str | Path, max_seconds: float | None) -> np.ndarray:
@@ -315,30 +319,29 @@ def beats_waveform(path: str | Path, max_seconds: float | None) -> np.ndarray:
     return y
 
 
-def speechbrain_beats_class():
-    """``speechbrain.lobes.models.beats.BEATs``, or an ImportError saying how to install it."""
+def _package_version(name: str) -> str:
+    from importlib import metadata
+
     try:
-        from speechbrain.lobes.models.beats import BEATs
-    except Exception as exc:  # ImportError, or OSError from a torchaudio built for another torch
-        raise ImportError(
-            f"the beats encoder needs SpeechBrain and torchaudio ({type(exc).__name__}: {str(exc)[:200]}). "
-            f"Install the paper extra: `{PAPER_EXTRA}` with a torch that torchaudio supports "
-            "(torchaudio exists only up to the torch version it was released with)."
-        ) from exc
-    return BEATs
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
-@register_encoder("beats", "audio", "BEATs (SpeechBrain), 16 kHz mono, mean over frames of one layer")
+@register_encoder("beats", "audio", "BEATs (helpers.beats, plain torch), 16 kHz mono, mean over frames of one layer")
 class BeatsEncoder(Encoder):
-    """BEATs audio encoder (Chen et al. 2023) via SpeechBrain's implementation.
+    """BEATs audio encoder (Chen et al. 2023) through the project's own implementation, :mod:`helpers.beats`.
 
     Options: ``checkpoint`` (path to ``BEATs_iter3.pt`` or ``BEATs_iter3_plus_AS2M.pt`` from
     github.com/microsoft/unilm/tree/master/beats; required: there is no hub copy to fall back
-    on), ``layer`` (-1 = last transformer layer; 0 = the projected patch embeddings, k = layer
-    k), ``max_seconds`` (long clips are cropped to their first seconds, default 10 = one
-    AudioCaps clip), ``device``. The feature is the mean over all output frames (BEATs' 16x16
-    time-frequency patches) of that layer. Clips of equal length are batched together without
-    padding, so a clip's feature never depends on the other clips in its batch.
+    on), ``layer`` (-1 = the model's output, which for the official post-LN checkpoints is
+    layer L's; 0 = the input to the first transformer layer, the projected patch embeddings
+    after the positional convolution; k = layer k's output), ``max_seconds`` (long clips are
+    cropped to their first seconds, default 10 = one AudioCaps clip), ``device`` ("cpu",
+    "cuda", or "auto" = CUDA when available). The feature is the mean over all output frames
+    (BEATs' 16x16 time-frequency patches, 160 ms x 16 mel bins each) of that layer. Clips
+    of different lengths share a batch: they are zero-padded and the padding patches are
+    masked out of attention and of the mean, so a clip's feature does not depend on its batch.
     """
 
     name = "beats"
@@ -373,11 +376,15 @@ class BeatsEncoder(Encoder):
 
     @property
     def fingerprint(self) -> dict[str, Any]:
+        from helpers.beats import FBANK_OPTIONS
+
         return {
             "encoder": self.name,
             "step_version": STEP_VERSION,
             "weights_sha256": file_fingerprint(self.checkpoint),
-            "implementation": "speechbrain.lobes.models.beats.BEATs, fbank_mean 15.41663, fbank_std 6.55582",
+            "implementation": BEATS_IMPLEMENTATION,
+            "fbank": {**FBANK_OPTIONS, "waveform_scale": 2**15,
+                      "kaldi_native_fbank": _package_version("kaldi-native-fbank")},
             "layer": self.layer,
             "audio": {"sr": BEATS_SAMPLE_RATE, "mono": "mean", "resampler": AUDIO_RESAMPLER,
                       "max_seconds": self.max_seconds, "crop": "head", "min_samples": BEATS_MIN_SAMPLES},
@@ -387,10 +394,10 @@ class BeatsEncoder(Encoder):
     @property
     def model(self):
         if self._model is None:
-            BEATs = speechbrain_beats_class()
-            with _quiet_init():
-                m = BEATs(ckp_path=str(self.checkpoint), freeze=True, output_all_hiddens=self.layer != -1)
-            self._n_layers = int(m.cfg.encoder_layers) + 1
+            from helpers.beats import load_beats
+
+            m = load_beats(self.checkpoint)
+            self._n_layers = m.num_layers + 1
             if not -self._n_layers <= self.layer < self._n_layers:
                 raise ValueError(f"beats layer {self.layer} out of range for a {self._n_layers - 1}-layer checkpoint")
             self.dim = int(m.cfg.encoder_embed_dim)
@@ -404,19 +411,11 @@ class BeatsEncoder(Encoder):
     def _embed_batch(self, paths: list[Path]) -> np.ndarray:
         import torch
 
-        waves = [beats_waveform(p, self.max_seconds) for p in paths]
-        out = np.zeros((len(paths), self.dim), dtype=np.float32)
-        device = next(self.model.parameters()).device
-        by_len: dict[int, list[int]] = {}
-        for i, w in enumerate(waves):
-            by_len.setdefault(w.shape[0], []).append(i)
-        for idx in by_len.values():
-            x = torch.from_numpy(np.stack([waves[i] for i in idx])).to(device)
-            with torch.inference_mode():
-                h = self.model.extract_features(x, torch.ones(len(idx), device=device))[0]
-                if self.layer != -1:  # SpeechBrain stacks layer outputs time-first: [L+1, T, B, C]
-                    h = h[self.layer]
-                    h = h.transpose(0, 1) if h.shape[1] == len(idx) else h
-                out[idx] = h.mean(dim=1).float().cpu().numpy()  # h: [B, T, C]
-        return out
+        from helpers.beats import beats_fbank, pad_fbanks
 
+        fbanks = [beats_fbank(beats_waveform(p, self.max_seconds)) for p in paths]
+        device = next(self.model.parameters()).device
+        x, frame_mask = pad_fbanks(fbanks)
+        with torch.inference_mode():
+            out = self.model.extract_features(x.to(device), frame_mask.to(device))
+            return out.mean_pool(self.layer).float().cpu().numpy()

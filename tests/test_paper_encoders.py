@@ -1,6 +1,7 @@
 """The paper's encoders on tiny random-weight models built in-process (no hub): DINOv2 and CLIP's
-image tower through the same ``embed`` / ``embed_cached`` path as the default encoders, BEATs
-where SpeechBrain + torchaudio can be imported, and shard runs merging into one cache."""
+image tower through the same ``embed`` / ``embed_cached`` path as the default encoders, BEATs (the
+project's own :mod:`helpers.beats`, on a tiny official-format checkpoint and the real Clotho and
+AudioCaps sample clips), and shard runs merging into one cache."""
 
 from __future__ import annotations
 
@@ -189,13 +190,19 @@ def test_beats_waveform_is_16k_mono_cropped_and_padded(shared_data, tmp_path):
 
 @pytest.fixture(scope="module")
 def beats_ckpt(tmp_path_factory):
-    try:
-        P.speechbrain_beats_class()
-    except ImportError as exc:
-        pytest.skip(f"BEATs model tests skipped: SpeechBrain/torchaudio cannot be imported here ({str(exc)[:160]})")
     from tiny_beats import save_tiny_beats
 
     return save_tiny_beats(tmp_path_factory.mktemp("beats") / "tiny_beats.pt")
+
+
+def test_beats_fingerprint_names_the_new_implementation(beats_ckpt):
+    fp = E.load_encoder("beats", checkpoint=str(beats_ckpt)).fingerprint
+    assert fp["implementation"] == P.BEATS_IMPLEMENTATION and "helpers.beats" in fp["implementation"]
+    # features made by the SpeechBrain implementation (fingerprinted under this string) never hit
+    assert fp["implementation"] != "speechbrain.lobes.models.beats.BEATs, fbank_mean 15.41663, fbank_std 6.55582"
+    assert "speechbrain" not in str(fp).lower()
+    assert fp["fbank"]["num_bins"] == 128 and fp["fbank"]["dither"] == 0.0 
+    assert fp["fbank"]["kaldi_native_fbank"] != "not installed"  # the library version is part of the identity
 
 
 def test_beats_tiny_model_features(beats_ckpt, shared_data, tmp_cache):
@@ -203,12 +210,53 @@ def test_beats_tiny_model_features(beats_ckpt, shared_data, tmp_cache):
     enc = E.load_encoder("beats", checkpoint=str(beats_ckpt), max_seconds=10.0)
     f = enc.embed(clips)
     assert enc.dim == 32 and f.shape == (3, 32) and np.isfinite(f).all()
+    # the 9.27 s clip is padded in the batch; alone it is not: same feature
     np.testing.assert_allclose(E.load_encoder("beats", checkpoint=str(beats_ckpt), batch_size=1).embed(clips), f, atol=1e-5)
     last = E.load_encoder("beats", checkpoint=str(beats_ckpt), layer=2).embed(clips)
     np.testing.assert_allclose(last, f, atol=1e-5)  # layer 2 of 2 = the final output
     assert not np.allclose(E.load_encoder("beats", checkpoint=str(beats_ckpt), layer=0).embed(clips), f, atol=1e-3)
+    assert not np.allclose(f[0], f[1], atol=1e-3)
     cached_enc = E.load_encoder("beats", checkpoint=str(beats_ckpt))
     E.embed_cached(cached_enc, clips)
     again = E.load_encoder("beats", checkpoint=str(beats_ckpt))
     np.testing.assert_allclose(E.embed_cached(again, clips), f, atol=1e-6)
     assert again.items_encoded == 0
+
+
+def test_beats_clotho_clips_of_different_lengths(beats_ckpt, shared_data):
+    """Seven real Clotho clips (15.7 to 29.5 s, 44.1 kHz) in one padded batch, whole (max_seconds=None)."""
+    from helpers.beats import beats_fbank, load_beats
+
+    clips = sorted((shared_data / "clotho_sample" / "audio").glob("*.wav"))
+    assert len(clips) == 7
+    enc = E.load_encoder("beats", checkpoint=str(beats_ckpt), max_seconds=None, batch_size=7)
+    f = enc.embed(clips)
+    assert f.shape == (7, 32) and np.isfinite(f).all()
+    np.testing.assert_allclose(E.load_encoder("beats", checkpoint=str(beats_ckpt), max_seconds=None, batch_size=1).embed(clips),
+                               f, atol=1e-5)
+    # the encoder is: 16 kHz mono waveform -> normalised fbank -> BEATs -> mean over output patches
+    model = load_beats(beats_ckpt)
+    wave = P.beats_waveform(clips[0], None)
+    fb = torch.from_numpy(beats_fbank(wave))[None]
+    assert abs(fb.shape[1] - (1 + (wave.shape[0] - 400) // 160)) == 0
+    with torch.no_grad():
+        by_hand = model.extract_features(fb).last_hidden_state.mean(dim=1)[0].numpy()
+    np.testing.assert_allclose(f[0], by_hand, atol=1e-5)
+    # cropping to the first 10 s changes the feature (the rest of the clip no longer counts)
+    cropped = E.load_encoder("beats", checkpoint=str(beats_ckpt), max_seconds=10.0).embed(clips[:2])
+    assert not np.allclose(cropped, f[:2], atol=1e-4)
+
+
+def test_beats_device_auto_and_checkpoint_errors(beats_ckpt, shared_data, tmp_path, monkeypatch):
+    clip = sorted((shared_data / "audiocaps_sample" / "audio").glob("*.wav"))[0]
+    enc = E.load_encoder("beats", checkpoint=str(beats_ckpt), device="auto")
+    assert next(enc.model.parameters()).device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert P._resolve_device("auto") == "cuda"
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="beats layer 3 out of range for a 2-layer checkpoint"):
+        E.load_encoder("beats", checkpoint=str(beats_ckpt), layer=3).embed([clip])
+    bad = tmp_path / "BEATs_iter3.pt"
+    bad.write_bytes(b"<html>a login page, not a checkpoint</html>")
+    with pytest.raises(ValueError, match=r"BEATs checkpoint '.*BEATs_iter3\.pt' could not be read .*download it again and pass its path"):
+        E.load_encoder("beats", checkpoint=str(bad)).embed([clip])
