@@ -427,7 +427,8 @@ def load_llm(
                 f"the hub is unreachable or disabled (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}). "
                 f"Original error: {e}"
             ) from e
-        raise
+        else:
+            raise
     if fingerprint["source"] == "hf":
         revision = _hub_revision(source) or getattr(model.config, "_commit_hash", None)
         if not revision:  # never key results on "whatever the hub had": they could not be told apart later
