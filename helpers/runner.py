@@ -49,19 +49,44 @@ def load_profile(
 ) -> dict[str, Any]:
     """The parameters of profile ``name``.
 
-    Layers, each replacing whole values of the one before: ``default.yaml``, ``<name>.yaml``,
-    the YAML mapping in ``params_file`` (if given), then ``overrides``.
+    Layers, each replacing whole values of the one before: ``default.yaml``, the profiles
+    ``<name>.yaml`` extends (``extends: <parent>``), ``<name>.yaml``, the YAML mapping in
+    ``params_file`` (if given), then ``overrides``. ``run_name`` defaults to the profile name.
     """
-    if name not in profile_names():
-        raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(profile_names())}")
     params = yaml.safe_load((PROFILES_DIR / f"{BASE_PROFILE}.yaml").read_text()) or {}
-    if name != BASE_PROFILE:
-        params.update(yaml.safe_load((PROFILES_DIR / f"{name}.yaml").read_text()) or {})
-    params.setdefault("run_name", name)
+    for layer in _profile_chain(name):
+        params.update(layer)
+    params["run_name"] = params.get("run_name") if name == BASE_PROFILE else _profile_layers(name).get("run_name", name)
     if params_file is not None:
         params.update(load_params_file(params_file))
     params.update(overrides or {})
     return {k: normalize_none(v) for k, v in params.items()}
+
+
+def _profile_layers(name: str) -> dict[str, Any]:
+    """The YAML mapping of one profile file (``extends`` included)."""
+    if name not in profile_names():
+        raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(profile_names())}")
+    return yaml.safe_load((PROFILES_DIR / f"{name}.yaml").read_text()) or {}
+
+
+def _profile_chain(name: str) -> list[dict[str, Any]]:
+    """The layers of profile ``name`` after ``default.yaml``, outermost parent first.
+
+    A profile may start from another with ``extends: <profile>`` (``paper-tiny`` is ``paper``
+    made small), so a setting lives in one file only.
+    """
+    chain: list[dict[str, Any]] = []
+    seen: list[str] = []
+    while name != BASE_PROFILE:
+        if name in seen:
+            raise ValueError(f"profiles extend each other in a cycle: {' -> '.join([*seen, name])}")
+        seen.append(name)
+        layer = dict(_profile_layers(name))
+        parent = layer.pop("extends", BASE_PROFILE)
+        chain.insert(0, layer)
+        name = str(parent)
+    return chain
 
 
 def load_params_file(path: str | Path) -> dict[str, Any]:

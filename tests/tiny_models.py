@@ -93,7 +93,7 @@ QWEN3_CHAT_TEMPLATE = (
 QWEN3_SPECIAL = ["<|im_start|>", "<|im_end|>", "<think>", "</think>"]
 
 
-def save_tiny_qwen3_thinking(directory):
+def save_tiny_qwen3_thinking(directory, seed: int = 3, hidden_size: int = 32, layers: int = 3):
     """A tiny random Qwen3 whose tokenizer carries a Qwen3-style template with ``enable_thinking``."""
     from transformers import AutoModelForCausalLM, Qwen3Config
 
@@ -101,11 +101,11 @@ def save_tiny_qwen3_thinking(directory):
     tok.add_tokens(QWEN3_SPECIAL, special_tokens=True)
     tok.chat_template = QWEN3_CHAT_TEMPLATE
     cfg = Qwen3Config(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-        intermediate_size=64, head_dim=8, max_position_embeddings=128, pad_token_id=PAD, bos_token_id=BOS,
-        eos_token_id=EOS, tie_word_embeddings=False, initializer_range=0.3,
+        vocab_size=len(tok), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=2 * hidden_size, head_dim=8, max_position_embeddings=256,
+        pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS, tie_word_embeddings=False, initializer_range=0.3,
     )
-    torch.manual_seed(3)
+    torch.manual_seed(seed)
     AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).save_pretrained(directory)
     tok.save_pretrained(directory)
     return directory
