@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PROFILE ?= default
 PARAMS ?=
 
-.PHONY: setup reproduce tiny test test-fast test-browser bench clean-outputs
+.PHONY: setup reproduce tiny paper test test-fast test-browser bench clean-outputs
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,20 @@ reproduce: setup
 
 tiny:
 	$(MAKE) reproduce PROFILE=tiny
+
+## The whole paper on a GPU (README "Reproducing the paper on a GPU"): the vision run, both audio runs, then
+## notebook 11 over the three. PARAMS go to every run (e.g. --param llm_device=auto); each run's data paths to its own:
+##   make paper PAPER_PARAMS="--param dataset_dir=/data/prh" AUDIOCAPS_PARAMS="--param dataset_csv=… --param dataset_dir=…" …
+PAPER_PARAMS ?=
+AUDIOCAPS_PARAMS ?=
+CLOTHO_PARAMS ?=
+PAPER_RUNS ?= [paper,paper-audiocaps,paper-clotho]
+paper: setup
+	$(PY) -m helpers.runner --profile paper $(PARAMS) $(PAPER_PARAMS)
+	$(PY) -m helpers.runner --profile paper-audiocaps $(PARAMS) $(AUDIOCAPS_PARAMS)
+	$(PY) -m helpers.runner --profile paper-clotho $(PARAMS) $(CLOTHO_PARAMS)
+	$(PY) -m helpers.runner --profile paper --only 11 --param run_name=paper-figures \
+	    --param "cross_runs=$(PAPER_RUNS)"
 
 ## The full test suite, notebooks included (what CI runs)
 test: setup

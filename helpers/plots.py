@@ -326,3 +326,143 @@ def model_size_scatter(
     ax.set_title(title or "Model size: each LLM under each cue")
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- across runs (11)
+
+
+def _short_llm(name: str) -> str:
+    return str(name).rsplit("/", 1)[-1]
+
+
+def paper_plane(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """The paper's main figure: every (LLM, cue) at (vision alignment, audio alignment), with CIs.
+
+    ``table`` is one (vision axis, audio axis) pair of :func:`helpers.crossrun.plane_table`
+    (``source``, ``llm``, ``cue``, ``vision_score`` / ``vision_ci_low`` / ``vision_ci_high``, the
+    same for ``audio_``, and the axes' run and encoder). Notebook 09's points (``source ==
+    "model_size"``): colour is the cue, marker the LLM (in order of size), a thin line joins the
+    cues of one LLM. Notebook 05's points (the run's own LLM at its full T) are large rings.
+    Chance (``vision_chance``, ``audio_chance``) is left out: far below the points, it would squash them.
+    """
+    set_style()
+    from matplotlib.lines import Line2D
+
+    cues = list(dict.fromkeys(table["cue"]))
+    colors = cue_colors(cues)
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+    size = table[table["source"] == "model_size"]
+    if "n_params" in size.columns and size["n_params"].notna().all():
+        size = size.sort_values("n_params", kind="stable")
+    llms = list(dict.fromkeys(size["llm"]))
+    fig, ax = plt.subplots(figsize=(6.0, 4.8))
+
+    def point(row, **style):
+        ax.errorbar(
+            row["vision_score"], row["audio_score"],
+            xerr=[[row["vision_score"] - row["vision_ci_low"]], [row["vision_ci_high"] - row["vision_score"]]],
+            yerr=[[row["audio_score"] - row["audio_ci_low"]], [row["audio_ci_high"] - row["audio_score"]]],
+            capsize=2, elinewidth=0.8, **style,
+        )
+
+    for j, name in enumerate(llms):
+        sub = size[size["llm"] == name].set_index("cue").reindex([c for c in cues if c in set(size.loc[size["llm"] == name, "cue"])])
+        ax.plot(sub["vision_score"], sub["audio_score"], color="0.6", lw=0.8, zorder=0)
+        for cue, row in sub.iterrows():
+            point(row, fmt=markers[j % len(markers)], color=colors[cue], ms=7)
+    own = table[table["source"] == "alignment"]
+    for _, row in own.iterrows():
+        point(row, fmt="o", ms=13, mfc="none", mew=1.6, color=colors[row["cue"]], zorder=4)
+    handles = [Line2D([], [], ls="", marker="o", color=colors[c], label=c) for c in cues]
+    handles += [Line2D([], [], ls="", marker=markers[j % len(markers)], color="0.3", label=_short_llm(n)) for j, n in enumerate(llms)]
+    if len(own):
+        r = own.iloc[0]
+        handles.append(Line2D([], [], ls="", marker="o", ms=11, mfc="none", color="0.3", label=f"05: {_short_llm(r['llm'])}, T={r['T']}"))
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    first = table.iloc[0]
+    ax.set_xlabel(f"alignment with {first['vision_encoder']} ({first['vision_run']}, vision)")
+    ax.set_ylabel(f"alignment with {first['audio_encoder']} ({first['audio_run']}, audio)")
+    ax.set_title(title or "Each LLM under each cue in (vision, audio) alignment space")
+    fig.tight_layout()
+    return fig
+
+
+def size_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Alignment against model size, one panel per (run, encoder), one line per cue, with CIs.
+
+    ``table`` stacks notebook 09's ``model_size`` tables of the runs (``run``, ``encoder``,
+    ``modality``, ``llm``, ``n_params``, ``cue``, ``score``, ``ci_low``, ``ci_high``, ``chance``);
+    LLMs are placed in order of parameters. Dotted: chance.
+    """
+    set_style()
+    panels = list(dict.fromkeys(zip(table["run"], table["encoder"])))
+    cues = list(dict.fromkeys(table["cue"]))
+    colors = cue_colors(cues)
+    order = table.groupby("llm", sort=False)["n_params"].first().sort_values(kind="stable")
+    pos = {name: i for i, name in enumerate(order.index)}
+    fig, axes = _facets(len(panels), width=max(3.6, 0.7 * len(pos) + 1.5))
+    for ax, (run, enc) in zip(axes, panels):
+        sub = table[(table["run"] == run) & (table["encoder"] == enc)]
+        for j, cue in enumerate(cues):
+            c = sub[sub["cue"] == cue].assign(x=lambda d: d["llm"].map(pos)).sort_values("x")
+            x = c["x"] + (j - (len(cues) - 1) / 2) * 0.06
+            ax.errorbar(x, c["score"], yerr=[c["score"] - c["ci_low"], c["ci_high"] - c["score"]], fmt="-o",
+                        color=colors[cue], label=cue, ms=4, capsize=2, elinewidth=0.8)
+        ax.axhline(float(sub["chance"].iloc[0]), color="black", linestyle="dotted", linewidth=1)
+        ax.set_xticks(range(len(pos)))
+        ax.set_xticklabels([_short_llm(n) for n in order.index], fontsize=7, rotation=30, ha="right")
+        ax.set_xlabel("LLM (in order of parameters)", fontsize=8)
+        ax.set_title(f"{enc} ({run}, {sub['modality'].iloc[0]})", fontsize=10)
+    axes[0].set_ylabel("mutual k-NN alignment")
+    axes[-1].legend(title="cue", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.suptitle(title or "Alignment vs model size (95% bootstrap CI; dotted: chance)")
+    fig.tight_layout()
+    return fig
+
+
+def cross_length_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """:func:`length_curves` of several runs: one panel per (encoder, run).
+
+    ``table`` stacks notebook 06's ``length_curve`` tables with their ``run`` column.
+    """
+    labelled = table.assign(encoder=table["encoder"] + " · " + table["run"])
+    return length_curves(labelled, title=title or "Alignment vs generation length across runs (T=0: single pass; dotted: chance)")
+
+
+def cue_effects_forest(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """SEE−NONE and HEAR−NONE per (run, encoder) with 95% bootstrap CIs, as a forest plot.
+
+    ``table`` is :func:`helpers.crossrun.cue_effects`'s (``run``, ``encoder``, ``modality``,
+    ``comparison``, ``cue_1``, ``diff``, ``ci_low``, ``ci_high``, ``p_holm``, ``stars``). One row per
+    (run, encoder), the comparisons side by side in the colour of their cue; filled: Holm-adjusted
+    p < 0.05 (within its run). The paper predicts SEE−NONE > 0 on vision rows, HEAR−NONE > 0 on audio rows.
+    """
+    set_style()
+    rows = list(dict.fromkeys(zip(table["run"], table["encoder"], table["modality"])))
+    comps = list(dict.fromkeys(table["comparison"]))
+    cue_of = dict(zip(table["comparison"], table["cue_1"]))
+    colors = cue_colors([cue_of[c] for c in comps])
+    fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.55 * len(rows) * max(1, len(comps)) ** 0.5))
+    step = 0.6 / max(1, len(comps))
+    for j, comp in enumerate(comps):
+        sub = table[table["comparison"] == comp].set_index(["run", "encoder", "modality"]).reindex(rows)
+        y = np.arange(len(rows)) - 0.3 + step * (j + 0.5)
+        color = colors[cue_of[comp]]
+        ax.errorbar(sub["diff"], y, xerr=[sub["diff"] - sub["ci_low"], sub["ci_high"] - sub["diff"]], fmt="none",
+                    ecolor=color, capsize=3)
+        significant = sub["p_holm"].to_numpy() < 0.05
+        ax.scatter(sub["diff"][significant], y[significant], color=color, zorder=3)
+        ax.scatter(sub["diff"][~significant], y[~significant], facecolor="white", edgecolor=color, zorder=3)
+        ax.scatter([], [], color=color, label=comp)
+        for xi, yi, mark in zip(sub["ci_high"], y, sub["stars"]):
+            if xi == xi:
+                ax.text(xi, yi, f" {mark}", va="center", fontsize=7)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(np.arange(len(rows)))
+    ax.set_yticklabels([f"{enc} ({run})\n{mod}" for run, enc, mod in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("Δ mutual k-NN alignment (cue − NONE)")
+    ax.set_title(title or "Cue effects per run and encoder (95% bootstrap CI)\nfilled / stars: Holm-adjusted p < 0.05 within the run")
+    ax.legend(title="comparison", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig

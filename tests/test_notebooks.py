@@ -222,3 +222,30 @@ def test_model_size_takes_the_runs_own_llm_from_its_prefix_means(tiny_run):
     pd.testing.assert_series_equal(own, at_T.set_index(["cue", "encoder"])["score"].sort_index(), check_names=False)
     others = res[res["llm"] != params["llm"]]
     assert len(others) and others["score"].between(0, 1).all()
+
+
+def test_11_paper_figures_uses_the_runs_own_results(tiny_run):
+    """Alone (no cross_runs), 11 places the run's own 05 and 09 points in its (vision, audio) plane."""
+    outputs, params, executed = tiny_run
+    assert executed[-1].name == "11_paper_figures.ipynb"
+    results = outputs / "results" / "tiny"
+    plane = _results(outputs, "cross_plane")
+    audio = params["audio_encoders"]
+    n_points = len(params["cues"]) * (len(params["size_llms"]) + 1)  # 09's LLMs and 05's own point, per cue
+    assert len(plane) == len(audio) * n_points and set(plane["audio_encoder"]) == set(audio)
+    assert set(plane["vision_run"]) == set(plane["audio_run"]) == {"tiny"}
+    gen = pd.read_csv(results / "alignment.csv").query("kind == 'generative'").set_index(["cue", "encoder"])["score"]
+    own = plane[plane["source"] == "alignment"]
+    assert (own["T"] == params["max_new_tokens"]).all() and (own["llm"] == params["llm"]).all()
+    for row in own.itertuples():
+        assert row.vision_score == gen[(row.cue, row.vision_encoder)] and row.audio_score == gen[(row.cue, row.audio_encoder)]
+    size = pd.read_csv(results / "model_size.csv").set_index(["llm", "cue", "encoder"])["score"]
+    for row in plane[plane["source"] == "model_size"].itertuples():
+        assert row.vision_score == size[(row.llm, row.cue, row.vision_encoder)]
+        assert row.audio_score == size[(row.llm, row.cue, row.audio_encoder)]
+    figures = outputs / "figures" / "tiny"
+    for stem in [f"11_plane_tiny-{params['vision_encoders'][0]}_vs_tiny-{a}" for a in audio] + [
+            "11_model_size", "11_length_vision", "11_length_audio", "11_cue_effects"]:
+        for ext in ("png", "pdf"):
+            assert (figures / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext}"
+    assert "combining ['tiny']: same LLMs, cues, T and k" in _stdout(executed[-1])
