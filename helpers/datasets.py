@@ -327,7 +327,7 @@ def build_wit_manifest(
     """
     from PIL import Image
 
-    from helpers.cache import atomic_write_bytes
+    from helpers.cache import atomic_write_bytes, file_fingerprint
 
     image_dir = Path(image_dir)
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -349,7 +349,7 @@ def build_wit_manifest(
             continue
         ext = {"jpeg": "jpg"}.get(fmt, fmt)
         path = image_dir / f"{i:04d}.{ext}"
-        if not (path.is_file() and path.stat().st_size == len(data) and _sha256(path.read_bytes()) == _sha256(data)):
+        if not (path.is_file() and path.stat().st_size == len(data) and file_fingerprint(path) == _sha256(data)):
             atomic_write_bytes(path, data)
         rows.append(_row(f"wit/{i:04d}", caption, "wit", image=path))
     return _frame(rows, "WiT", report), report

@@ -145,21 +145,37 @@ def audio_problem(path: str | Path) -> str | None:
     Data prep calls this so that a file the encoders could not read is caught (or counted
     as skipped) before any model runs, with the same decoders the encoders use.
     """
-    try:
-        read_audio(path)
-    except (FileNotFoundError, ValueError) as exc:
-        return str(exc)
-    return None
+    return _checked(path, read_audio)
 
 
 def image_problem(path: str | Path) -> str | None:
     """None when :func:`load_image` decodes the whole image, else what is wrong (a truncated
     JPEG/PNG, a zero-byte file, a file that is no image)."""
+    return _checked(path, load_image)
+
+
+#: (loader, path, size, mtime) -> problem; a manifest builder and validate_manifest check the same files
+_CHECKED: dict[tuple[str, str, int, int], str | None] = {}
+
+
+def _checked(path: str | Path, loader) -> str | None:
+    """``loader(path)``'s error text or None, decoded once per file version within the process."""
+    p = _as_path(path)
     try:
-        load_image(path)
+        st = p.stat()
+        key = (loader.__name__, str(p.resolve()), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and key in _CHECKED:
+        return _CHECKED[key]
+    try:
+        loader(p)
+        problem = None
     except (FileNotFoundError, ValueError) as exc:
-        return str(exc)
-    return None
+        problem = str(exc)
+    if key is not None:
+        _CHECKED[key] = problem
+    return problem
 
 
 def load_audio(

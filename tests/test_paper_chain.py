@@ -5,8 +5,6 @@ samples; then notebook 11 combining the three runs into the paper's (vision, aud
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import pytest
 
@@ -25,21 +23,13 @@ def paper_runs(tmp_path_factory, shared_data):
     world = build_world(root)
     outputs = root / "outputs"
     env = {**world_env(world), "PERCEIVE_CACHE": str(root / "cache")}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with runner._environ(env):  # the runner's own scoped environment, inherited by the kernels
         for profile in PROFILES:
             params = runner.load_profile(profile, paper_tiny_params(profile, world, shared_data))
             runner.run_notebooks(params, outputs=outputs, log_output=False)
         combined = runner.load_profile("paper-tiny", {"run_name": "paper-tiny-figures", "cross_runs": list(PROFILES)})
         runner.run_notebooks(combined, runner.select(runner.numbered_notebooks(), ["11"]), outputs=outputs,
                              log_output=False)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return outputs
 
 
