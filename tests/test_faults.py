@@ -267,7 +267,10 @@ def test_two_processes_writing_one_cache(model_dirs, tmp_path):
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-2000:]
     a, b = (json.loads((tmp_path / f"out{i}.json").read_text()) for i in range(2))
-    assert a == b
+    assert a["gen_ids"] == b["gen_ids"]  # greedy tokens: bit for bit
+    # Each process reads what the other already wrote and computes the rest, so the batches it
+    # pads differ between the two; representations agree to float32 rounding, not bit for bit.
+    np.testing.assert_allclose(np.array(a["gen_mean"]), np.array(b["gen_mean"]), rtol=0, atol=1e-5)
     # every file whole, no temporary file left behind
     for namespace, kind in (("generations", "json"), ("representations", "npz")):
         (folder,) = [d for d in (root / namespace).iterdir() if d.is_dir()]
