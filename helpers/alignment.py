@@ -38,21 +38,21 @@ def knn_indices(x: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-sim, axis=1, kind="stable")[:, :k]
 
 
+def overlap_from_knn(knn_a: np.ndarray, knn_b: np.ndarray) -> np.ndarray:
+    """Per-item |N_a(i) ∩ N_b(i)| / k from two [n, k] neighbour-index arrays (per-item mutual k-NN)."""
+    n, k = knn_a.shape
+    mask = np.zeros((n, n), dtype=bool)
+    mask[np.arange(n)[:, None], knn_a] = True
+    return mask[np.arange(n)[:, None], knn_b].sum(axis=1) / k
+
+
 def mutual_knn_per_item(a: np.ndarray, b: np.ndarray, k: int = 10, q: float = 0.95) -> np.ndarray:
     """Per item, the fraction of its k nearest neighbours in ``a`` that are also among them in ``b``."""
     a = np.asarray(a)
     b = np.asarray(b)
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"both feature sets must cover the same items: {a.shape[0]} vs {b.shape[0]} rows")
-    na = knn_indices(prepare_features(a, q), k)
-    nb = knn_indices(prepare_features(b, q), k)
-    n = a.shape[0]
-    mask_a = np.zeros((n, n), dtype=bool)
-    mask_b = np.zeros((n, n), dtype=bool)
-    rows = np.arange(n)[:, None]
-    mask_a[rows, na] = True
-    mask_b[rows, nb] = True
-    return (mask_a & mask_b).sum(axis=1) / k
+    return overlap_from_knn(knn_indices(prepare_features(a, q), k), knn_indices(prepare_features(b, q), k))
 
 
 def mutual_knn(a: np.ndarray, b: np.ndarray, k: int = 10, q: float = 0.95) -> float:
@@ -86,50 +86,6 @@ def match_rows(ids_a: list[str], ids_b: list[str]) -> tuple[np.ndarray, np.ndarr
         return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
     ia, ib = zip(*pairs)
     return np.asarray(ia), np.asarray(ib)
-
-
-def alignment_table(
-    llm_reps: dict[str, tuple[list[str], np.ndarray]],
-    encoder_feats: dict[str, tuple[str, list[str], np.ndarray]],
-    k: int = 10,
-    q: float = 0.95,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> "pd.DataFrame":
-    """Mutual k-NN for every (LLM representation, encoder) pair over their shared items.
-
-    ``llm_reps``: name → (ids, features); ``encoder_feats``: name → (modality, ids, features).
-    Returns one row per pair with the score, a bootstrap CI over items and the chance level.
-    """
-    import pandas as pd
-
-    from helpers.stats import bootstrap_ci
-
-    rows = []
-    for rep_name, (rep_ids, rep) in llm_reps.items():
-        for enc_name, (modality, enc_ids, feats) in encoder_feats.items():
-            ia, ib = match_rows(rep_ids, enc_ids)
-            if len(ia) <= k:
-                raise ValueError(
-                    f"{rep_name} × {enc_name}: only {len(ia)} shared items, need more than k={k}; "
-                    "use more items or a smaller k"
-                )
-            per_item = mutual_knn_per_item(rep[ia], feats[ib], k=k, q=q)
-            low, high = bootstrap_ci(per_item, n_boot=n_boot, seed=seed)
-            rows.append(
-                {
-                    "representation": rep_name,
-                    "encoder": enc_name,
-                    "modality": modality,
-                    "n_items": len(ia),
-                    "k": k,
-                    "score": float(per_item.mean()),
-                    "ci_low": low,
-                    "ci_high": high,
-                    "chance": mutual_knn_chance(len(ia), k),
-                }
-            )
-    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------

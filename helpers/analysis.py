@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from helpers import alignment
+from helpers.alignment import overlap_from_knn
 from helpers.stats import (
-    overlap_from_knn,
     bootstrap_ci,
     holm,
     null_overlaps,
@@ -133,6 +133,46 @@ def _base(t: _Target, k: int | None) -> dict:
 
 
 # ----------------------------------------------------------------------------- tables
+
+
+def alignment_table(
+    llm_reps: dict[str, tuple[list[str], np.ndarray]],
+    encoder_feats: dict[str, tuple[str, list[str], np.ndarray]],
+    k: int = 10,
+    q: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Mutual k-NN for every (LLM representation, encoder) pair over their shared items.
+
+    ``llm_reps``: name → (ids, features); ``encoder_feats``: name → (modality, ids, features).
+    Returns one row per pair with the score, a bootstrap CI over items and the chance level.
+    """
+    rows = []
+    for rep_name, (rep_ids, rep) in llm_reps.items():
+        for enc_name, (modality, enc_ids, feats) in encoder_feats.items():
+            ia, ib = alignment.match_rows(rep_ids, enc_ids)
+            if len(ia) <= k:
+                raise ValueError(
+                    f"{rep_name} × {enc_name}: only {len(ia)} shared items, need more than k={k}; "
+                    "use more items or a smaller k"
+                )
+            per_item = alignment.mutual_knn_per_item(rep[ia], feats[ib], k=k, q=q)
+            low, high = bootstrap_ci(per_item, n_boot=n_boot, seed=seed)
+            rows.append(
+                {
+                    "representation": rep_name,
+                    "encoder": enc_name,
+                    "modality": modality,
+                    "n_items": len(ia),
+                    "k": k,
+                    "score": float(per_item.mean()),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "chance": alignment.mutual_knn_chance(len(ia), k),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def length_curve(

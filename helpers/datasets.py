@@ -1,7 +1,7 @@
-"""The paper's datasets (and your own) → the manifest schema of :mod:`helpers.data`.
+"""Every dataset (the embedded Tux Paint stamps, the paper's, your own) → the manifest of :mod:`helpers.manifest`.
 
-One loader per source, each returning ``(manifest, SkipReport)`` with the columns
-:data:`helpers.data.MANIFEST_COLUMNS`. Loaders validate their input and say exactly
+:func:`build_manifest` picks the loader by name. One loader per source, each returning ``(manifest, SkipReport)`` with the columns
+:data:`helpers.manifest.MANIFEST_COLUMNS`. Loaders validate their input and say exactly
 what is wrong and how to fix it (which file, row, column); missing media either stop
 the run (``on_missing="raise"``, default) or are left out and counted
 (``on_missing="skip"``), never dropped silently.
@@ -34,15 +34,19 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
-from helpers.data import MANIFEST_COLUMNS, ManifestError, SkipReport, normalize_caption
+from helpers.manifest import MANIFEST_COLUMNS, ManifestError, OnError, SkipReport, normalize_caption
 
-OnMissing = Literal["raise", "skip"]
+OnMissing = OnError  # what a loader does with an item whose media are missing or unreadable
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 
 AUDIOCAPS_COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
@@ -132,6 +136,141 @@ def _frame(rows: list[dict], what: str, report: SkipReport) -> pd.DataFrame:
     if dupes:
         raise ManifestError(f"{what}: item ids repeat: {dupes[:5]}; each clip/image must appear once")
     return df
+
+
+# --------------------------------------------------------------------------- Tux Paint (the embedded default)
+#
+# The Debian package ``tuxpaint-stamps-default`` (GPL-2): each stamp has a one-line English
+# description, a PNG drawing and, for about a hundred stamps, a real sound effect, so the same
+# captions serve both modalities.
+
+TUXPAINT_PACKAGE = "tuxpaint-stamps-default"
+TUXPAINT_SUBDIR = Path("usr/share/tuxpaint/stamps")
+
+
+def fetch_tuxpaint_stamps(dest: Path, stamps_dir: Path | None = None) -> Path:
+    """Return the folder of extracted Tux Paint stamps, downloading it once if needed.
+
+    With ``stamps_dir`` given, that folder is used as is. Otherwise the Debian package
+    is fetched with ``apt-get download`` and unpacked with ``dpkg-deb -x`` into
+    ``dest`` (atomically: a half-finished extraction is never left at ``dest``).
+    """
+    if stamps_dir is not None:
+        stamps_dir = Path(stamps_dir)
+        if not (stamps_dir.is_dir() and any(stamps_dir.iterdir())):
+            raise FileNotFoundError(
+                f"stamps_dir={stamps_dir} is not a folder of Tux Paint stamps "
+                "(expected category folders such as animals/, food/, household/)."
+            )
+        return stamps_dir
+    final = Path(dest) / TUXPAINT_SUBDIR
+    if final.is_dir():
+        return final
+    missing = [tool for tool in ("apt-get", "dpkg-deb") if shutil.which(tool) is None]
+    if missing:
+        raise RuntimeError(
+            f"Cannot fetch the Tux Paint stamps: {', '.join(missing)} not found (not a Debian/Ubuntu system). "
+            f"Download the '{TUXPAINT_PACKAGE}' .deb (or the tuxpaint-stamps source tarball from "
+            "https://tuxpaint.org/download/), extract it, and pass the folder that holds animals/, food/, … "
+            "as the `stamps_dir` parameter of notebook 01 (or `--param stamps_dir=PATH` to the runner)."
+        )
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".fetch-") as tmp:
+        deb = _apt_download(TUXPAINT_PACKAGE, Path(tmp))
+        unpack = Path(tmp) / "root"
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(unpack)], check=True)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(unpack / TUXPAINT_SUBDIR, final)
+        shutil.copy2(deb, Path(dest) / deb.name)
+    return final
+
+
+def _apt_download(package: str, workdir: Path) -> Path:
+    """``apt-get download PACKAGE`` into ``workdir``, running ``apt-get update`` once if lists are missing."""
+
+    def attempt() -> subprocess.CompletedProcess:
+        return subprocess.run(["apt-get", "download", package], cwd=workdir, capture_output=True, text=True)
+
+    res = attempt()
+    if res.returncode != 0:
+        upd = subprocess.run(["apt-get", "update"], capture_output=True, text=True)
+        res = attempt()
+        if res.returncode != 0:
+            hint = "" if upd.returncode == 0 else f" (`apt-get update` failed too: {upd.stderr.strip()[-300:]})"
+            raise RuntimeError(
+                f"`apt-get download {package}` failed: {res.stderr.strip()[-500:]}{hint}. "
+                f"Run `sudo apt-get update` and retry, or extract the package yourself and pass `stamps_dir`."
+            )
+    debs = sorted(workdir.glob(f"{package}_*.deb"))
+    if not debs:
+        raise RuntimeError(f"`apt-get download {package}` succeeded but no .deb appeared in {workdir}")
+    return debs[-1]
+
+
+def read_stamp_caption(txt_path: Path) -> str:
+    """The English description of a stamp: the first line of its ``NAME.txt``."""
+    with Path(txt_path).open(encoding="utf-8", errors="replace") as fh:
+        return fh.readline().strip()
+
+
+def build_tuxpaint_manifest(
+    stamps_dir: Path, exclude_categories: tuple[str, ...] = ("symbols",)
+) -> tuple[pd.DataFrame, SkipReport]:
+    """Scan an extracted stamps folder into a manifest, one item per distinct caption.
+
+    Item = ``NAME.txt`` (caption = its first line) + ``NAME.png`` (image) + ``NAME.ogg``
+    (sound, where present; ``*_desc*.ogg`` are spoken descriptions and never used).
+    Stamps whose caption repeats an earlier one (in sorted path order) are skipped
+    and counted, as are stamps without a PNG or with an empty caption.
+    """
+    stamps_dir = Path(stamps_dir)
+    if not stamps_dir.is_dir():
+        raise FileNotFoundError(f"Tux Paint stamps folder not found: {stamps_dir}")
+    report = SkipReport()
+    candidates: list[dict] = []
+    for txt in sorted(stamps_dir.rglob("*.txt")):
+        rel = txt.relative_to(stamps_dir).with_suffix("")
+        category = rel.parts[0] if len(rel.parts) > 1 else ""
+        item = rel.as_posix()
+        if category in exclude_categories:
+            report.add(f"category '{category}' excluded", item)
+            continue
+        png = txt.with_suffix(".png")
+        if not png.is_file():
+            report.add("no PNG image (e.g. SVG-only stamp)", item)
+            continue
+        raw = read_stamp_caption(txt)
+        caption = normalize_caption(raw)
+        if not caption:
+            report.add("empty caption", item)
+            continue
+        ogg = txt.with_suffix(".ogg")
+        candidates.append(
+            {
+                "id": f"tuxpaint/{item}",
+                "caption": caption,
+                "caption_raw": raw,
+                "image_path": str(png.resolve()),
+                "audio_path": str(ogg.resolve()) if ogg.is_file() else None,
+                "source": "tuxpaint",
+                "category": category,
+            }
+        )
+    # One item per caption: the first in path order, preferring one that has a sound.
+    chosen: dict[str, dict] = {}
+    for row in candidates:
+        key = row["caption"].lower()
+        if key not in chosen:
+            chosen[key] = row
+        elif chosen[key]["audio_path"] is None and row["audio_path"] is not None:
+            report.add("duplicate caption", chosen[key]["id"].removeprefix("tuxpaint/"))
+            chosen[key] = row
+        else:
+            report.add("duplicate caption", row["id"].removeprefix("tuxpaint/"))
+    rows = sorted(chosen.values(), key=lambda r: r["id"])
+    if not rows:
+        raise ManifestError(f"No usable stamps found under {stamps_dir} ({report}).")
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS), report
 
 
 # --------------------------------------------------------------------------- AudioCaps
@@ -466,3 +605,66 @@ def build_byo_manifest(
         rows.append(_row(item_id, caption, "byo", image=paths["image_path"], audio=paths["audio_path"],
                          category=rec.get("category", "")))
     return _frame(rows, f"bring-your-own CSV {csv}", report), report
+
+
+# --------------------------------------------------------------------------- by name
+
+
+#: dataset name -> the modality every item has (validated with ``require``); "byo" items may have either.
+DATASET_MODALITIES: dict[str, tuple[str, ...]] = {
+    "tuxpaint": ("image",),
+    "audiocaps": ("audio",),
+    "clotho": ("audio",),
+    "wit": ("image",),
+    "dci": ("image",),
+    "byo": (),
+}
+DATASETS = tuple(DATASET_MODALITIES)
+
+
+def build_manifest(
+    dataset: str,
+    stamps_dir: Path | None = None,
+    *,
+    dataset_csv: str | Path | None = None,
+    dataset_dir: str | Path | None = None,
+    caption_column: str | None = None,
+    on_bad_item: OnError = "raise",
+    wit_revision: str = "wit_1024",
+) -> tuple[pd.DataFrame, SkipReport]:
+    """The full manifest of a named dataset (fetching it on first use) and what was left out.
+
+    ========= =============================================================== ==================
+    dataset   dataset_csv / dataset_dir                                        caption_column
+    ========= =============================================================== ==================
+    tuxpaint  ``stamps_dir`` (None: fetch the Debian package)                  –
+    audiocaps official CSV / folder of clips                                   –
+    clotho    official caption CSV / folder of clips                           caption_1 … 5
+    wit       – / local copy of ``minhuh/prh`` (None: the hub)                 –
+    dci       – / DCI release folder                                           short_caption, extra_caption, extended
+    byo       your CSV (paths relative to it) / –                              default ``caption``
+    ========= =============================================================== ==================
+
+    ``on_bad_item="skip"`` leaves items with missing or unreadable media out and counts them.
+    """
+    from helpers.paths import raw_data_root
+
+    def need_csv() -> str | Path:
+        if dataset_csv is None:
+            raise ValueError(f"dataset {dataset!r} needs `dataset_csv` (its caption CSV)")
+        return dataset_csv
+
+    if dataset == "tuxpaint":
+        return build_tuxpaint_manifest(fetch_tuxpaint_stamps(raw_data_root() / "tuxpaint", stamps_dir))
+    if dataset == "audiocaps":
+        return build_audiocaps_manifest(need_csv(), dataset_dir, on_missing=on_bad_item)
+    if dataset == "clotho":
+        return build_clotho_manifest(need_csv(), dataset_dir, caption_column or "caption_1", on_missing=on_bad_item)
+    if dataset == "wit":
+        ds = load_wit_dataset(dataset_dir, revision=wit_revision)
+        return build_wit_manifest(ds, raw_data_root() / f"wit-{wit_revision}" / "images", on_missing=on_bad_item)
+    if dataset == "dci":
+        return build_dci_manifest(dataset_dir, caption_column or "short_caption", on_missing=on_bad_item)
+    if dataset == "byo":
+        return build_byo_manifest(need_csv(), caption_column or "caption", on_missing=on_bad_item)
+    raise ValueError(f"unknown dataset {dataset!r}; available: {', '.join(DATASETS)}")

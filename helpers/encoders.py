@@ -33,12 +33,13 @@ Essentia (clip embeddings match Essentia 2.1b6 + the package to cosine 1.000000 
 WAV input); Whisper's 80-bin log-mel computed as ``whisper.audio.log_mel_spectrogram``.
 
 **The paper's encoders** (``dinov2-base``, ``clip-vit-b32-vision``, ``beats``) live in
-:mod:`helpers.paper_encoders` and register on import; their weights come from the hub or
+:mod:`helpers.paper_encoders` and register there (this module imports it); their weights come from the hub or
 a local ``checkpoint``. Notebook 04 builds every encoder with :func:`encoder_from_options`
 (notebook-wide defaults such as ``device``/``max_seconds`` plus per-encoder options).
 
 **Extending.** Add a class with ``name``/``modality``/``dim``/``fingerprint``/``embed``
-(subclass :class:`Encoder`) and register a factory with :func:`register_encoder`; the
+(subclass :class:`Encoder`, in :mod:`helpers.encoder_base`) and register a factory with
+:func:`register_encoder`; the
 paper's encoders are added that way. Everything that changes an
 encoder's output goes into its ``fingerprint`` (weight hashes, preprocessing
 parameters, :data:`STEP_VERSION`), which :func:`embed_cached` uses as cache config.
@@ -46,7 +47,6 @@ parameters, :data:`STEP_VERSION`), which :func:`embed_cached` uses as cache conf
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import logging
@@ -54,145 +54,31 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from helpers.cache import Store, file_fingerprint, map_cached, stable_hash
-from helpers.runtime import ENCODER_PACKAGES, runtime_key
+from helpers import paper_encoders  # noqa: F401  (registers dinov2-base, clip-vit-b32-vision, beats)
+from helpers.encoder_base import (  # noqa: F401  (the interface and registry, re-exported)
+    ENCODERS,
+    MODALITIES,
+    STEP_VERSION,
+    Encoder,
+    EncoderSpec,
+    accepted_options,
+    encoder_from_options,
+    encoder_names,
+    load_encoder,
+    quiet_init,
+    register_encoder,
+)
 from helpers.media import AUDIO_RESAMPLER, load_audio, load_image
+from helpers.runtime import ENCODER_PACKAGES, runtime_key
 
 log = logging.getLogger(__name__)
-
-#: Version of this module's embedding code; bump it when a change alters any output.
-STEP_VERSION = 1
-
-MODALITIES = ("vision", "audio")
-
-
-# --------------------------------------------------------------------------- interface
-
-
-class Encoder:
-    """Base class of all encoders.
-
-    Subclasses set ``name``, ``modality`` ("vision" | "audio") and ``dim``, provide a
-    ``fingerprint`` dict (everything that determines the outputs) and implement
-    :meth:`_embed_batch`. Model weights are loaded lazily on the first :meth:`embed`
-    call, so building an encoder (and a fully cached :func:`embed_cached`) is cheap.
-    """
-
-    name: str = ""
-    modality: str = ""
-    dim: int = 0
-
-    def __init__(self, batch_size: int = 16):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = int(batch_size)
-        #: how many items this encoder has run through its model (tests check caching with it)
-        self.items_encoded = 0
-
-    @property
-    def fingerprint(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _embed_batch(self, paths: list[Path]) -> np.ndarray:
-        raise NotImplementedError
-
-    def embed(self, paths: Sequence[str | Path]) -> np.ndarray:
-        """Embed every file in ``paths``; returns float32 ``[len(paths), dim]``, in order."""
-        paths = [Path(p) for p in paths]
-        out = np.zeros((len(paths), self.dim), dtype=np.float32)
-        for start in range(0, len(paths), self.batch_size):
-            chunk = paths[start : start + self.batch_size]
-            emb = np.asarray(self._embed_batch(chunk), dtype=np.float32)
-            if emb.shape != (len(chunk), self.dim):
-                raise RuntimeError(f"{self.name}: batch gave shape {emb.shape}, expected {(len(chunk), self.dim)}")
-            out[start : start + len(chunk)] = emb
-            self.items_encoded += len(chunk)
-        return out
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, modality={self.modality!r}, dim={self.dim})"
-
-
-@dataclass(frozen=True)
-class EncoderSpec:
-    """A registry entry: how to build encoder ``name``."""
-
-    name: str
-    modality: str
-    factory: Callable[..., Encoder]
-    description: str = ""
-
-
-#: name -> spec. Extend with :func:`register_encoder`.
-ENCODERS: dict[str, EncoderSpec] = {}
-
-
-def register_encoder(name: str, modality: str, description: str = ""):
-    """Decorator registering a class/factory ``f(**options) -> Encoder`` under ``name``."""
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-
-    def deco(factory: Callable[..., Encoder]):
-        ENCODERS[name] = EncoderSpec(name=name, modality=modality, factory=factory, description=description)
-        return factory
-
-    return deco
-
-
-def encoder_names(modality: str | None = None) -> list[str]:
-    """Registered encoder names, optionally only those of one modality ("vision"/"audio")."""
-    if modality is not None and modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES} or None, got {modality!r}")
-    return sorted(n for n, s in ENCODERS.items() if modality is None or s.modality == modality)
-
-
-def load_encoder(name: str, **options: Any) -> Encoder:
-    """Build the encoder registered as ``name`` (weights load lazily on first use).
-
-    ``options`` go to the encoder's constructor (e.g. ``batch_size``, ``max_seconds``).
-    Unknown names raise ``ValueError`` listing the known ones.
-    """
-    spec = ENCODERS.get(name)
-    if spec is None:
-        raise ValueError(f"Unknown encoder {name!r}; known encoders: {', '.join(encoder_names())}")
-    return spec.factory(**options)
-
-
-def accepted_options(name: str) -> set[str]:
-    """Keyword options the encoder registered as ``name`` accepts."""
-    import inspect
-
-    spec = ENCODERS.get(name)
-    if spec is None:
-        raise ValueError(f"Unknown encoder {name!r}; known encoders: {', '.join(encoder_names())}")
-    params = inspect.signature(spec.factory).parameters.values()
-    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}
-
-
-def encoder_from_options(
-    name: str, defaults: dict[str, Any] | None = None, options: dict[str, dict[str, Any]] | None = None
-) -> Encoder:
-    """Build encoder ``name`` from notebook-wide ``defaults`` and per-encoder ``options``.
-
-    ``defaults`` (e.g. ``{"device": "cuda", "max_seconds": 10}``) are passed only to encoders
-    that accept them; ``options[name]`` (e.g. ``{"pooling": "mean"}``) is passed as given, and an
-    option the encoder does not know raises ``ValueError`` listing the ones it does.
-    """
-    accepted = accepted_options(name)
-    kwargs = {k: v for k, v in (defaults or {}).items() if k in accepted}
-    own = dict((options or {}).get(name) or {})
-    unknown = sorted(set(own) - accepted)
-    if unknown:
-        raise ValueError(f"encoder {name!r} has no option(s) {unknown}; it accepts {sorted(accepted)}")
-    kwargs.update(own)
-    return load_encoder(name, **kwargs)
 
 
 # --------------------------------------------------------------------------- caching
@@ -267,15 +153,6 @@ def _require_file(path: Path, pip_name: str) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def _quiet_init():
-    """Model constructors draw random initial weights: keep the caller's torch RNG untouched."""
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        yield
-
-
 def _torch_threads() -> int:
     import torch
 
@@ -340,7 +217,7 @@ class EfficientNetLite2Encoder(Encoder):
             import torch
             from efficientnet_lite_pytorch import EfficientNet
 
-            with _quiet_init():
+            with quiet_init():
                 m = EfficientNet.from_name("efficientnet-lite2")
             state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
             m.load_state_dict(state, strict=True)
@@ -537,7 +414,7 @@ class AiSFXEncoder(Encoder):
                 weights, _datasets = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
             prefix = "embedding_net."
             state = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
-            with _quiet_init():
+            with quiet_init():
                 net = EmbeddingNet("max", 3, 1, 64)
             net.load_state_dict(state, strict=True)
             net.eval()
@@ -759,6 +636,3 @@ class WhisperBaseEncoder(Encoder):
         frames = np.asarray(out, dtype=np.float32)  # [B, 1500, 512]
         return np.stack([frames[i, : self.n_audio_frames(len(a))].mean(axis=0) for i, a in enumerate(audios)])
 
-
-# The paper's encoders (DINOv2, CLIP image tower, BEATs) register themselves on import.
-from helpers import paper_encoders as _paper_encoders  # noqa: E402,F401

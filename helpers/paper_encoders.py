@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from helpers.cache import file_fingerprint
-from helpers.encoders import STEP_VERSION, Encoder, _quiet_init, register_encoder
+from helpers.encoder_base import STEP_VERSION, Encoder, quiet_init, register_encoder
 from helpers.media import AUDIO_RESAMPLER, load_audio, load_image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -186,7 +186,7 @@ class _HFVisionEncoder(Encoder):
     @property
     def model(self):
         if self._model is None:
-            with _quiet_init():
+            with quiet_init():
                 m = self._build()
             self._model = m.to(device=_resolve_device(self.device), dtype=_torch_dtype(self.dtype)).eval()
         return self._model

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers.alignment import knn_indices, overlap_from_knn, prepare_features
+
 
 def bootstrap_ci(
     per_item: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0
@@ -32,17 +34,6 @@ def bootstrap_ci(
     alpha = (1 - level) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return float(low), float(high)
-
-
-def overlap_from_knn(knn_a: np.ndarray, knn_b: np.ndarray) -> np.ndarray:
-    """Per-item |N_a(i) ∩ N_b(i)| / k from two [n, k] neighbour-index arrays (per-item mutual k-NN)."""
-    n, k = knn_a.shape
-    mask = np.zeros((n, n), dtype=bool)
-    mask[np.arange(n)[:, None], knn_a] = True
-    return mask[np.arange(n)[:, None], knn_b].sum(axis=1) / k
-
-
-_overlap_from_knn = overlap_from_knn  # the name used before it was public
 
 
 def null_overlaps(
@@ -110,8 +101,6 @@ def permutation_null(
     ``calibrated`` = (score − null_mean) / (1 − null_mean) (0 at chance, 1 for identical neighbourhoods)
     and a one-sided permutation ``p_value`` = (1 + #{null ≥ score}) / (1 + n_perm).
     """
-    from helpers.alignment import knn_indices, prepare_features
-
     knn_a = knn_indices(prepare_features(a, q), k)
     knn_b = knn_indices(prepare_features(b, q), k)
     score = float(overlap_from_knn(knn_a, knn_b).mean())

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from helpers import alignment, prompts
+from helpers import alignment, analysis, prompts
 from helpers.artifacts import RunPaths, load_arrays, load_encoder_features, load_table
 from helpers.pipeline import Decoding, cue_representations
 from helpers.progress import is_headless
@@ -169,7 +169,7 @@ def item_neighbours(
     """``item_id``'s k nearest neighbours under the LLM representation and under each encoder.
 
     For each encoder the neighbours are taken among the items both spaces cover (what
-    :func:`helpers.alignment.alignment_table` compares), features prepared exactly as there.
+    :func:`helpers.analysis.alignment_table` compares), features prepared exactly as there.
     One row per (encoder, space, rank): ``encoder``, ``modality``, ``space`` (``"LLM"`` or
     ``"encoder"``), ``rank`` (1 = nearest), ``id``, ``similarity`` (cosine) and ``shared``
     (the neighbour is among the item's k neighbours in the other space too). The item's
@@ -352,7 +352,7 @@ def evaluate_template(
             if on_progress:
                 on_progress(done, total, name)
         reps[name] = (ids, np.concatenate(parts))
-    table = alignment.alignment_table(reps, dict(encoder_feats), k=k, q=q, n_boot=n_boot, seed=seed)
+    table = analysis.alignment_table(reps, dict(encoder_feats), k=k, q=q, n_boot=n_boot, seed=seed)
     table = table.rename(columns={"representation": "cue"})
     table.insert(1, "template", table["cue"].map(dict(cues)))
     return table
@@ -360,7 +360,7 @@ def evaluate_template(
 
 def playground_subset(manifest: pd.DataFrame, n_items: int | None, seed: int = 0) -> pd.DataFrame:
     """The seeded subset the Evaluate button scores (items with a sound first, as in notebook 01)."""
-    from helpers.data import select_items
+    from helpers.manifest import select_items
 
     return select_items(manifest, n_items, seed=seed)
 
@@ -451,7 +451,7 @@ class RunData:
     """What the playground reads from a finished run: manifest, generations, representations, features."""
 
     def __init__(self, run: RunPaths, vision_encoders: Sequence[str], audio_encoders: Sequence[str]):
-        from helpers.data import load_manifest
+        from helpers.manifest import load_manifest
 
         self.run = run
         self.manifest = load_manifest(run.require(run.manifest, "01_data_prep"))

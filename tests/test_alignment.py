@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from helpers.alignment import (
-    alignment_table,
     knn_indices,
     layer_mean,
     match_rows,
@@ -15,6 +14,7 @@ from helpers.alignment import (
     mutual_knn_per_item,
     prepare_features,
 )
+from helpers.analysis import alignment_table
 from helpers.stats import bootstrap_ci
 
 

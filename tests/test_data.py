@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from helpers import data
+from helpers import datasets
+from helpers import manifest as mf
 from helpers.prompts import DEFAULT_CUES, build_prompts, check_template
 
 
@@ -43,8 +44,8 @@ def stamps(tmp_path) -> Path:
 
 
 def test_manifest_from_fake_stamps(stamps):
-    df, skipped = data.build_tuxpaint_manifest(stamps)
-    assert list(df.columns) == data.MANIFEST_COLUMNS
+    df, skipped = datasets.build_tuxpaint_manifest(stamps)
+    assert list(df.columns) == mf.MANIFEST_COLUMNS
     by_caption = df.set_index("caption")
     assert sorted(by_caption.index) == ["a red apple", "a yellow pear", "an owl"]
     # the duplicate with a sound wins; the spoken description is never used
@@ -58,7 +59,7 @@ def test_manifest_from_fake_stamps(stamps):
         "category 'symbols' excluded": 1,
         "empty caption": 1,
     }
-    assert skipped.total == 4 and "4" not in str(data.SkipReport())
+    assert skipped.total == 4 and "4" not in str(mf.SkipReport())
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,7 @@ def test_manifest_from_fake_stamps(stamps):
     ],
 )
 def test_normalize_caption(raw, expected):
-    assert data.normalize_caption(raw) == expected
+    assert mf.normalize_caption(raw) == expected
 
 
 def _manifest(tmp_path, **overrides) -> pd.DataFrame:
@@ -101,23 +102,23 @@ def test_bad_items_raise_naming_the_item(tmp_path, override, message):
         bad.write_bytes(b"this is not audio")
         override = {"audio_path": str(bad)}
     df = _manifest(tmp_path, **override)
-    with pytest.raises(data.ManifestError, match=message):
-        data.validate_manifest(df)
-    kept, report = data.validate_manifest(df, on_error="skip")
+    with pytest.raises(mf.ManifestError, match=message):
+        mf.validate_manifest(df)
+    kept, report = mf.validate_manifest(df, on_error="skip")
     assert kept["id"].tolist() == ["x1"] and report.total == 1
     assert "x2" in report.to_frame()["examples"].iloc[0]
 
 
 def test_required_modality_and_duplicate_ids(tmp_path):
     df = _manifest(tmp_path, audio_path=None)
-    data.validate_manifest(df)  # audio optional by default
-    with pytest.raises(data.ManifestError, match="item 'x2': no audio"):
-        data.validate_manifest(df, require=("audio",))
+    mf.validate_manifest(df)  # audio optional by default
+    with pytest.raises(mf.ManifestError, match="item 'x2': no audio"):
+        mf.validate_manifest(df, require=("audio",))
     dup = pd.concat([df, df.iloc[[0]]])
-    with pytest.raises(data.ManifestError, match="unique"):
-        data.validate_manifest(dup)
-    with pytest.raises(data.ManifestError, match="lacks column"):
-        data.validate_manifest(df.drop(columns=["image_path"]))
+    with pytest.raises(mf.ManifestError, match="unique"):
+        mf.validate_manifest(dup)
+    with pytest.raises(mf.ManifestError, match="lacks column"):
+        mf.validate_manifest(df.drop(columns=["image_path"]))
 
 
 def test_select_items_keeps_sounds_first_and_is_deterministic():
@@ -129,27 +130,27 @@ def test_select_items_keeps_sounds_first_and_is_deterministic():
             "audio_path": ["a" if j % 4 == 0 else None for j in range(20)],
         }
     )
-    sel = data.select_items(df, 8, seed=1)
+    sel = mf.select_items(df, 8, seed=1)
     assert len(sel) == 8 and sel["audio_path"].notna().sum() == 5
     assert sel["id"].tolist() == sorted(sel["id"])
-    assert sel.equals(data.select_items(df, 8, seed=1))
-    assert not sel.equals(data.select_items(df, 8, seed=2))
-    assert len(data.select_items(df, None)) == 20
-    assert len(data.modality_subset(df, "audio")) == 5
+    assert sel.equals(mf.select_items(df, 8, seed=1))
+    assert not sel.equals(mf.select_items(df, 8, seed=2))
+    assert len(mf.select_items(df, None)) == 20
+    assert len(mf.modality_subset(df, "audio")) == 5
 
 
 def test_fetch_errors_say_how_to_fix(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="not a folder of Tux Paint stamps"):
-        data.fetch_tuxpaint_stamps(tmp_path / "dest", stamps_dir=tmp_path / "nothing")
-    monkeypatch.setattr(data.shutil, "which", lambda tool: None)
+        datasets.fetch_tuxpaint_stamps(tmp_path / "dest", stamps_dir=tmp_path / "nothing")
+    monkeypatch.setattr(datasets.shutil, "which", lambda tool: None)
     with pytest.raises(RuntimeError, match="stamps_dir"):
-        data.fetch_tuxpaint_stamps(tmp_path / "dest")
+        datasets.fetch_tuxpaint_stamps(tmp_path / "dest")
     with pytest.raises(ValueError, match="unknown dataset 'nope'"):
-        data.build_manifest("nope")
+        datasets.build_manifest("nope")
 
 
 def test_prompts(stamps):
-    df, _ = data.build_tuxpaint_manifest(stamps)
+    df, _ = datasets.build_tuxpaint_manifest(stamps)
     table = build_prompts(df, DEFAULT_CUES)
     assert len(table) == 3 * len(df)
     owl = table[(table["cue"] == "HEAR") & (table["caption"] == "an owl")]["user_text"].item()

@@ -79,9 +79,9 @@ def test_repeated_prompts_in_any_position(llms, tmp_path, layout):
 
 def test_repeated_caption_in_the_real_audiocaps_sample(shared_data):
     """The sample's two clips with one caption: both items stay, with the same caption."""
-    from helpers import data
+    from helpers import datasets
 
-    manifest, _ = data.build_manifest(
+    manifest, _ = datasets.build_manifest(
         "audiocaps", dataset_csv=shared_data / "audiocaps_sample" / "captions.csv",
         dataset_dir=shared_data / "audiocaps_sample" / "audio", on_bad_item="skip",
     )
@@ -312,7 +312,8 @@ def _byo(tmp_path: Path, shared_data: Path) -> Path:
 
 
 def test_corrupt_media_are_caught_by_the_loaders_check(tmp_path, shared_data):
-    from helpers import data, media
+    from helpers import datasets, media
+    from helpers import manifest as mf
 
     csv = _byo(tmp_path, shared_data)
     d = csv.parent
@@ -323,17 +324,17 @@ def test_corrupt_media_are_caught_by_the_loaders_check(tmp_path, shared_data):
     # MP3s soundfile cannot open still pass when the loader's librosa fallback reads them
     mp3 = sorted((shared_data / "freesound_sss" / "audio").glob("*.mp3"))[0]
     assert media.audio_problem(mp3) is None and media.load_audio(mp3, 16000, 1.0).size > 0
-    manifest, report = data.build_manifest("byo", dataset_csv=csv, on_bad_item="skip")
+    manifest, report = datasets.build_manifest("byo", dataset_csv=csv, on_bad_item="skip")
     assert sorted(manifest["id"]) == ["good0", "good1", "good2"]
     assert report.total == 3
-    with pytest.raises(data.ManifestError, match="cut.jpg") as err:
-        data.build_manifest("byo", dataset_csv=csv, on_bad_item="raise")
+    with pytest.raises(mf.ManifestError, match="cut.jpg") as err:
+        datasets.build_manifest("byo", dataset_csv=csv, on_bad_item="raise")
     assert "bad-image" in str(err.value) and "on_bad_item='skip'" in str(err.value)
     # validate_manifest (notebook 01's second check) decodes every file too
     hand = manifest.copy()
     hand.loc[0, "image_path"] = str(d / "cut.jpg")
-    with pytest.raises(data.ManifestError, match=r"item 'good0': unreadable image: .*cut\.jpg.*Re-save it"):
-        data.validate_manifest(hand)
+    with pytest.raises(mf.ManifestError, match=r"item 'good0': unreadable image: .*cut\.jpg.*Re-save it"):
+        mf.validate_manifest(hand)
 
 
 @pytest.mark.slow

@@ -12,9 +12,10 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from helpers import data
+from helpers import datasets
 from helpers import datasets as D
-from helpers.data import ManifestError
+from helpers import manifest as mf
+from helpers.manifest import ManifestError
 
 
 # --------------------------------------------------------------------------- AudioCaps (real sample)
@@ -28,9 +29,9 @@ def audiocaps(shared_data):
 
 def test_audiocaps_sample_builds_one_item_per_clip(audiocaps):
     csv, clips = audiocaps
-    df, report = data.build_manifest("audiocaps", dataset_csv=csv, dataset_dir=clips)
+    df, report = datasets.build_manifest("audiocaps", dataset_csv=csv, dataset_dir=clips)
     src = pd.read_csv(csv, dtype=str)
-    assert list(df.columns) == data.MANIFEST_COLUMNS
+    assert list(df.columns) == mf.MANIFEST_COLUMNS
     assert len(df) == len(src) == 13 and report.total == 0
     assert df["image_path"].isna().all() and df["audio_path"].map(lambda p: Path(p).is_file()).all()
     row = df.set_index("id").loc["audiocaps/fGGYeXR_LS8_30"]
@@ -38,7 +39,7 @@ def test_audiocaps_sample_builds_one_item_per_clip(audiocaps):
     assert row["audio_path"].endswith("fGGYeXR_LS8_30.wav")
     # the clip whose YouTube id starts with '-' is stored as '_…' in the sample: found all the same
     assert df.set_index("id").loc["audiocaps/-YS5uKWoB6g_30", "audio_path"].endswith("_YS5uKWoB6g_30.wav")
-    valid, bad = data.validate_manifest(df, require=data.DATASET_MODALITIES["audiocaps"])
+    valid, bad = mf.validate_manifest(df, require=datasets.DATASET_MODALITIES["audiocaps"])
     assert len(valid) == 13 and bad.total == 0
 
 
@@ -75,7 +76,7 @@ def test_audiocaps_errors_name_row_column_and_fix(audiocaps, tmp_path):
     with pytest.raises(FileNotFoundError, match="AudioCaps CSV not found"):
         D.build_audiocaps_manifest(tmp_path / "none.csv", clips)
     with pytest.raises(ValueError, match="needs `dataset_csv`"):
-        data.build_manifest("audiocaps", dataset_dir=clips)
+        datasets.build_manifest("audiocaps", dataset_dir=clips)
 
 
 def test_unreadable_audio_is_named(tmp_path):
@@ -95,8 +96,8 @@ def test_clotho_sample_and_caption_choice(shared_data):
     root = shared_data / "clotho_sample"
     csv, audio = root / "clotho_captions_evaluation.csv", root / "audio"
     src = pd.read_csv(csv, dtype=str)
-    df1, rep = data.build_manifest("clotho", dataset_csv=csv, dataset_dir=audio)
-    df3, _ = data.build_manifest("clotho", dataset_csv=csv, dataset_dir=audio, caption_column="caption_3")
+    df1, rep = datasets.build_manifest("clotho", dataset_csv=csv, dataset_dir=audio)
+    df3, _ = datasets.build_manifest("clotho", dataset_csv=csv, dataset_dir=audio, caption_column="caption_3")
     assert len(df1) == len(df3) == len(src) == 7 and rep.total == 0
     assert list(df1["caption_raw"]) == list(src["caption_1"]) and list(df3["caption_raw"]) == list(src["caption_3"])
     assert list(df1["id"]) == [f"clotho/{f}" for f in src["file_name"]]
@@ -147,7 +148,7 @@ def test_wit_from_save_to_disk_and_parquet(tmp_path, monkeypatch):
         assert first.size == (30, 20) and df["image_path"][0].endswith(".png")
     # the notebook's entry point: build_manifest("wit", dataset_dir=...) writes images under PERCEIVE_RAW
     monkeypatch.setenv("PERCEIVE_RAW", str(tmp_path / "raw"))
-    via, _ = data.build_manifest("wit", dataset_dir=tmp_path / "pq")
+    via, _ = datasets.build_manifest("wit", dataset_dir=tmp_path / "pq")
     assert list(via["caption"]) == list(df["caption"])
     assert all(p.startswith(str((tmp_path / "raw" / "wit-wit_1024" / "images").resolve())) for p in via["image_path"])
     # rebuilding reuses the written images
@@ -194,7 +195,7 @@ def _dci(root: Path, n: int = 3) -> Path:
 
 def test_dci_release_folder_and_caption_fields(tmp_path):
     _dci(tmp_path)
-    df, rep = data.build_manifest("dci", dataset_dir=tmp_path)
+    df, rep = datasets.build_manifest("dci", dataset_dir=tmp_path)
     assert list(df["id"]) == ["dci/sa_0", "dci/sa_1", "dci/sa_2"] and rep.total == 0
     assert df["caption"][0] == "a red box 0" and Image.open(df["image_path"][0]).size == (16, 12)
     ext, _ = D.build_dci_manifest(tmp_path / "densely_captioned_images", caption_column="extended")
@@ -227,11 +228,11 @@ def test_byo_relative_paths_and_mixed_modalities(tmp_path):
     pd.DataFrame({"id": ["x1", "x2", "x3"], "caption": ["A cat.", "rain on a roof", "a bell"],
                   "image_path": ["media/a.png", "", str(tmp_path / "media" / "a.png")],
                   "audio_path": ["", "media/b.wav", "media/b.wav"]}).to_csv(csv, index=False)
-    df, rep = data.build_manifest("byo", dataset_csv=csv)
+    df, rep = datasets.build_manifest("byo", dataset_csv=csv)
     assert list(df["id"]) == ["x1", "x2", "x3"] and rep.total == 0
     assert df["image_path"][0] == str((tmp_path / "media" / "a.png").resolve()) and pd.isna(df["audio_path"][0])
     assert pd.isna(df["image_path"][1]) and df["audio_path"][1].endswith("b.wav")
-    assert len(data.modality_subset(df, "image")) == 2 and len(data.modality_subset(df, "audio")) == 2
+    assert len(mf.modality_subset(df, "image")) == 2 and len(mf.modality_subset(df, "audio")) == 2
 
 
 def test_byo_errors(tmp_path):
@@ -253,7 +254,7 @@ def test_byo_errors(tmp_path):
 
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(ValueError, match="available: tuxpaint, audiocaps, clotho, wit, dci, byo"):
-        data.build_manifest("coco")
+        datasets.build_manifest("coco")
 
 
 # --------------------------------------------------------------------------- sharding
@@ -265,18 +266,18 @@ def _ids(n: int) -> pd.DataFrame:
 
 def test_shards_are_disjoint_cover_everything_and_ignore_order():
     m = _ids(200)
-    shards = [data.shard_items(m, s, 4) for s in range(4)]
+    shards = [mf.shard_items(m, s, 4) for s in range(4)]
     ids = [set(s["id"]) for s in shards]
     assert sum(len(s) for s in ids) == 200 and set().union(*ids) == set(m["id"])
     assert all(len(s) > 20 for s in ids)  # roughly balanced
     shuffled = m.sample(frac=1.0, random_state=1)
-    assert set(data.shard_items(shuffled, 2, 4)["id"]) == ids[2]
+    assert set(mf.shard_items(shuffled, 2, 4)["id"]) == ids[2]
     # an item's shard does not depend on which other items are in the manifest
-    assert set(data.shard_items(m.iloc[:50], 2, 4)["id"]) == ids[2] & set(m["id"][:50])
-    assert data.shard_items(m, None, 1).equals(m)
+    assert set(mf.shard_items(m.iloc[:50], 2, 4)["id"]) == ids[2] & set(m["id"][:50])
+    assert mf.shard_items(m, None, 1).equals(m)
 
 
 @pytest.mark.parametrize("shard,n", [(4, 4), (-1, 4), (0, 0), (None, 3), (1.0, 4)])
 def test_bad_shard_arguments(shard, n):
     with pytest.raises(ValueError, match="shard"):
-        data.shard_items(_ids(5), shard, n)
+        mf.shard_items(_ids(5), shard, n)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from helpers import data
+from helpers import manifest as mf
 from helpers import encoders as E
 from helpers import paper_encoders as P
 
@@ -137,7 +137,7 @@ def test_shard_runs_merge_into_one_cache(tiny_vision, images, tmp_cache):
     """Shard 0 and shard 1 embed their items into the shared cache; the full run then computes nothing."""
     manifest = pd.DataFrame({"id": [f"img/{i}" for i in range(8)], "caption": ["c"] * 8,
                              "image_path": [str(p) for p in images], "audio_path": [None] * 8})
-    parts = [data.shard_items(manifest, s, 2) for s in (0, 1)]
+    parts = [mf.shard_items(manifest, s, 2) for s in (0, 1)]
     assert len(parts[0]) + len(parts[1]) == 8 and not set(parts[0]["id"]) & set(parts[1]["id"])
     done = []
     for part in parts:

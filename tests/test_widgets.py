@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import alignment, runner, widgets as Wd
+from helpers import alignment, analysis, runner, widgets as Wd
 from helpers.artifacts import load_table
 from playground_run import MAX_NEW_TOKENS, make_run
 
@@ -196,7 +196,7 @@ def test_evaluate_gives_custom_and_run_cues_with_ci_reusing_the_cache(playground
     sub = Wd.playground_subset(pg.data.manifest, 12)
     ids, x = pg.data.llm_space("SEE")
     rows = [ids.index(i) for i in sub["id"]]
-    direct = alignment.alignment_table({"SEE": (list(sub["id"]), x[rows])}, pg.data.encoder_feats, k=3, n_boot=50)
+    direct = analysis.alignment_table({"SEE": (list(sub["id"]), x[rows])}, pg.data.encoder_feats, k=3, n_boot=50)
     mine = table[table["cue"] == "SEE"].set_index("encoder")["score"]
     for r in direct.itertuples():
         assert mine[r.encoder] == pytest.approx(r.score, abs=1e-6)

@@ -1,0 +1,112 @@
+"""The shape of ``helpers/``: no import cycles, function-local imports included.
+
+Function-local imports are how cycles hide (the module loads because the import runs
+late), so the graph counts every ``import``/``from`` anywhere in a module's source.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from helpers.paths import PROJECT_ROOT
+
+HELPERS = PROJECT_ROOT / "helpers"
+
+
+def _module_name(path: Path, root: Path) -> str:
+    rel = path.relative_to(root.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def import_graph(root: Path = HELPERS) -> dict[str, set[str]]:
+    """``{module: {helpers modules it imports anywhere in its source}}``."""
+    files = {_module_name(p, root): p for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in files}
+    for mod, path in files.items():
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    base = base[: len(base) - (node.level - 1)]
+                    stem = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    stem = node.module or ""
+                # ``from helpers import llm`` imports the module helpers.llm
+                targets = [f"{stem}.{a.name}" if f"{stem}.{a.name}" in files else stem for a in node.names]
+            for t in targets:
+                while t and t not in files:
+                    t = t.rpartition(".")[0]
+                if t and t != mod and t != "helpers":
+                    graph[mod].add(t)
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected component of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_checker_finds_a_hidden_cycle(tmp_path):
+    pkg = tmp_path / "helpers"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from helpers import b\n")
+    (pkg / "b.py").write_text("def f():\n    from helpers.a import x\n")
+    (pkg / "c.py").write_text("from . import a\n")
+    graph = import_graph(pkg)
+    assert graph["helpers.b"] == {"helpers.a"} and graph["helpers.c"] == {"helpers.a"}
+    assert find_cycles(graph) == [["helpers.a", "helpers.b"]]
+
+
+def test_helpers_have_no_import_cycle():
+    cycles = find_cycles(import_graph())
+    assert not cycles, "import cycles in helpers/ (function-local imports count): " + "; ".join(
+        " <-> ".join(c) for c in cycles
+    )
+
+
+def test_readme_module_table_matches_the_tree():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    design = readme[readme.index("## Design") :]
+    listed = set(re.findall(r"^\| `(\w+)` \|", design, flags=re.M))
+    present = {p.stem for p in HELPERS.glob("*.py") if p.stem != "__init__"}
+    assert listed == present, f"README lists {sorted(listed - present)} not in helpers/; misses {sorted(present - listed)}"
