@@ -106,6 +106,13 @@ def load_arrays(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
         return ids, {k: z[k] for k in z.files if k != "ids"}
 
 
+def open_run(run_name: str, outputs: Path | None = None) -> RunPaths:
+    """A notebook's first step: the run's folders (:meth:`RunPaths.of`), with pandas set to show
+    captions and generated texts in full width (120 characters) in the tables that follow."""
+    pd.set_option("display.max_colwidth", 120)
+    return RunPaths.of(run_name, outputs)
+
+
 def load_encoder_features(
     run: RunPaths, vision_encoders: Sequence[str] = (), audio_encoders: Sequence[str] = (), missing: str = "skip"
 ) -> tuple[dict[str, tuple[str, list[str], np.ndarray]], list[str]]:
@@ -130,6 +137,20 @@ def load_encoder_features(
             ids, arrays = load_arrays(path)
             feats[name] = (modality, ids, arrays["features"])
     return feats, absent
+
+
+def run_encoder_features(
+    run: RunPaths, vision_encoders: Sequence[str] = (), audio_encoders: Sequence[str] = ()
+) -> dict[str, tuple[str, list[str], np.ndarray]]:
+    """:func:`load_encoder_features` for the analysis notebooks (05-09): the encoders without
+    features in this run (an image-only dataset has no audio features) are named and left out;
+    a run with none at all stops with the fix (run 04)."""
+    feats, absent = load_encoder_features(run, vision_encoders, audio_encoders)
+    if absent:
+        print(f"no features for {absent} in this run (04 made none): left out")
+    if not feats:
+        raise FileNotFoundError(f"no encoder features in {run.run_dir}: run 04_encoder_features first")
+    return feats
 
 
 def save_results(df: pd.DataFrame, directory: Path, stem: str) -> list[Path]:

@@ -529,7 +529,7 @@ def _new_kv_cache(model: Any) -> Any:
 class Decoding:
     """Generation settings that determine the generated tokens (and so the cache key).
 
-    Also importable as ``helpers.pipeline.Decoding``. :func:`generate_cached` takes one
+    :func:`generate_cached` takes one
     (:func:`generate` takes the same fields as keyword arguments); ``cache_config()`` is the
     part of the cache key they determine (seed, temperature and top-p only matter when sampling).
     """

@@ -1,5 +1,9 @@
 """Prompt → generation → generative representation in one call, for the ablation notebooks.
 
+It also holds the conditions notebooks 08 and 09 add: :func:`condition_representation` (the
+run's stored prefix mean, or a new generation) and :func:`removal_conditions` (generations
+re-encoded with words removed).
+
 The tutorial notebooks 02 and 03 run these steps one at a time so a reader can look at
 each; notebooks that need *extra* conditions (random sensory words, other models, an
 edited cue in the playground) call :func:`cue_representations` instead. Every step goes
@@ -16,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from helpers import llm as llm_lib
+from helpers.ablations import edited_generations
 from helpers.alignment import layer_mean
-from helpers.llm import Decoding  # re-exported: notebooks import it from here
+from helpers.llm import Decoding
 
 
 @dataclass
@@ -143,3 +148,121 @@ def stored_representation(
         return None, f"{key} has {arr.shape[1]} layers, not {n_layers} (03 ran with another include_embeddings)"
     return arr, key
 
+
+
+# ----------------------------------------------------------------------------- conditions of 08 and 09
+
+
+@dataclass
+class Condition:
+    """One condition's layer-mean representation ``vector`` ``[items, hidden]`` (rows in ``ids`` order).
+
+    ``stored_key`` names the run's array it was read from (no new generation); it is None when
+    the condition was generated, and then ``why_not_stored`` says why and ``result`` holds the
+    new generations and representations.
+    """
+
+    ids: list[str]
+    vector: np.ndarray
+    stored_key: str | None
+    why_not_stored: str = ""
+    result: CueResult | None = None
+
+
+def condition_representation(
+    model: llm_lib.LLM,
+    gens: pd.DataFrame,
+    rep_ids: Sequence[str],
+    rep_arrays: Mapping[str, np.ndarray],
+    *,
+    llm: str,
+    cue: str,
+    template: str,
+    ids: Sequence[str],
+    user_texts: Sequence[str],
+    decoding: Decoding,
+    enable_thinking: bool = False,
+    include_embeddings: bool = True,
+    first_layer: int = 0,
+    gen_batch_size: int | str = 32,
+    rep_batch_size: int | str = 16,
+) -> Condition:
+    """A condition's representation: the run's own (:func:`stored_representation`) when 02/03
+    made it, else generated with :func:`cue_representations` from ``user_texts``."""
+    stored, key = stored_representation(
+        gens, rep_ids, rep_arrays, llm=llm, cue=cue, template=template, decoding=decoding, ids=ids,
+        enable_thinking=enable_thinking, n_layers=model.n_layers + int(include_embeddings),
+    )
+    if stored is not None:
+        return Condition(list(ids), layer_mean(stored, first_layer), key)
+    res = cue_representations(model, ids, user_texts, decoding, gen_batch_size=gen_batch_size,
+                              rep_batch_size=rep_batch_size, include_embeddings=include_embeddings)
+    return Condition(res.ids, res.vector("gen_mean", first_layer), None, key, res)
+
+
+def condition_examples(cond: Condition, gens: pd.DataFrame, tokenizer, max_new_tokens: int, n: int = 2) -> pd.DataFrame:
+    """The first ``n`` items of a condition with their ``prompt`` and generated ``text``: from the
+    run's generations (their first ``max_new_tokens`` tokens) when the condition was stored, else
+    from its new generations."""
+    if cond.result is not None:
+        return cond.result.table.head(n)[["id", "prompt", "text"]]
+    cue = cond.stored_key.split("/")[0]
+    ran = gens[gens["cue"] == cue].set_index("id").loc[cond.ids[:n]]
+    texts = [tokenizer.decode([int(t) for t in g[:max_new_tokens]], skip_special_tokens=True) for g in ran["gen_ids"]]
+    return pd.DataFrame({"id": list(ran.index), "prompt": list(ran["prompt"]), "text": texts})
+
+
+@dataclass
+class RemovalConditions:
+    """The removal ablation's representations (layer means ``[items, hidden]``, rows in ``ids`` order).
+
+    ``full``: the unedited generations; ``edited``: ``remove_sensory`` (the sensory words taken
+    out of the generated text) and ``remove_random`` (as many random words taken out, the control).
+    An edit that leaves no tokens has no generative representation: such items are in ``dropped``
+    and leave every removal comparison.
+    """
+
+    ids: list[str]
+    dropped: list[str]
+    full: np.ndarray
+    edited: dict[str, np.ndarray]
+
+
+def removal_conditions(
+    model: llm_lib.LLM,
+    generations: pd.DataFrame,
+    removal: pd.DataFrame,
+    full_per_layer: np.ndarray | None = None,
+    *,
+    include_embeddings: bool = True,
+    batch_size: int = 16,
+) -> RemovalConditions:
+    """Re-encode one cue's generations with words removed (notebook 08).
+
+    ``generations``: the cue's rows of 02's table (``id``, ``prompt_ids``, ``gen_ids``, ``text``);
+    ``removal``: :func:`helpers.ablations.removal_table` of the same items in the same order
+    (``sensory_text``, ``control_text``); ``full_per_layer``: 03's ``[items, layers, hidden]`` of
+    these generations when the run has it (else the unedited generations are re-encoded too).
+    A text the edit leaves unchanged keeps its original tokens (no retokenisation noise).
+    """
+    ids = list(generations["id"])
+    originals = generations[["prompt_ids", "gen_ids"]].to_dict("records")
+    if full_per_layer is None:
+        full_per_layer = np.stack([r["gen_mean"] for r in llm_lib.represent_cached(
+            model, originals, include_embeddings=include_embeddings, batch_size=batch_size)])
+    edited = {}
+    for name, col in (("remove_sensory", "sensory_text"), ("remove_random", "control_text")):
+        new = edited_generations(model.tokenizer, generations["prompt_ids"], removal[col])
+        edited[name] = [o if t == old else e for o, e, t, old in zip(originals, new, removal[col], generations["text"])]
+    keep = [j for j in range(len(ids)) if all(len(e[j]["gen_ids"]) for e in edited.values())]
+    means = {}
+    for name, gens_edit in edited.items():
+        reps = llm_lib.represent_cached(model, [gens_edit[j] for j in keep], include_embeddings=include_embeddings,
+                                        batch_size=batch_size)
+        means[name] = layer_mean(np.stack([r["gen_mean"] for r in reps]))
+    return RemovalConditions(
+        ids=[ids[j] for j in keep],
+        dropped=[ids[j] for j in range(len(ids)) if j not in set(keep)],
+        full=layer_mean(full_per_layer[keep]),
+        edited=means,
+    )

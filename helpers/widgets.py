@@ -39,7 +39,8 @@ import yaml
 
 from helpers import alignment, analysis, prompts
 from helpers.artifacts import RunPaths, load_arrays, load_encoder_features, load_table
-from helpers.pipeline import Decoding, cue_representations
+from helpers.llm import Decoding
+from helpers.pipeline import cue_representations
 from helpers.progress import is_headless
 
 #: Background colours of highlighted words: light blue for visual (SEE's hue), light red for auditory (HEAR's).

@@ -16,7 +16,8 @@ import pandas as pd
 
 from helpers import prompts
 from helpers.artifacts import RunPaths, save_arrays, save_table
-from helpers.pipeline import Decoding, cue_representations
+from helpers.llm import Decoding
+from helpers.pipeline import cue_representations
 
 WORDS = ["red", "apple", "cat", "dog", "sound", "world", "hello", "look", "see", "imagine"]
 MAX_NEW_TOKENS = 6

@@ -110,3 +110,30 @@ def test_readme_module_table_matches_the_tree():
     listed = set(re.findall(r"^\| `(\w+)` \|", design, flags=re.M))
     present = {p.stem for p in HELPERS.glob("*.py") if p.stem != "__init__"}
     assert listed == present, f"README lists {sorted(listed - present)} not in helpers/; misses {sorted(present - listed)}"
+
+
+def test_every_notebook_default_equals_the_default_profile():
+    """A parameter declared in several notebooks has one default: the default profile's.
+
+    ``default.yaml`` is what ``make reproduce`` runs; a notebook opened by hand in JupyterLab
+    runs its own ``parameters`` cell, and the two must give the same run.
+    """
+    import papermill as pm
+    import yaml
+
+    from helpers.runner import numbered_notebooks
+
+    profile = yaml.safe_load((HELPERS / "profiles" / "default.yaml").read_text())
+    differ = []
+    for nb in numbered_notebooks():
+        for name, info in pm.inspect_notebook(str(nb)).items():
+            if name not in profile:
+                continue
+            try:
+                value = ast.literal_eval(info["default"])
+            except (ValueError, SyntaxError):
+                differ.append(f"{nb.name}: {name} = {info['default']} is not a literal")
+                continue
+            if value != profile[name]:
+                differ.append(f"{nb.name}: {name} = {value!r}, default.yaml has {profile[name]!r}")
+    assert not differ, "\n".join(differ)

@@ -145,10 +145,7 @@ def test_assemble_gguf_concatenates_checks_sha_and_leaves_nothing_on_mismatch(tm
     assert list((tmp_path / "m2" / "gguf").iterdir()) == []
 
 
-def test_decoding_lives_in_llm_and_pipeline_reexports_it():
-    from helpers import pipeline
-
-    assert pipeline.Decoding is L.Decoding
+def test_decoding_cache_config():
     d = L.Decoding(max_new_tokens=7)
     assert d.cache_config() == {"max_new_tokens": 7, "do_sample": False, "seed": None, "temperature": None, "top_p": None}
     assert L.Decoding(do_sample=True, seed=3).cache_config()["seed"] == 3

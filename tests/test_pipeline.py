@@ -7,7 +7,8 @@ import pytest
 
 from helpers import llm as L
 from helpers.artifacts import RunPaths, load_encoder_features, save_arrays
-from helpers.pipeline import Decoding, cue_representations, stored_representation
+from helpers.llm import Decoding
+from helpers.pipeline import cue_representations, stored_representation
 
 
 def test_cue_representations_matches_the_step_by_step_path(llms, tmp_cache):
@@ -76,3 +77,54 @@ def test_load_encoder_features_skips_or_names_missing(tmp_path):
     assert absent == ["aud"]
     with pytest.raises(FileNotFoundError, match="04_encoder_features"):
         load_encoder_features(run, ["vis"], ["aud"], missing="raise")
+
+
+def test_condition_representation_reads_the_run_or_generates(llms, tmp_cache):
+    from helpers.pipeline import condition_examples, condition_representation
+
+    model = llms["qwen3"]
+    ids, texts = ["a", "b", "c"], ["hello world", "imagine a red apple", "see a cat"]
+    long = cue_representations(model, ids, texts, Decoding(max_new_tokens=8), prefix_lengths=[3])
+    gen_rows = L.generate(model, [L.format_prompt(model, t) for t in texts], max_new_tokens=8)
+    gens = long.table.assign(cue="SEE", template="{caption}", llm="tiny", max_new_tokens=8, do_sample=False,
+                             enable_thinking=False, gen_ids=[g["gen_ids"] for g in gen_rows])
+    arrays = {f"SEE/{kind}": arr for kind, arr in long.per_layer.items()}
+    kw = dict(llm="tiny", cue="SEE", template="{caption}", ids=ids, user_texts=texts, first_layer=1)
+
+    got = condition_representation(model, gens, ids, arrays, decoding=Decoding(3), **kw)
+    assert got.stored_key == "SEE/prefix_T3" and got.result is None
+    np.testing.assert_array_equal(got.vector, long.per_layer["prefix_T3"][:, 1:].mean(axis=1))
+    shown = condition_examples(got, gens, model.tokenizer, 3)
+    assert list(shown["id"]) == ["a", "b"]
+    assert list(shown["text"]) == [model.tokenizer.decode(g["gen_ids"][:3], skip_special_tokens=True) for g in gen_rows[:2]]
+
+    new = condition_representation(model, gens, ids, arrays, decoding=Decoding(5), **kw)  # no T=5 prefix in the run
+    direct = cue_representations(model, ids, texts, Decoding(max_new_tokens=5))
+    assert new.stored_key is None and "no SEE/prefix_T5" in new.why_not_stored
+    np.testing.assert_allclose(new.vector, direct.vector("gen_mean", 1), rtol=1e-5, atol=1e-6)
+    assert list(condition_examples(new, gens, model.tokenizer, 5)["text"]) == list(direct.table["text"][:2])
+
+
+def test_removal_conditions_keep_unedited_tokens_and_drop_emptied_items(llms, tmp_cache):
+    import pandas as pd
+
+    from helpers.pipeline import removal_conditions
+
+    model = llms["qwen3"]
+    prompts = [L.format_prompt(model, t) for t in ("a red apple", "a loud bell", "a cat")]
+    gens = pd.DataFrame(L.generate(model, prompts, max_new_tokens=6)).assign(id=["x", "y", "z"])
+    removal = pd.DataFrame({
+        "sensory_text": list(gens["text"][:2]) + [""],        # x, y unchanged; z emptied
+        "control_text": ["a few words", gens["text"][1], "kept"],  # x edited; y unchanged
+    })
+    got = removal_conditions(model, gens, removal, include_embeddings=True, batch_size=2)
+    assert got.ids == ["x", "y"] and got.dropped == ["z"]
+    full = L.represent(model, list(gens["prompt_ids"][:2]), list(gens["gen_ids"][:2]))
+    want_full = np.stack([r["gen_mean"] for r in full]).mean(axis=1)
+    np.testing.assert_allclose(got.full, want_full, rtol=1e-5, atol=1e-6)
+    # an unchanged text keeps its own tokens, so its representation is the full one
+    np.testing.assert_allclose(got.edited["remove_sensory"], want_full, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.edited["remove_random"][1], want_full[1], rtol=1e-5, atol=1e-6)
+    edited = L.represent(model, [gens["prompt_ids"][0]], [model.tokenizer("a few words", add_special_tokens=False)["input_ids"]])
+    assert not np.allclose(got.edited["remove_random"][0], want_full[0])
+    np.testing.assert_allclose(got.edited["remove_random"][0], edited[0]["gen_mean"].mean(axis=0), rtol=1e-4, atol=1e-5)
