@@ -160,6 +160,17 @@ def find_words(text: str, lexicon: Lexicon) -> list[tuple[int, int, str]]:
     return [span for span in word_spans(text) if lexicon.matches(span[2])]
 
 
+def mark_words(text: str, lexicon: Lexicon, left: str = "[", right: str = "]") -> str:
+    """``text`` with each word ``lexicon`` matches wrapped in ``left`` … ``right`` (plain-text
+    highlighting, as notebook 08 prints removal examples; the playground's HTML is
+    :func:`helpers.widgets.highlight_html`, over the same :func:`find_words`)."""
+    out, pos = [], 0
+    for start, end, word in find_words(text, lexicon):
+        out += [text[pos:start], f"{left}{word}{right}"]
+        pos = end
+    return "".join(out + [text[pos:]])
+
+
 def _merge(text: str, spans: Iterable[tuple[int, ...]]) -> list[tuple[int, int]]:
     """Sorted, merged ``(start, end)`` groups; spans joined only by hyphens form one group."""
     groups: list[list[int]] = []

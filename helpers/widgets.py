@@ -31,7 +31,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,8 @@ import yaml
 
 from helpers import alignment, analysis, prompts
 from helpers.artifacts import RunPaths, load_arrays, load_encoder_features, load_table
+from helpers.lexicon import find_words as lexicon_find_words
+from helpers.lexicon import load_lexicon
 from helpers.llm import Decoding
 from helpers.pipeline import cue_representations
 from helpers.progress import is_headless
@@ -46,13 +48,6 @@ from helpers.progress import is_headless
 #: Background colours of highlighted words: light blue for visual (SEE's hue), light red for auditory (HEAR's).
 HIGHLIGHT_COLOURS: dict[str, str] = {"visual": "#aec7e8", "auditory": "#ff9896"}
 RUN_CUES = ("SEE", "HEAR", "NONE")
-_WORD = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
-
-
-class LexiconLike(Protocol):
-    """What the highlighting needs from :class:`helpers.lexicon.Lexicon`."""
-
-    def matches(self, token: str) -> bool: ...
 
 
 FindWords = Callable[[str, Any], list[tuple[int, int, str]]]
@@ -63,26 +58,8 @@ FindWords = Callable[[str, Any], list[tuple[int, int, str]]]
 # --------------------------------------------------------------------------------------
 
 
-def simple_find_words(text: str, lexicon: LexiconLike) -> list[tuple[int, int, str]]:
-    """``(start, end, word)`` of every word of ``text`` that ``lexicon.matches``; letters, ' and - make a word."""
-    return [(m.start(), m.end(), m.group()) for m in _WORD.finditer(text) if lexicon.matches(m.group())]
-
-
-def default_find_words() -> FindWords:
-    """:func:`helpers.lexicon.find_words` when that module is present, else :func:`simple_find_words`."""
-    try:
-        from helpers.lexicon import find_words  # type: ignore[attr-defined]
-    except ImportError:
-        return simple_find_words
-    return find_words
-
-
 def default_lexicons() -> dict[str, Any]:
-    """The visual and auditory lexicons of :mod:`helpers.lexicon`; empty when it is not available."""
-    try:
-        from helpers.lexicon import load_lexicon  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
+    """The shipped visual and auditory lexicons of :mod:`helpers.lexicon`."""
     return {modality: load_lexicon(modality) for modality in ("visual", "auditory")}
 
 
@@ -94,7 +71,7 @@ def sensory_spans(
     A word in several lexicons carries all their names; of two overlapping spans (multi-word
     entries) the earlier, then longer, one is kept.
     """
-    find = find_words or default_find_words()
+    find = find_words or lexicon_find_words
     by_span: dict[tuple[int, int], list[str]] = {}
     for modality, lexicon in lexicons.items():
         for start, end, _ in find(text, lexicon):
@@ -151,7 +128,7 @@ def legend_html(colours: Mapping[str, str] | None = None, modalities: Sequence[s
 
 def count_sensory(text: str, lexicons: Mapping[str, Any], find_words: FindWords | None = None) -> dict[str, int]:
     """Number of words of each lexicon in ``text``."""
-    find = find_words or default_find_words()
+    find = find_words or lexicon_find_words
     return {m: len(find(text, lex)) for m, lex in lexicons.items()}
 
 
@@ -817,6 +794,5 @@ __all__ = [
     "run_cues",
     "save_template_to_params",
     "sensory_spans",
-    "simple_find_words",
     "static_summary",
 ]
