@@ -46,7 +46,6 @@ import pandas as pd
 
 from helpers.manifest import MANIFEST_COLUMNS, ManifestError, OnError, SkipReport, normalize_caption
 
-OnMissing = OnError  # what a loader does with an item whose media are missing or unreadable
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 
 AUDIOCAPS_COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
@@ -106,7 +105,7 @@ def _check_image(path: Path) -> str | None:
     return f"unreadable image {path} ({problem}); re-save it as PNG/JPEG or drop the row"
 
 
-def _fail(report: SkipReport, on_missing: OnMissing, where: str, reason: str, detail: str) -> None:
+def _fail(report: SkipReport, on_missing: OnError, where: str, reason: str, detail: str) -> None:
     """Raise (``on_missing="raise"``) or count the item as skipped under ``reason``."""
     if on_missing == "raise":
         raise ManifestError(f"{where}: {detail}. (Set on_bad_item='skip' to leave such items out and count them.)")
@@ -295,7 +294,7 @@ def audiocaps_clip_candidates(clips_dir: Path, row: Mapping[str, str]) -> list[P
 
 
 def build_audiocaps_manifest(
-    csv: str | Path, clips_dir: str | Path, on_missing: OnMissing = "raise", check_audio: bool = True
+    csv: str | Path, clips_dir: str | Path, on_missing: OnError = "raise", check_audio: bool = True
 ) -> tuple[pd.DataFrame, SkipReport]:
     """AudioCaps: one item per clip (``youtube_id`` + ``start_time``), caption = its first row's caption.
 
@@ -343,7 +342,7 @@ def build_audiocaps_manifest(
 
 def build_clotho_manifest(
     csv: str | Path, audio_dir: str | Path, caption_column: str = "caption_1",
-    on_missing: OnMissing = "raise", check_audio: bool = True,
+    on_missing: OnError = "raise", check_audio: bool = True,
 ) -> tuple[pd.DataFrame, SkipReport]:
     """Clotho v2: one item per ``file_name``; caption = ``caption_column`` (caption_1 … caption_5)."""
     csv = Path(csv).expanduser()
@@ -455,7 +454,7 @@ def _sha256(data: bytes) -> str:
 
 
 def build_wit_manifest(
-    records: Iterable[Mapping[str, Any]], image_dir: str | Path, on_missing: OnMissing = "raise"
+    records: Iterable[Mapping[str, Any]], image_dir: str | Path, on_missing: OnError = "raise"
 ) -> tuple[pd.DataFrame, SkipReport]:
     """WiT rows (``image``, ``text``) → manifest; images written once to ``image_dir/NNNN.<fmt>``.
 
@@ -509,7 +508,7 @@ def _dci_root(dataset_dir: str | Path) -> Path:
 
 
 def build_dci_manifest(
-    dataset_dir: str | Path, caption_column: str = "short_caption", on_missing: OnMissing = "raise"
+    dataset_dir: str | Path, caption_column: str = "short_caption", on_missing: OnError = "raise"
 ) -> tuple[pd.DataFrame, SkipReport]:
     """Densely Captioned Images: one item per ``complete/*.json``; image = ``photos/<json["image"]>``.
 
@@ -555,7 +554,7 @@ def build_dci_manifest(
 
 
 def build_byo_manifest(
-    csv: str | Path, caption_column: str = "caption", on_missing: OnMissing = "raise", check_audio: bool = True
+    csv: str | Path, caption_column: str = "caption", on_missing: OnError = "raise", check_audio: bool = True
 ) -> tuple[pd.DataFrame, SkipReport]:
     """Your own CSV: ``caption`` + ``image_path`` and/or ``audio_path`` (+ optional ``id``, ``category``).
 

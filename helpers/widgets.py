@@ -39,8 +39,7 @@ import yaml
 
 from helpers import alignment, analysis, prompts
 from helpers.artifacts import RunPaths, load_arrays, load_encoder_features, load_table
-from helpers.lexicon import find_words as lexicon_find_words
-from helpers.lexicon import load_lexicon
+from helpers.lexicon import find_words, load_lexicon
 from helpers.llm import Decoding
 from helpers.pipeline import cue_representations
 from helpers.progress import is_headless
@@ -50,7 +49,6 @@ HIGHLIGHT_COLOURS: dict[str, str] = {"visual": "#aec7e8", "auditory": "#ff9896"}
 RUN_CUES = ("SEE", "HEAR", "NONE")
 
 
-FindWords = Callable[[str, Any], list[tuple[int, int, str]]]
 
 
 # --------------------------------------------------------------------------------------
@@ -64,17 +62,16 @@ def default_lexicons() -> dict[str, Any]:
 
 
 def sensory_spans(
-    text: str, lexicons: Mapping[str, Any], find_words: FindWords | None = None
+    text: str, lexicons: Mapping[str, Any]
 ) -> list[tuple[int, int, list[str]]]:
     """Non-overlapping ``(start, end, modalities)`` of the sensory words of ``text``, in text order.
 
     A word in several lexicons carries all their names; of two overlapping spans (multi-word
     entries) the earlier, then longer, one is kept.
     """
-    find = find_words or lexicon_find_words
     by_span: dict[tuple[int, int], list[str]] = {}
     for modality, lexicon in lexicons.items():
-        for start, end, _ in find(text, lexicon):
+        for start, end, _ in find_words(text, lexicon):
             mods = by_span.setdefault((int(start), int(end)), [])
             if modality not in mods:
                 mods.append(modality)
@@ -90,7 +87,6 @@ def highlight_html(
     text: str,
     lexicons: Mapping[str, Any],
     colours: Mapping[str, str] | None = None,
-    find_words: FindWords | None = None,
 ) -> str:
     """``text`` as HTML with each sensory word in a ``<mark class="pg-<modality>">`` of its modality's colour.
 
@@ -104,7 +100,7 @@ def highlight_html(
     if missing:
         raise ValueError(f"no highlight colour for lexicon(s) {missing}; pass colours={{{missing[0]!r}: '#rrggbb'}}")
     parts, pos = [], 0
-    for start, end, mods in sensory_spans(text, lexicons, find_words):
+    for start, end, mods in sensory_spans(text, lexicons):
         parts.append(html.escape(text[pos:start]))
         if len(mods) == 1:
             background = colours[mods[0]]
@@ -126,10 +122,9 @@ def legend_html(colours: Mapping[str, str] | None = None, modalities: Sequence[s
     return " ".join(f'<mark style="background: {colours[m]}">{html.escape(m)}</mark>' for m in modalities)
 
 
-def count_sensory(text: str, lexicons: Mapping[str, Any], find_words: FindWords | None = None) -> dict[str, int]:
+def count_sensory(text: str, lexicons: Mapping[str, Any]) -> dict[str, int]:
     """Number of words of each lexicon in ``text``."""
-    find = find_words or lexicon_find_words
-    return {m: len(find(text, lex)) for m, lex in lexicons.items()}
+    return {m: len(find_words(text, lex)) for m, lex in lexicons.items()}
 
 
 # --------------------------------------------------------------------------------------
@@ -486,7 +481,6 @@ class Playground:
         custom_cue: str = "CUSTOM",
         lexicons: Mapping[str, Any] | None = None,
         colours: Mapping[str, str] | None = None,
-        find_words: FindWords | None = None,
         profile: str = "default",
         params_file: Path | None = None,
         load_model: Callable[[str], Any] | None = None,
@@ -500,7 +494,6 @@ class Playground:
         self.gen_batch_size, self.rep_batch_size, self.include_embeddings = gen_batch_size, rep_batch_size, include_embeddings
         self.lexicons = dict(default_lexicons() if lexicons is None else lexicons)
         self.colours = {**HIGHLIGHT_COLOURS, **(colours or {})}
-        self.find_words = find_words
         self.profile = profile
         self.params_file = Path(params_file) if params_file else params_path(run)
         if load_model is None:
@@ -635,13 +628,13 @@ class Playground:
             with _captured_progress() as log:
                 gen = llm_lib.generate_cached(model, [llm_lib.format_prompt(model, user_text)], self.decoding(), batch_size=1)[0]
             self.last_generation = gen["text"]
-            counts = count_sensory(gen["text"], self.lexicons, self.find_words) if self.lexicons else {}
+            counts = count_sensory(gen["text"], self.lexicons) if self.lexicons else {}
             counts_text = ", ".join(f"{n} {m}" for m, n in counts.items())
             cached = "cached" if " 1 cached" in log.getvalue() else "generated"
             self.generation.value = (
                 f"<div><b>prompt</b>: <code>{html.escape(user_text)}</code> · {len(gen['gen_ids'])} tokens ({cached})"
                 f"{' · sensory words: ' + counts_text if counts_text else ''}</div>"
-                + highlight_html(gen["text"], self.lexicons, self.colours, self.find_words)
+                + highlight_html(gen["text"], self.lexicons, self.colours)
             )
         except Exception as exc:
             self.generation.value = _error_html(exc)
@@ -735,7 +728,6 @@ def static_summary(
     first_layer: int = 0,
     lexicons: Mapping[str, Any] | None = None,
     colours: Mapping[str, str] | None = None,
-    find_words: FindWords | None = None,
     neighbour_cue: str | None = None,
 ) -> str:
     """The playground's information without widgets, as one HTML string.
@@ -762,7 +754,7 @@ def static_summary(
     if data.generations is not None:
         for g in data.generations[data.generations["id"] == item_id].itertuples():
             parts.append(f"<h4>{html.escape(g.cue)}: <code>{html.escape(g.user_text)}</code></h4>")
-            parts.append(highlight_html(g.text, lexicons, colours, find_words))
+            parts.append(highlight_html(g.text, lexicons, colours))
     else:
         parts.append("<p>No generations in this run (run 02_generation).</p>")
     cue = neighbour_cue or next(iter(data.cues))

@@ -11,7 +11,6 @@ import yaml
 
 from helpers import alignment, analysis, runner, widgets as Wd
 from helpers.artifacts import load_table
-from helpers.lexicon import find_words
 from playground_run import MAX_NEW_TOKENS, make_run
 
 
@@ -34,7 +33,7 @@ COLOURS = {"visual": "#0000ff", "auditory": "#ff0000"}
 
 def test_highlight_marks_each_modality_in_its_colour_and_escapes():
     text = "A red <cat> makes a LOUD sound; look!"
-    out = Wd.highlight_html(text, LEX, COLOURS, find_words)
+    out = Wd.highlight_html(text, LEX, COLOURS)
     marks = re.findall(r'<mark class="([^"]+)"[^>]*background: ([^;]+);[^>]*>([^<]+)</mark>', out)
     assert marks == [
         ("pg-visual", "#0000ff", "red"),
@@ -51,11 +50,11 @@ def test_highlight_marks_each_modality_in_its_colour_and_escapes():
 
 def test_highlight_word_in_both_lexicons_gets_both_colours():
     both = {"visual": Lex({"bright"}), "auditory": Lex({"bright"})}
-    out = Wd.highlight_html("so bright", both, COLOURS, find_words)
+    out = Wd.highlight_html("so bright", both, COLOURS)
     assert 'class="pg-visual pg-auditory"' in out and "#0000ff" in out and "#ff0000" in out
-    assert Wd.sensory_spans("so bright", both, find_words) == [(3, 9, ["visual", "auditory"])]
+    assert Wd.sensory_spans("so bright", both) == [(3, 9, ["visual", "auditory"])]
     with pytest.raises(ValueError, match="no highlight colour for lexicon"):
-        Wd.highlight_html("x", {"smell": Lex({"x"})}, COLOURS, find_words)
+        Wd.highlight_html("x", {"smell": Lex({"x"})}, COLOURS)
 
 
 def test_highlight_with_the_shipped_lexicons():
@@ -66,11 +65,12 @@ def test_highlight_with_the_shipped_lexicons():
     assert f"background: {Wd.HIGHLIGHT_COLOURS['visual']}" in out and f"background: {Wd.HIGHLIGHT_COLOURS['auditory']}" in out
 
 
-def test_highlight_keeps_first_of_overlapping_spans():
+def test_highlight_keeps_first_of_overlapping_spans(monkeypatch):
     def find(text, lexicon):  # multi-word entries may overlap single words of the other lexicon
         return [(0, 9, "red apple")] if lexicon is LEX["visual"] else [(4, 9, "apple")]
 
-    assert Wd.sensory_spans("red apple pie", LEX, find) == [(0, 9, ["visual"])]
+    monkeypatch.setattr(Wd, "find_words", find)
+    assert Wd.sensory_spans("red apple pie", LEX) == [(0, 9, ["visual"])]
 
 
 def test_item_neighbours_agree_with_mutual_knn():
@@ -132,7 +132,7 @@ def playground(tiny_run, model_dirs):
     return Wd.Playground(
         tiny_run, llm=str(model_dirs["qwen3"]), vision_encoders=["toyvision"], audio_encoders=["toyaudio", "absent"],
         max_new_tokens=MAX_NEW_TOKENS, k=3, n_boot=50, playground_items=12, gen_batch_size=5,
-        lexicons=LEX, colours=COLOURS, find_words=find_words, profile="tiny",
+        lexicons=LEX, colours=COLOURS, profile="tiny",
     )
 
 
@@ -165,7 +165,7 @@ def test_generate_shows_highlighted_generation(playground, tiny_run):
     pg.on_generate()
     run_text = load_table(tiny_run.generations).query("cue == 'SEE' and id == 'toy/00'")["text"].iloc[0]
     assert pg.last_generation == run_text
-    assert Wd.highlight_html(run_text, LEX, COLOURS, find_words) in pg.generation.value
+    assert Wd.highlight_html(run_text, LEX, COLOURS) in pg.generation.value
     # a bad template is shown as an error, not raised
     pg.template.value = "no caption slot"
     pg.on_generate()
@@ -226,11 +226,11 @@ def test_save_button_writes_params_the_runner_reads(playground, tiny_run):
 
 def test_static_summary_shows_item_generations_and_neighbours(tiny_run):
     out = Wd.static_summary(
-        tiny_run, ["toyvision"], ["toyaudio"], k=3, lexicons=LEX, colours=COLOURS, find_words=find_words
+        tiny_run, ["toyvision"], ["toyaudio"], k=3, lexicons=LEX, colours=COLOURS
     )
     gens = load_table(tiny_run.generations).query("id == 'toy/00'")
     for g in gens.itertuples():
-        assert f"{g.cue}: <code>" in out and Wd.highlight_html(g.text, LEX, COLOURS, find_words) in out
+        assert f"{g.cue}: <code>" in out and Wd.highlight_html(g.text, LEX, COLOURS) in out
     assert out.count('class="pg-neighbours"') == 2 and "<audio" in out
 
 
