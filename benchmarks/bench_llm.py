@@ -1,4 +1,4 @@
-"""Throughput of helpers.llm on this machine with the embedded SmolLM2-135M-Instruct (or ``--model``).
+"""Throughput of helpers.lm on this machine with the embedded SmolLM2-135M-Instruct (or ``--model``).
 
 Prints single-sequence vs batched generation rates (generated tokens per second), the
 batched speed-up, and the cost of the teacher-forced representation pass. No assertions.
@@ -17,7 +17,7 @@ os.environ.setdefault("PERCEIVE_HEADLESS", "1")  # quiet progress bars
 
 import torch
 
-from helpers import llm as L
+from helpers import lm as L
 
 OBJECTS = [
     "a red fire truck", "a cat sleeping on a sofa", "a bowl of fruit on a table",
@@ -41,7 +41,7 @@ def timed_generate(llm: L.LLM, prompts: list[str], max_new_tokens: int, batch_si
     best = float("inf")
     for _ in range(REPEATS):
         t0 = time.perf_counter()
-        out = L._generate(llm, prompts, L.Decoding(max_new_tokens), batch_size, False)
+        out = L.generate(llm, prompts, max_new_tokens, batch_size=batch_size, show_progress=False)
         best = min(best, time.perf_counter() - t0)
     return best, sum(len(o["gen_ids"]) for o in out), out
 
@@ -66,7 +66,7 @@ def main() -> None:
     prompts = [L.format_prompt(llm, f"Imagine what it would look like to see {o}.") for o in OBJECTS]
     prompts = (prompts * (args.n_prompts // len(prompts) + 1))[: args.n_prompts]
     T = args.max_new_tokens
-    L._generate(llm, prompts[:2], L.Decoding(4), 2, False)  # warm-up
+    L.generate(llm, prompts[:2], 4, batch_size=2, show_progress=False)  # warm-up
 
     print(f"\n== generation, greedy, max_new_tokens={T} ==")
     single_rate: dict[int, float] = {}

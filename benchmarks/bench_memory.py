@@ -4,7 +4,7 @@ For random-weight Qwen3-style models built in-process (no download), each measur
 in its own subprocess and reports the growth of the process's peak RSS (``ru_maxrss``)
 during one forward pass over a single sequence of ``T`` tokens, after a short warm-up:
 
-- ``stream``: :func:`helpers.llm.represent` (hooks reduce each layer's ``[T, H]`` output to a
+- ``stream``: :func:`helpers.lm.represent` (hooks reduce each layer's ``[T, H]`` output to a
   few means at once; kept: ``(L+1) x rows x H`` floats);
 - ``naive``: ``model(..., output_hidden_states=True)`` then the same means from the stacked
   ``(L+1) x T x H`` hidden states (what the reduction avoids).
@@ -42,7 +42,7 @@ def _child(layers: int, hidden: int, tokens: int, method: str) -> dict:
     from tokenizers import Tokenizer
     from tokenizers.models import WordLevel
 
-    from helpers import llm as L
+    from helpers import lm as L
 
     torch.set_num_threads(1)
     cfg = Qwen3Config(

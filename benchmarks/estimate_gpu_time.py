@@ -7,7 +7,7 @@ batched greedy decoding with our HF-eager loop in bfloat16 on one H100 (80 GB):
   effective bandwidth ``BW`` (default 2.0 TB/s of the H100 SXM's 3.35 TB/s peak), plus a
   per-layer launch/Python overhead of the eager loop (default 0.15 ms per layer per step);
 - a batch of ``B`` prompts advances ``B`` tokens per step; ``B`` is what
-  :func:`helpers.llm.suggest_batch_size` would give for the KV cache (capped at 64 here);
+  :func:`helpers.lm.suggest_batch_size` would give for the KV cache (capped at 64 here);
 - the teacher-forced representation pass is compute-bound: ``2 x params x tokens`` FLOPs at
   an effective 300 TFLOP/s (bf16 dense, ~30% of peak);
 - the CPU column scales the *measured* SmolLM2-135M batched CPU rate (``--cpu-tok-s``,

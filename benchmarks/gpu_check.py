@@ -2,13 +2,13 @@
 
 Builds full-size random-weight Qwen3-0.6B and Qwen3-8B (``transformers.Qwen3Config`` with the
 published config.json values) and DINOv2-base (``Dinov2Config``) in-process, saves each as a
-model folder and loads it the way the notebooks do (``helpers.llm.load_llm`` with
+model folder and loads it the way the notebooks do (``helpers.lm.load_llm`` with
 ``llm_device="auto"``, bfloat16; ``helpers.paper_encoders.Dinov2Encoder``), then measures with
 the project's own functions:
 
-- generation: ``helpers.llm.generate`` (batched greedy, KV cache) at the ``auto`` batch size
-  (``helpers.llm.resolve_batch_size`` → ``suggest_batch_size``), tokens/s over generated tokens;
-- the representation pass: ``helpers.llm.represent`` (one teacher-forced pass, streaming per-layer
+- generation: ``helpers.lm.generate`` (batched greedy, KV cache) at the ``auto`` batch size
+  (``helpers.lm.resolve_batch_size`` → ``suggest_batch_size``), tokens/s over generated tokens;
+- the representation pass: ``helpers.lm.represent`` (one teacher-forced pass, streaming per-layer
   means, the profile's prefix lengths) at its ``auto`` batch size, tokens/s over prompt + generated tokens;
 - peak GPU memory (``torch.cuda.max_memory_allocated``) per model over load + both passes;
 - DINOv2-base images/s through the encoder's own preprocessing and forward pass.
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PERCEIVE_HEADLESS", "1")  # plain-text progress, no transformers loading bars
 
-from helpers import llm as llm_lib  # noqa: E402
+from helpers import lm  # noqa: E402
 
 #: Published config.json values (huggingface.co/Qwen/Qwen3-0.6B, /Qwen3-8B).
 _QWEN3_COMMON = dict(
@@ -155,38 +155,38 @@ def measure_llm(name: str, folder: Path, args: argparse.Namespace) -> dict:
     _empty_cache()
     _reset_peak()
     t0 = time.perf_counter()
-    model = llm_lib.load_llm(str(folder), device=args.device, dtype=args.dtype)
+    model = lm.load_llm(str(folder), device=args.device, dtype=args.dtype)
     _sync()
     load_s = time.perf_counter() - t0
     n_params = sum(p.numel() for p in model.model.parameters())
     vocab = int(model.model.config.vocab_size)
     rng = np.random.default_rng(0)
     longest = args.prompt_len + args.tokens
-    gen_batch = llm_lib.resolve_batch_size(args.gen_batch_size, model, longest, "generate")
+    gen_batch = lm.resolve_batch_size(args.gen_batch_size, model, longest, "generate")
     n = args.prompts or gen_batch  # default: one full batch at the auto size
     prompts = _prompts(rng, n, args.prompt_len, vocab)
-    llm_lib.generate(model, prompts[: min(2, n)], max_new_tokens=2, batch_size=gen_batch)  # warm-up (kernels, allocator)
+    lm.generate(model, prompts[: min(2, n)], max_new_tokens=2, batch_size=gen_batch)  # warm-up (kernels, allocator)
     _sync()
     t0 = time.perf_counter()
-    gens = llm_lib.generate(model, prompts, max_new_tokens=args.tokens, batch_size=gen_batch)
+    gens = lm.generate(model, prompts, max_new_tokens=args.tokens, batch_size=gen_batch)
     _sync()
     gen_s = time.perf_counter() - t0
     n_gen = sum(len(g["gen_ids"]) for g in gens)
     prompt_ids = [list(g["prompt_ids"]) for g in gens]
     gen_ids = [list(g["gen_ids"]) or [int(model.tokenizer.pad_token_id)] for g in gens]
     rep_longest = max(len(p) + len(g) for p, g in zip(prompt_ids, gen_ids))
-    rep_batch = llm_lib.resolve_batch_size(args.rep_batch_size, model, rep_longest, "represent")
-    llm_lib.represent(model, prompt_ids[:2], gen_ids[:2], batch_size=rep_batch, show_progress=False)  # warm-up
+    rep_batch = lm.resolve_batch_size(args.rep_batch_size, model, rep_longest, "represent")
+    lm.represent(model, prompt_ids[:2], gen_ids[:2], batch_size=rep_batch, show_progress=False)  # warm-up
     _sync()
     t0 = time.perf_counter()
-    reps = llm_lib.represent(model, prompt_ids, gen_ids, batch_size=rep_batch, prefix_lengths=args.prefix_lengths,
+    reps = lm.represent(model, prompt_ids, gen_ids, batch_size=rep_batch, prefix_lengths=args.prefix_lengths,
                              show_progress=False)
     _sync()
     rep_s = time.perf_counter() - t0
     assert len(reps) == n and np.isfinite(reps[0]["gen_mean"]).all()
     n_rep_tokens = sum(len(p) + len(g) for p, g in zip(prompt_ids, gen_ids))
     peak = _peak_gb()
-    llm_lib.free_llm(model)
+    lm.free_llm(model)
     del model
     _empty_cache()
     # projection onto the paper profile: full batches at the measured time per batch, then the representation pass

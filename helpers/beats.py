@@ -29,6 +29,10 @@ The pipeline, for a 16 kHz mono waveform in [-1, 1]:
 
 Inference only: dropout, layer drop and the training-time tricks of the official code
 (gradient scaling, quantisation noise) are left out, since they are identities in eval mode.
+
+One module because it is one model, read side by side with the official ``BEATs.py`` and
+``backbone.py``: the fbank, the patch embedding, the transformer and the checkpoint loading
+are checked against them together (``tests/test_beats.py``).
 """
 
 from __future__ import annotations

@@ -17,12 +17,14 @@ import copy
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
@@ -72,20 +74,54 @@ def file_fingerprint(path: str | Path) -> str:
     return _FINGERPRINTS[memo_key]
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+@contextmanager
+def atomic_file(path: str | Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Write ``path`` through a temporary file beside it, renamed into place when the block ends
+    without an error: readers see the old file or the whole new one, never a part. On an error
+    (or a kill) the temporary file is removed and ``path`` is untouched."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, mode)  # mkstemp makes it private
         os.replace(tmp, p)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+@contextmanager
+def atomic_dir(target: str | Path, complete: Callable[[Path], bool]) -> Iterator[Path]:
+    """Build a folder under a temporary name beside ``target``, renamed into place when the block
+    ends without an error: the folder appears complete or not at all (a model assembled or
+    converted once, then shared by every run and shard job).
+
+    When another process renamed its own copy into place first, ours is discarded if
+    ``complete(target)`` holds; otherwise the rename error is real and raised.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not complete(target):  # not a concurrent winner: a real error
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    with atomic_file(path) as fh:
+        fh.write(data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -28,6 +28,10 @@ byo         either   your CSV: ``caption`` + ``image_path`` and/or ``audio_path`
 Audio is only *checked* here (its header must be readable); decoding, mixing stereo
 down, resampling to the encoder's rate and cropping long clips happen when an
 encoder reads it (:func:`helpers.media.load_audio`), so any sample rate is accepted.
+
+One module because the loaders are short (each well under a hundred lines) and share the
+CSV, column and media checks that give every source the same error messages; the table
+above is its index.
 """
 
 from __future__ import annotations

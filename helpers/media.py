@@ -204,5 +204,5 @@ def load_audio(
     if max_seconds is not None:
         y = y[: int(round(max_seconds * target_sr))]
     if y.shape[0] == 0:
-        raise ValueError(f"Audio file {str(p)!r} is shorter than one sample at {target_sr} Hz.")
+        raise ValueError(f"Audio file {str(path)!r} is shorter than one sample at {target_sr} Hz.")
     return np.ascontiguousarray(y, dtype=np.float32)

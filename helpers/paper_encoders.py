@@ -46,6 +46,7 @@ import numpy as np
 from helpers.cache import file_fingerprint
 from helpers.encoder_base import STEP_VERSION, Encoder, quiet_init, register_encoder
 from helpers.media import AUDIO_RESAMPLER, load_audio, load_image
+from helpers.runtime import resolve_device, resolve_dtype
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -98,22 +99,6 @@ def _choice(value: Any, allowed: tuple, what: str) -> Any:
     if value not in allowed:
         raise ValueError(f"{what} must be one of {list(allowed)}, got {value!r}")
     return value
-
-
-def _torch_dtype(name: str):
-    import torch
-
-    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    _choice(name, tuple(table), "dtype")
-    return table[name]
-
-
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def preprocess_image(image, resize: int, crop: int, mean: tuple, std: tuple) -> np.ndarray:
@@ -188,14 +173,14 @@ class _HFVisionEncoder(Encoder):
         if self._model is None:
             with quiet_init():
                 m = self._build()
-            self._model = m.to(device=_resolve_device(self.device), dtype=_torch_dtype(self.dtype)).eval()
+            self._model = m.to(device=resolve_device(self.device), dtype=resolve_dtype(self.dtype)).eval()
         return self._model
 
     def _pixels(self, paths: list[Path]):
         import torch
 
         x = np.stack([preprocess_image(load_image(p), self.resize, self.image_size, self.mean, self.std) for p in paths])
-        return torch.from_numpy(x).to(device=next(self.model.parameters()).device, dtype=_torch_dtype(self.dtype))
+        return torch.from_numpy(x).to(device=next(self.model.parameters()).device, dtype=resolve_dtype(self.dtype))
 
     def _pool_tokens(self, tokens, n_prefix: int):
         """CLS (index 0) or mean over patch tokens (after ``n_prefix`` CLS/register tokens)."""
@@ -227,7 +212,7 @@ class Dinov2Encoder(_HFVisionEncoder):
     def _build(self):
         from transformers import Dinov2Model
 
-        return Dinov2Model.from_pretrained(str(self.folder), dtype=_torch_dtype(self.dtype))
+        return Dinov2Model.from_pretrained(str(self.folder), dtype=resolve_dtype(self.dtype))
 
     def _embed_batch(self, paths: list[Path]) -> np.ndarray:
         import torch
@@ -277,7 +262,7 @@ class ClipVisionEncoder(_HFVisionEncoder):
     def _build(self):
         from transformers import CLIPVisionModelWithProjection
 
-        return CLIPVisionModelWithProjection.from_pretrained(str(self.folder), dtype=_torch_dtype(self.dtype))
+        return CLIPVisionModelWithProjection.from_pretrained(str(self.folder), dtype=resolve_dtype(self.dtype))
 
     def _embed_batch(self, paths: list[Path]) -> np.ndarray:
         import torch
@@ -401,7 +386,7 @@ class BeatsEncoder(Encoder):
             if not -self._n_layers <= self.layer < self._n_layers:
                 raise ValueError(f"beats layer {self.layer} out of range for a {self._n_layers - 1}-layer checkpoint")
             self.dim = int(m.cfg.encoder_embed_dim)
-            self._model = m.to(_resolve_device(self.device)).eval()
+            self._model = m.to(resolve_device(self.device)).eval()
         return self._model
 
     def embed(self, paths):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ast
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,94 +101,92 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int_list(value: Any, *, non_empty: bool = False) -> bool:
+    return isinstance(value, list) and (bool(value) or not non_empty) and all(_is_int(t) and t >= 1 for t in value)
+
+
+#: ``(names, test, what is expected)``: parameters whose value means more than its type, checked first to last
+_VALUE_RULES: tuple[tuple[frozenset[str], Callable[[Any], bool], str], ...] = (
+    (OPTIONAL_POSITIVE_INT, lambda v: v is None or (_is_int(v) and v >= 1),
+     "a positive integer, or None (null) to take all items"),
+    (POSITIVE_INT, lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    (NON_NEGATIVE_INT, lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    (BATCH_PARAMS, lambda v: (_is_int(v) and v >= 1) or (isinstance(v, str) and v.strip().lower() == "auto"),
+     "a positive integer, or 'auto' (from free accelerator memory)"),
+    (frozenset({"quantile"}), lambda v: _is_number(v) and 0 < v <= 1,
+     "a number in (0, 1] (the clamp quantile of |x|; the PRH reference uses 0.95)"),
+    (frozenset({"temperature"}), lambda v: _is_number(v) and v > 0, "a number > 0"),
+    (frozenset({"top_p"}), lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    (frozenset({"prefix_lengths"}), _is_int_list, "a list of positive integers (token counts)"),
+    (frozenset({"robustness_ks"}), lambda v: _is_int_list(v, non_empty=True), "a non-empty list of positive integers"),
+    (frozenset({"vision_encoders", "audio_encoders", "size_llms", "robustness_metric"}),
+     lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of names"),
+)
+
+#: ``(type test, what is expected)`` for a parameter with no rule of its own, by the type of its default
+_LIKE_DEFAULT: tuple[tuple[Callable[[Any], bool], Callable[[Any], bool], str], ...] = (
+    (lambda d: isinstance(d, bool), lambda v: isinstance(v, bool), "true or false"),
+    (_is_int, _is_int, "an integer like the default {default!r}"),
+    (lambda d: isinstance(d, float), _is_number, "a number like the default {default!r}"),
+    (lambda d: isinstance(d, str), lambda v: isinstance(v, str), "text like the default {default!r}"),
+    (lambda d: isinstance(d, (list, tuple)), lambda v: isinstance(v, (list, tuple)), "a list like the default {default!r}"),
+    (lambda d: isinstance(d, dict), lambda v: isinstance(v, dict), "a mapping like the default {default!r}"),
+)
+
+
+def _check_cues(value: Any, fail: Callable[[str], None]) -> None:
+    """``cues``: a non-empty mapping of cue name to a text template with one ``{caption}``."""
+    from helpers.prompts import check_template
+
+    if not isinstance(value, dict) or not value:
+        fail("a non-empty mapping of cue name: template with one {caption}")
+    for cue, template in value.items():
+        if not isinstance(template, str):
+            raise ParameterError(f"parameter cues: the template of cue {cue!r} must be text, got {template!r}")
+        try:
+            check_template(str(cue), template)
+        except ValueError as exc:
+            raise ParameterError(f"parameter cues: {exc}") from None
+
+
 def check_value(name: str, value: Any, default: Any = ...) -> None:
-    """Raise :class:`ParameterError` when ``value`` is not a valid value of parameter ``name``."""
+    """Raise :class:`ParameterError` when ``value`` is not a valid value of parameter ``name``.
+
+    Parameters with a meaning beyond their type follow their rule (:data:`_VALUE_RULES`,
+    :data:`CHOICES`, the cue templates); every other one must have the type of the notebooks'
+    ``default`` (None only where the default is None or the name is :data:`NULLABLE`).
+    """
 
     def fail(expected: str) -> None:
         raise ParameterError(f"parameter {name}={value!r} ({_type_name(value)}): expected {expected}")
 
-    if name in OPTIONAL_POSITIVE_INT:
-        if value is not None and not (_is_int(value) and value >= 1):
-            fail("a positive integer, or None (null) to take all items")
-        return
-    if name in POSITIVE_INT:
-        if not (_is_int(value) and value >= 1):
-            fail("a positive integer")
-        return
-    if name in NON_NEGATIVE_INT:
-        if not (_is_int(value) and value >= 0):
-            fail("an integer >= 0")
-        return
-    if name in BATCH_PARAMS:
-        if not ((_is_int(value) and value >= 1) or (isinstance(value, str) and value.strip().lower() == "auto")):
-            fail("a positive integer, or 'auto' (from free accelerator memory)")
-        return
+    for names, ok, expected in _VALUE_RULES:
+        if name in names:
+            if not ok(value):
+                fail(expected)
+            return
     if name in CHOICES:
         if value not in CHOICES[name]:
             fail(f"one of {', '.join(repr(c) for c in CHOICES[name])}")
         return
-    if name == "quantile":
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1):
-            fail("a number in (0, 1] (the clamp quantile of |x|; the PRH reference uses 0.95)")
-        return
-    if name in ("temperature",):
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
-            fail("a number > 0")
-        return
-    if name == "top_p":
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1):
-            fail("a number in (0, 1]")
-        return
-    if name == "prefix_lengths":
-        if not (isinstance(value, list) and all(_is_int(t) and t >= 1 for t in value)):
-            fail("a list of positive integers (token counts)")
-        return
-    if name == "robustness_ks":
-        if not (isinstance(value, list) and value and all(_is_int(t) and t >= 1 for t in value)):
-            fail("a non-empty list of positive integers")
-        return
     if name == "cues":
-        from helpers.prompts import check_template
-
-        if not isinstance(value, dict) or not value:
-            fail("a non-empty mapping of cue name: template with one {caption}")
-        for cue, template in value.items():
-            if not isinstance(template, str):
-                raise ParameterError(f"parameter cues: the template of cue {cue!r} must be text, got {template!r}")
-            try:
-                check_template(str(cue), template)
-            except ValueError as exc:
-                raise ParameterError(f"parameter cues: {exc}") from None
+        _check_cues(value, fail)
         return
-    if name in ("vision_encoders", "audio_encoders", "size_llms", "robustness_metric"):
-        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            fail("a list of names")
-        return
-    # every other parameter: the type of the notebooks' default
     if value is None:
         if default is None or default is ... or name in NULLABLE:
             return
         fail(f"a {_type_name(default)} like the default {default!r}")
     if default is None or default is ...:
         return
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            fail("true or false")
-    elif _is_int(default):
-        if not _is_int(value):
-            fail(f"an integer like the default {default!r}")
-    elif isinstance(default, float):
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
-            fail(f"a number like the default {default!r}")
-    elif isinstance(default, str):
-        if not isinstance(value, str):
-            fail(f"text like the default {default!r}")
-    elif isinstance(default, (list, tuple)):
-        if not isinstance(value, (list, tuple)):
-            fail(f"a list like the default {default!r}")
-    elif isinstance(default, dict):
-        if not isinstance(value, dict):
-            fail(f"a mapping like the default {default!r}")
+    for is_kind, ok, expected in _LIKE_DEFAULT:
+        if is_kind(default):
+            if not ok(value):
+                fail(expected.format(default=default))
+            return
 
 
 def check_shard(params: Mapping[str, Any]) -> None:

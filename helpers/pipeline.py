@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from helpers import llm as llm_lib
+from helpers import lm
 from helpers.ablations import edited_generations
 from helpers.alignment import layer_mean
-from helpers.llm import Decoding
+from helpers.lm import Decoding
 
 
 @dataclass
@@ -45,7 +45,7 @@ class CueResult:
 
 
 def cue_representations(
-    model: llm_lib.LLM,
+    model: lm.LLM,
     ids: Sequence[str],
     user_texts: Sequence[str],
     decoding: Decoding = Decoding(),
@@ -59,22 +59,22 @@ def cue_representations(
 
     ``ids[i]`` names the item of ``user_texts[i]``. Empty generations are an error (they have
     no generative representation) naming the item. Batch sizes may be ``"auto"``
-    (:func:`helpers.llm.resolve_batch_size`, from free accelerator memory).
+    (:func:`helpers.lm.resolve_batch_size`, from free accelerator memory).
     """
     if len(ids) != len(user_texts):
         raise ValueError(f"{len(ids)} ids but {len(user_texts)} texts")
-    prompts = [llm_lib.format_prompt(model, t) for t in user_texts]
-    longest = max((len(p) for p in llm_lib.encode_prompts(model, prompts)), default=1) + decoding.max_new_tokens
-    gen_batch_size = llm_lib.resolve_batch_size(gen_batch_size, model, longest, "generate")
-    rep_batch_size = llm_lib.resolve_batch_size(rep_batch_size, model, longest, "represent")
-    gens = llm_lib.generate_cached(model, prompts, decoding, batch_size=gen_batch_size)
+    prompts = [lm.format_prompt(model, t) for t in user_texts]
+    longest = max((len(p) for p in lm.encode_prompts(model, prompts)), default=1) + decoding.max_new_tokens
+    gen_batch_size = lm.resolve_batch_size(gen_batch_size, model, longest, "generate")
+    rep_batch_size = lm.resolve_batch_size(rep_batch_size, model, longest, "represent")
+    gens = lm.generate_cached(model, prompts, decoding, batch_size=gen_batch_size)
     empty = [i for i, g in zip(ids, gens) if not g["gen_ids"]]
     if empty:
         raise ValueError(
             f"{len(empty)} item(s) generated no tokens (e.g. {empty[:3]}): the model ended its answer at once; "
             "change the cue or the items"
         )
-    reps = llm_lib.represent_cached(
+    reps = lm.represent_cached(
         model, gens, include_embeddings=include_embeddings, prefix_lengths=prefix_lengths, batch_size=rep_batch_size
     )
     table = pd.DataFrame(
@@ -92,7 +92,7 @@ def cue_representations(
 def stack_representations(
     reps: Sequence[Mapping[str, np.ndarray]], prefix_lengths: Sequence[int] = ()
 ) -> dict[str, np.ndarray]:
-    """Per-item outputs of :func:`helpers.llm.represent` → ``kind -> [items, layers, hidden]`` float32."""
+    """Per-item outputs of :func:`helpers.lm.represent` → ``kind -> [items, layers, hidden]`` float32."""
     out = {
         kind: np.stack([r[kind] for r in reps]).astype(np.float32)
         for kind in ("gen_mean", "prompt_mean", "prompt_last")
@@ -170,7 +170,7 @@ class Condition:
 
 
 def condition_representation(
-    model: llm_lib.LLM,
+    model: lm.LLM,
     gens: pd.DataFrame,
     rep_ids: Sequence[str],
     rep_arrays: Mapping[str, np.ndarray],
@@ -229,7 +229,7 @@ class RemovalConditions:
 
 
 def removal_conditions(
-    model: llm_lib.LLM,
+    model: lm.LLM,
     generations: pd.DataFrame,
     removal: pd.DataFrame,
     full_per_layer: np.ndarray | None = None,
@@ -248,7 +248,7 @@ def removal_conditions(
     ids = list(generations["id"])
     originals = generations[["prompt_ids", "gen_ids"]].to_dict("records")
     if full_per_layer is None:
-        full_per_layer = np.stack([r["gen_mean"] for r in llm_lib.represent_cached(
+        full_per_layer = np.stack([r["gen_mean"] for r in lm.represent_cached(
             model, originals, include_embeddings=include_embeddings, batch_size=batch_size)])
     edited = {}
     for name, col in (("remove_sensory", "sensory_text"), ("remove_random", "control_text")):
@@ -257,7 +257,7 @@ def removal_conditions(
     keep = [j for j in range(len(ids)) if all(len(e[j]["gen_ids"]) for e in edited.values())]
     means = {}
     for name, gens_edit in edited.items():
-        reps = llm_lib.represent_cached(model, [gens_edit[j] for j in keep], include_embeddings=include_embeddings,
+        reps = lm.represent_cached(model, [gens_edit[j] for j in keep], include_embeddings=include_embeddings,
                                         batch_size=batch_size)
         means[name] = layer_mean(np.stack([r["gen_mean"] for r in reps]))
     return RemovalConditions(

@@ -1,4 +1,5 @@
-"""What a cached result depends on beyond its inputs: library versions and the device class.
+"""What a cached result depends on beyond its inputs (library versions, the device class), and
+where a model runs and in what precision (device and dtype resolution, one place for LLMs and encoders).
 
 Two runs with the same model, data and settings can still differ in the last bits when
 torch, transformers or the audio/image decoders change, or when the same model runs on a
@@ -13,7 +14,10 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 #: packages whose versions change LLM numerics (GGUF dequantisation included)
 LLM_PACKAGES = ("torch", "transformers", "gguf")
@@ -44,4 +48,62 @@ def runtime_key(packages: Iterable[str], devices: Iterable[Any]) -> dict[str, An
     return {"versions": package_versions(packages), "device": device_class(devices)}
 
 
-__all__ = ["ENCODER_PACKAGES", "LLM_PACKAGES", "device_class", "package_versions", "runtime_key"]
+# --------------------------------------------------------------------------------------
+# Where a model runs and in what precision (LLMs and encoders alike)
+# --------------------------------------------------------------------------------------
+
+#: accepted spellings of the precisions a model can run in
+DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+               "float16": "float16", "fp16": "float16"}
+
+
+def runs_on_cpu(device: str) -> bool:
+    """Whether ``device`` puts the whole model on the CPU (``"auto"`` does when no GPU is visible)."""
+    import torch
+
+    if str(device) == "auto":
+        return not torch.cuda.is_available()
+    return str(device).startswith("cpu")
+
+
+def resolve_device(device: str) -> str:
+    """One device for a model that lives on one device: ``"auto"`` is CUDA when there is a GPU, else CPU."""
+    import torch
+
+    if str(device) == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: str = "cpu") -> torch.dtype:
+    """The torch dtype for ``dtype`` (a name of :data:`DTYPE_NAMES`, a torch dtype, or None:
+    float32 on CPU, bfloat16 on an accelerator)."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None:
+        return torch.float32 if runs_on_cpu(device) else torch.bfloat16
+    try:
+        return getattr(torch, DTYPE_NAMES[str(dtype).lower()])
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(DTYPE_NAMES)}") from None
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` → ``"bfloat16"`` (as cache keys spell it)."""
+    return str(dtype).removeprefix("torch.")
+
+
+__all__ = [
+    "DTYPE_NAMES",
+    "ENCODER_PACKAGES",
+    "LLM_PACKAGES",
+    "device_class",
+    "dtype_name",
+    "package_versions",
+    "resolve_device",
+    "resolve_dtype",
+    "runs_on_cpu",
+    "runtime_key",
+]

@@ -40,7 +40,7 @@ import yaml
 from helpers import alignment, analysis, prompts
 from helpers.artifacts import RunPaths, load_arrays, load_encoder_features, load_table
 from helpers.lexicon import find_words, load_lexicon
-from helpers.llm import Decoding
+from helpers.lm import Decoding
 from helpers.pipeline import cue_representations
 from helpers.progress import is_headless
 
@@ -497,7 +497,7 @@ class Playground:
         self.profile = profile
         self.params_file = Path(params_file) if params_file else params_path(run)
         if load_model is None:
-            from helpers.llm import load_llm
+            from helpers.lm import load_llm
 
             load_model = load_llm
         self._load_model = load_model
@@ -508,7 +508,7 @@ class Playground:
         self.last_evaluation: pd.DataFrame | None = None
         self.last_saved: Path | None = None
 
-        from helpers.llm import known_models
+        from helpers.lm import known_models
 
         items = [(f"{row.caption}  ({row.id})", row.id) for row in self.data.manifest.itertuples()]
         first_cue = next(iter(self.data.cues))
@@ -616,7 +616,7 @@ class Playground:
 
     def on_generate(self, _: Any = None) -> None:
         """Generate from the edited template for the selected item and show it highlighted."""
-        from helpers import llm as llm_lib
+        from helpers import lm
 
         self.generate_button.disabled = True
         self.generation.value = "<i>generating…</i>"
@@ -626,7 +626,7 @@ class Playground:
             user_text = prompts.fill(self.template.value, str(row["caption"]))
             model = self.get_model()
             with _captured_progress() as log:
-                gen = llm_lib.generate_cached(model, [llm_lib.format_prompt(model, user_text)], self.decoding(), batch_size=1)[0]
+                gen = lm.generate_cached(model, [lm.format_prompt(model, user_text)], self.decoding(), batch_size=1)[0]
             self.last_generation = gen["text"]
             counts = count_sensory(gen["text"], self.lexicons) if self.lexicons else {}
             counts_text = ", ".join(f"{n} {m}" for m, n in counts.items())

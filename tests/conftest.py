@@ -44,7 +44,7 @@ def model_dirs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def llms(model_dirs):
-    """The tiny models loaded with :func:`helpers.llm.load_llm` (float32, CPU)."""
-    from helpers import llm as L
+    """The tiny models loaded with :func:`helpers.lm.load_llm` (float32, CPU)."""
+    from helpers import lm as L
 
     return {k: L.load_llm(str(d)) for k, d in model_dirs.items()}

@@ -16,7 +16,7 @@ import pandas as pd
 
 from helpers import prompts
 from helpers.artifacts import RunPaths, save_arrays, save_table
-from helpers.llm import Decoding
+from helpers.lm import Decoding
 from helpers.pipeline import cue_representations
 
 WORDS = ["red", "apple", "cat", "dog", "sound", "world", "hello", "look", "see", "imagine"]
@@ -27,7 +27,7 @@ def make_run(outputs: Path, model_dir: Path, n_items: int = 14, n_audio: int = 1
     import soundfile as sf
     from PIL import Image
 
-    from helpers import llm as L
+    from helpers import lm as L
 
     rng = np.random.default_rng(seed)
     run = RunPaths.of(name, outputs)

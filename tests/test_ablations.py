@@ -125,7 +125,7 @@ def test_paired_alignment_identical_and_scrambled():
 
 @pytest.mark.slow
 def test_reencoding_edited_text_with_tiny_models(llms):
-    from helpers import llm as L
+    from helpers import lm as L
 
     for model in llms.values():
         prompt = L.format_prompt(model, "Imagine what it would look like to see a red ball.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 from pathlib import Path
 
 from helpers.paths import PROJECT_ROOT
@@ -40,7 +41,7 @@ def import_graph(root: Path = HELPERS) -> dict[str, set[str]]:
                     stem = ".".join(base + ([node.module] if node.module else []))
                 else:
                     stem = node.module or ""
-                # ``from helpers import llm`` imports the module helpers.llm
+                # ``from helpers import lm`` imports the module (here the package) helpers.lm
                 targets = [f"{stem}.{a.name}" if f"{stem}.{a.name}" in files else stem for a in node.names]
             for t in targets:
                 while t and t not in files:
@@ -107,8 +108,8 @@ def test_helpers_have_no_import_cycle():
 def test_readme_module_table_matches_the_tree():
     readme = (PROJECT_ROOT / "README.md").read_text()
     design = readme[readme.index("## Design") :]
-    listed = set(re.findall(r"^\| `(\w+)` \|", design, flags=re.M))
-    present = {p.stem for p in HELPERS.glob("*.py") if p.stem != "__init__"}
+    listed = set(re.findall(r"^\| `([\w.]+)` \|", design, flags=re.M))
+    present = {_module_name(p, HELPERS).removeprefix("helpers.") for p in HELPERS.rglob("*.py")} - {"helpers"}
     assert listed == present, f"README lists {sorted(listed - present)} not in helpers/; misses {sorted(present - listed)}"
 
 
@@ -137,3 +138,60 @@ def test_every_notebook_default_equals_the_default_profile():
             if value != profile[name]:
                 differ.append(f"{nb.name}: {name} = {value!r}, default.yaml has {profile[name]!r}")
     assert not differ, "\n".join(differ)
+
+
+#: functions allowed over :data:`MAX_FUNCTION_LINES` for now, with the reason; an entry that is no longer long fails the test
+LONG_FUNCTIONS = {
+    "widgets.Playground.__init__": "the playground's layout and its 26 options; split with the widgets module (issue 11)",
+}
+MAX_FUNCTION_LINES = 80
+#: a module longer than this says in its docstring why it is one module (a line starting "One module because")
+MAX_MODULE_LINES = 500
+#: modules allowed over :data:`MAX_MODULE_LINES` without a reason for now; an entry that is no longer long fails the test
+LONG_MODULES = {"widgets.py": "being split: neighbours, template evaluation and params files move out (issue 11)"}
+
+
+def _functions(root: Path = HELPERS):
+    """``(dotted name, lines)`` of every function and method under ``root`` (decorators and docstring included)."""
+    for path in sorted(root.rglob("*.py")):
+        mod = _module_name(path, root).removeprefix("helpers.")
+
+        def walk(node: ast.AST, prefix: str):
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    name = f"{prefix}.{child.name}"
+                    if not isinstance(child, ast.ClassDef):
+                        start = min([child.lineno] + [d.lineno for d in child.decorator_list])
+                        yield name, child.end_lineno - start + 1
+                    yield from walk(child, name)
+
+        yield from walk(ast.parse(path.read_text(), str(path)), mod)
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = {name: n for name, n in _functions() if n > MAX_FUNCTION_LINES}
+    unexplained = {k: v for k, v in long.items() if k not in LONG_FUNCTIONS}
+    assert not unexplained, f"functions over {MAX_FUNCTION_LINES} lines (split them): {unexplained}"
+    stale = sorted(set(LONG_FUNCTIONS) - set(long))
+    assert not stale, f"no longer long, drop from LONG_FUNCTIONS: {stale}"
+
+
+def test_long_modules_say_why_they_are_one_module():
+    missing = []
+    for path in sorted(HELPERS.rglob("*.py")):
+        n = len(path.read_text().splitlines())
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        name = str(path.relative_to(HELPERS))
+        if n > MAX_MODULE_LINES and not re.search(r"^One module because", doc, flags=re.M) and name not in LONG_MODULES:
+            missing.append(f"{name} ({n} lines)")
+        if name in LONG_MODULES and n <= MAX_MODULE_LINES:
+            missing.append(f"{name} is no longer long: drop it from LONG_MODULES")
+    assert not missing, f"modules over {MAX_MODULE_LINES} lines whose docstring does not say 'One module because ...': " + ", ".join(missing)
+
+
+def test_the_size_checks_see_a_long_function(tmp_path):
+    pkg = tmp_path / "helpers"
+    pkg.mkdir()
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    (pkg / "m.py").write_text(f"class C:\n    @staticmethod\n    def f():\n{textwrap.indent(body, '    ')}\n")
+    assert dict(_functions(pkg)) == {"m.C.f": MAX_FUNCTION_LINES + 2}

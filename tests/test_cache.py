@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers.cache import Store, atomic_write_bytes, file_fingerprint, map_cached, stable_hash
+from helpers.cache import Store, atomic_dir, atomic_file, atomic_write_bytes, file_fingerprint, map_cached, stable_hash
 
 
 def test_stable_hash_ignores_key_order_and_sees_values():
@@ -96,3 +96,61 @@ def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
         atomic_write_bytes(p, object())  # type: ignore[arg-type]
     assert p.read_bytes() == b"old"
     assert [q.name for q in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_atomic_file_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "sub" / "model.gguf"
+    with atomic_file(target) as fh:
+        fh.write(b"first")
+    assert target.read_bytes() == b"first" and (target.stat().st_mode & 0o777) == 0o644
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_file(target) as fh:
+            fh.write(b"half of the sec")
+            raise RuntimeError("disk full")
+    assert target.read_bytes() == b"first"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["model.gguf"]  # no temporary file left
+
+
+def test_atomic_dir_appears_complete_or_not_at_all(tmp_path):
+    def complete(d):
+        return (d / "weights.bin").is_file()
+
+    target = tmp_path / "models" / "converted"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(target, complete) as tmp:
+            (tmp / "config.json").write_text("{}")
+            raise KeyboardInterrupt  # a kill half-way through the conversion
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    with atomic_dir(target, complete) as tmp:
+        (tmp / "weights.bin").write_bytes(b"ours")
+        (tmp / "config.json").write_text("{}")
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", "weights.bin"]
+    assert (target.stat().st_mode & 0o777) == 0o755
+    # another process got there first with a complete folder: ours is dropped, theirs stays
+    with atomic_dir(target, complete) as tmp:
+        (tmp / "weights.bin").write_bytes(b"late copy")
+    assert (target / "weights.bin").read_bytes() == b"ours" and len(list(target.parent.iterdir())) == 1
+    # a non-empty folder in the way that is not complete is a real error, not a race to ignore
+    blocked = tmp_path / "models" / "blocked"
+    blocked.mkdir()
+    (blocked / "stray.txt").write_text("x")
+    with pytest.raises(OSError):
+        with atomic_dir(blocked, complete) as tmp:
+            (tmp / "weights.bin").write_bytes(b"w")
+    assert sorted(p.name for p in blocked.iterdir()) == ["stray.txt"]
+
+
+def test_dtype_and_device_resolution_is_shared():
+    import torch
+
+    from helpers import runtime
+
+    assert runtime.resolve_dtype("bf16") is torch.bfloat16 and runtime.resolve_dtype("FP32") is torch.float32
+    assert runtime.resolve_dtype(None, "cpu") is torch.float32 and runtime.resolve_dtype(None, "cuda:0") is torch.bfloat16
+    assert runtime.resolve_dtype(torch.float16) is torch.float16
+    assert runtime.dtype_name(torch.bfloat16) == "bfloat16"
+    with pytest.raises(ValueError, match="unknown dtype 'float8'"):
+        runtime.resolve_dtype("float8")
+    assert runtime.resolve_device("cpu") == "cpu" and runtime.runs_on_cpu("cpu:0") and not runtime.runs_on_cpu("cuda")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert runtime.resolve_device("auto") == expected and runtime.runs_on_cpu("auto") == (expected == "cpu")

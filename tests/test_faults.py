@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import llm as L
+from helpers import lm as L
 from helpers.cache import Store, map_cached
 from helpers.encoders import Encoder, embed_cached
 from helpers.paths import PROJECT_ROOT
@@ -209,7 +208,6 @@ def test_cache_keys_change_with_library_versions_and_device(llms, tmp_path, monk
     prompts = _prompts(llm, WORDS[:2])
     L.generate_cached(llm, prompts, L.Decoding(max_new_tokens=3), cache_root=tmp_path)
     real = runtime.package_versions
-    monkeypatch.setattr(L, "package_versions", real)
     monkeypatch.setattr(runtime, "package_versions", lambda pkgs: {**real(pkgs), "torch": "0.0.0-other"})
     L.generate_cached(llm, prompts, L.Decoding(max_new_tokens=3), cache_root=tmp_path)
     configs = [json.loads(p.read_text()) for p in (tmp_path / "generations").glob("*/config.json")]
@@ -241,7 +239,7 @@ def test_damaged_converted_model_is_converted_again(tmp_path):
 _WRITER = textwrap.dedent(
     """
     import json, sys
-    from helpers import llm as L
+    from helpers import lm as L
     model_dir, root, out = sys.argv[1:4]
     llm = L.load_llm(model_dir)
     prompts = [L.format_prompt(llm, f"imagine a red apple w{i}") for i in range(24)]
@@ -309,6 +307,18 @@ def _byo(tmp_path: Path, shared_data: Path) -> Path:
     csv = d / "captions.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
     return csv
+
+
+def test_a_clip_cropped_to_nothing_is_named(tmp_path):
+    """A crop shorter than one output sample gives a ValueError naming the file (it once raised NameError)."""
+    import soundfile as sf
+
+    from helpers import media
+
+    wav = tmp_path / "click.wav"
+    sf.write(wav, np.full(480, 0.1, dtype=np.float32), 48000)
+    with pytest.raises(ValueError, match="click.wav' is shorter than one sample at 16000 Hz"):
+        media.load_audio(wav, 16000, max_seconds=1e-5)
 
 
 def test_corrupt_media_are_caught_by_the_loaders_check(tmp_path, shared_data):

@@ -7,7 +7,7 @@ import importlib.metadata
 import numpy as np
 import pytest
 
-from helpers import llm as L
+from helpers import lm as L
 
 pytestmark = pytest.mark.slow
 

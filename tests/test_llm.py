@@ -1,4 +1,4 @@
-"""Tests for helpers.llm with tiny random-weight Qwen3 and Llama models built in-process (offline)."""
+"""Tests for helpers.lm with tiny random-weight Qwen3 and Llama models built in-process (offline)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import llm as L
+from helpers import lm as L
 
 from tiny_models import BOS, EOS, PAD, PROMPTS, VOCAB  # noqa: E402
 

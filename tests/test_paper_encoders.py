@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 from helpers import manifest as mf
 from helpers import encoders as E
 from helpers import paper_encoders as P
+from helpers import runtime
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +253,7 @@ def test_beats_device_auto_and_checkpoint_errors(beats_ckpt, shared_data, tmp_pa
     enc = E.load_encoder("beats", checkpoint=str(beats_ckpt), device="auto")
     assert next(enc.model.parameters()).device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert P._resolve_device("auto") == "cuda"
+    assert runtime.resolve_device("auto") == "cuda" and runtime.resolve_device("cuda:1") == "cuda:1"
     monkeypatch.undo()
     with pytest.raises(ValueError, match="beats layer 3 out of range for a 2-layer checkpoint"):
         E.load_encoder("beats", checkpoint=str(beats_ckpt), layer=3).embed([clip])

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import llm as L
+from helpers import lm as L
+from helpers.lm import gguf
 from tiny_models import save_tiny_qwen3_thinking
 
 USER = "imagine a red apple"
@@ -125,7 +126,7 @@ def test_missing_chunk_package_names_the_install(monkeypatch):
     spec = L.ModelSpec(name="fake", source="gguf-chunks", description="", package="fake-gguf",
                        chunks=(("no-such-dist-xyz", "x/part00"),))
     with pytest.raises(FileNotFoundError, match="pip install"):
-        L.gguf_chunk_paths(spec)
+        gguf.gguf_chunk_paths(spec)
 
 
 def test_assemble_gguf_concatenates_checks_sha_and_leaves_nothing_on_mismatch(tmp_path, monkeypatch):
@@ -134,7 +135,7 @@ def test_assemble_gguf_concatenates_checks_sha_and_leaves_nothing_on_mismatch(tm
         (tmp_path / f"p{i}").write_bytes(data)
         parts.append(tmp_path / f"p{i}")
     whole = b"".join(p.read_bytes() for p in parts)
-    monkeypatch.setattr(L, "gguf_chunk_paths", lambda spec: parts)
+    monkeypatch.setattr(gguf, "gguf_chunk_paths", lambda spec: parts)
     good = L.ModelSpec(name="fake", source="gguf-chunks", description="", sha256=hashlib.sha256(whole).hexdigest())
     out = L.assemble_gguf(good, tmp_path / "models")
     assert out.read_bytes() == whole and out.parent == tmp_path / "models" / "gguf"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import llm as L
+from helpers import lm as L
 from helpers.artifacts import RunPaths, load_encoder_features, save_arrays
-from helpers.llm import Decoding
+from helpers.lm import Decoding
 from helpers.pipeline import cue_representations, stored_representation
 
 

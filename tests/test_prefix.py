@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from helpers import llm as L
+from helpers import lm as L
 from helpers.pipeline import stack_representations
 
 from tiny_models import PROMPTS

@@ -2,7 +2,7 @@
 
 A word-level tokenizer over a fixed vocabulary, with or without a chat template, and
 Qwen3 / Llama configs of 3 layers x 32 hidden units. ``save_tiny_llm(dir, kind, chat)``
-writes one as a Hugging Face folder that :func:`helpers.llm.load_llm` loads like any model.
+writes one as a Hugging Face folder that :func:`helpers.lm.load_llm` loads like any model.
 """
 
 from __future__ import annotations

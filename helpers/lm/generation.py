@@ -1,0 +1,231 @@
+"""Batched generation: left-padded, KV-cached decoding with our own small loop (greedy by default).
+
+Finished rows are dropped from the batch as soon as they emit EOS, and sampling draws from a
+per-item ``torch.Generator`` seeded from ``(seed, prompt)``, so a sampled continuation does not
+depend on which other prompts share its batch. :class:`Decoding` holds the settings that
+determine the generated tokens (and so the cache key of :func:`helpers.lm.generate_cached`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from helpers.cache import stable_hash
+from helpers.lm.loading import LLM, encode_prompts
+from helpers.progress import progress
+
+
+def _cache_kwarg(model: Any) -> str:
+    """Name of the KV-cache argument of ``model.forward`` (``cache`` in transformers>=5.2x)."""
+    import inspect
+
+    params = inspect.signature(type(model).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _new_kv_cache(model: Any) -> Any:
+    from transformers import DynamicCache
+
+    try:
+        return DynamicCache(config=model.config)
+    except TypeError:  # older transformers
+        return DynamicCache()
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Generation settings that determine the generated tokens (and so the cache key).
+
+    :func:`generate_cached` takes one
+    (:func:`generate` takes the same fields as keyword arguments); ``cache_config()`` is the
+    part of the cache key they determine (seed, temperature and top-p only matter when sampling).
+    """
+
+    max_new_tokens: int = 128
+    do_sample: bool = False
+    seed: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        n = self.max_new_tokens
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(
+                f"max_new_tokens must be a positive integer (the paper generates 128 tokens), got {n!r}: "
+                "with no generated token there is no generative representation"
+            )
+        if self.do_sample and not float(self.temperature) > 0:
+            raise ValueError(f"temperature must be > 0 when sampling, got {self.temperature!r}")
+        if not 0 < float(self.top_p) <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+
+    def cache_config(self) -> dict[str, Any]:
+        s = self.do_sample
+        return {
+            "max_new_tokens": int(self.max_new_tokens),
+            "do_sample": bool(s),
+            "seed": int(self.seed) if s else None,
+            "temperature": float(self.temperature) if s else None,
+            "top_p": float(self.top_p) if s else None,
+        }
+
+
+def item_seed(seed: int, prompt: str) -> int:
+    """The per-item sampling seed: a stable function of the run seed and the prompt string."""
+    return int(stable_hash({"seed": int(seed), "prompt": prompt}, 15), 16)
+
+
+def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if s:
+            ids[i, width - len(s) :] = torch.as_tensor(list(s), dtype=torch.long)
+            mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+def _next_tokens(
+    logits: torch.Tensor,
+    do_sample: bool,
+    temperature: float,
+    top_p: float,
+    generators: Sequence[torch.Generator | None],
+) -> torch.Tensor:
+    """Greedy argmax, or one draw per row from that row's own generator (temperature, top-p)."""
+    if not do_sample:
+        return logits.argmax(dim=-1).cpu()
+    logits = logits.float().cpu() / max(float(temperature), 1e-6)
+    if top_p < 1.0:  # nucleus filtering with the same convention as HF's TopPLogitsWarper
+        sorted_logits, sorted_idx = torch.sort(logits, descending=False, dim=-1)
+        cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove = cum <= (1.0 - top_p)
+        remove[..., -1] = False
+        logits = logits.masked_fill(remove.scatter(-1, sorted_idx, remove), float("-inf"))
+    probs = logits.softmax(dim=-1)
+    return torch.stack([torch.multinomial(probs[j], 1, generator=g).squeeze(0) for j, g in enumerate(generators)])
+
+
+@torch.inference_mode()
+def _generate_batch(
+    llm: LLM,
+    prompt_ids: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    do_sample: bool,
+    temperature: float,
+    top_p: float,
+    generators: Sequence[torch.Generator | None],
+) -> list[tuple[list[int], bool]]:
+    """Decode one left-padded batch; rows leave the batch (and its KV cache) when they hit EOS."""
+    n = len(prompt_ids)
+    out: list[list[int]] = [[] for _ in range(n)]
+    stopped = [False] * n
+    if max_new_tokens <= 0 or n == 0:
+        return [(o, s) for o, s in zip(out, stopped)]
+    model, dev = llm.model, llm.device
+    eos = set(llm.eos_token_ids)
+    ids, mask = _left_pad(prompt_ids, int(llm.tokenizer.pad_token_id))
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    last_pos = positions[:, -1].clone()
+    cache = _new_kv_cache(model)
+    ckw = _cache_kwarg(model)
+    active = list(range(n))  # original row of each row still in the batch
+    mask = mask.to(dev)
+    logits = model(
+        input_ids=ids.to(dev),
+        attention_mask=mask,
+        position_ids=positions.to(dev),
+        use_cache=True,
+        logits_to_keep=1,
+        **{ckw: cache},
+    ).logits[:, -1, :]
+    for step in range(max_new_tokens):
+        nxt = _next_tokens(logits, do_sample, temperature, top_p, [generators[r] for r in active])
+        keep: list[int] = []
+        for j, (row, tok) in enumerate(zip(active, nxt.tolist())):
+            if tok in eos:
+                stopped[row] = True
+            else:
+                out[row].append(tok)
+                keep.append(j)
+        if not keep or step == max_new_tokens - 1:
+            break
+        if len(keep) < len(active):
+            sel = torch.as_tensor(keep, dtype=torch.long)
+            cache.batch_select_indices(sel)  # CPU indices: valid for cache layers on any device
+            mask, nxt, last_pos = mask[sel.to(dev)], nxt[sel], last_pos[sel]
+            active = [active[j] for j in keep]
+        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+        last_pos = last_pos + 1
+        logits = model(
+            input_ids=nxt[:, None].to(dev),
+            attention_mask=mask,
+            position_ids=last_pos[:, None].to(dev),
+            use_cache=True,
+            **{ckw: cache},
+        ).logits[:, -1, :]
+    return [(o, s) for o, s in zip(out, stopped)]
+
+
+def _generate(
+    llm: LLM, prompts: Sequence[str], decoding: Decoding, batch_size: int, show_progress: bool
+) -> list[dict[str, Any]]:
+    d = decoding
+    prompt_ids = encode_prompts(llm, prompts)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompt_ids[i]))
+    results: list[dict[str, Any] | None] = [None] * len(prompts)
+    bs = max(1, int(batch_size))
+    bar = progress(total=len(prompts), desc="generate", unit="prompt", disable=not show_progress)
+    with bar:
+        for start in range(0, len(order), bs):
+            rows = order[start : start + bs]
+            gens = [torch.Generator().manual_seed(item_seed(d.seed, prompts[i])) if d.do_sample else None for i in rows]
+            outs = _generate_batch(
+                llm, [prompt_ids[i] for i in rows], d.max_new_tokens, d.do_sample, d.temperature, d.top_p, gens
+            )
+            for i, (gen_ids, stopped) in zip(rows, outs):
+                results[i] = {
+                    "prompt": prompts[i],
+                    "text": llm.tokenizer.decode(gen_ids, skip_special_tokens=True),
+                    "prompt_ids": prompt_ids[i],
+                    "gen_ids": gen_ids,
+                    "stopped_at_eos": stopped,
+                }
+            bar.update(len(rows))
+    return results  # type: ignore[return-value]
+
+
+def generate(
+    llm: LLM,
+    prompts: list[str],
+    max_new_tokens: int,
+    do_sample: bool = False,
+    seed: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    batch_size: int = 16,
+    *,
+    show_progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Continue each exact prompt string (apply :func:`format_prompt` first for chat models).
+
+    Prompts are sorted by token length and decoded ``batch_size`` at a time with left padding
+    and a KV cache; results come back in input order. Greedy unless ``do_sample``; sampled
+    items use their own generator seeded by :func:`item_seed` ``(seed, prompt)``, so the
+    continuation of a prompt does not depend on the batch it lands in (up to floating-point
+    differences between batch shapes). Per item: ``prompt``, ``text`` (decoded, special
+    tokens skipped), ``prompt_ids``, ``gen_ids`` (cut at the first EOS, EOS excluded) and
+    ``stopped_at_eos``.
+    """
+    decoding = Decoding(max_new_tokens, do_sample, seed, temperature, top_p)
+    return _generate(llm, prompts, decoding, batch_size, show_progress)
+
+
+
+__all__ = ["Decoding", "generate", "item_seed"]
