@@ -163,7 +163,7 @@ def find_words(text: str, lexicon: Lexicon) -> list[tuple[int, int, str]]:
 def mark_words(text: str, lexicon: Lexicon, left: str = "[", right: str = "]") -> str:
     """``text`` with each word ``lexicon`` matches wrapped in ``left`` … ``right`` (plain-text
     highlighting, as notebook 08 prints removal examples; the playground's HTML is
-    :func:`helpers.widgets.highlight_html`, over the same :func:`find_words`)."""
+    :func:`helpers.views.highlight_html`, over the same :func:`find_words`)."""
     out, pos = [], 0
     for start, end, word in find_words(text, lexicon):
         out += [text[pos:start], f"{left}{word}{right}"]

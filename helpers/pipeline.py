@@ -13,13 +13,14 @@ prompt strings and settings) costs nothing here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from helpers import lm
+from helpers import analysis, lm, prompts
 from helpers.ablations import edited_generations
 from helpers.alignment import layer_mean
 from helpers.lm import Decoding
@@ -266,3 +267,82 @@ def removal_conditions(
         full=layer_mean(full_per_layer[keep]),
         edited=means,
     )
+
+
+# --------------------------------------------------------------------------------------
+# Evaluating a cue template (the playground's Evaluate button)
+# --------------------------------------------------------------------------------------
+
+
+def run_cues(generations: pd.DataFrame | None) -> dict[str, str]:
+    """The cue templates a run generated with (``cue`` → ``template``), or the paper's defaults."""
+    if generations is None or "template" not in generations or generations.empty:
+        return dict(prompts.DEFAULT_CUES)
+    return dict(generations[["cue", "template"]].drop_duplicates("cue").itertuples(index=False, name=None))
+
+
+def evaluate_template(
+    model: Any,
+    manifest: pd.DataFrame,
+    cues: Mapping[str, str],
+    encoder_feats: Mapping[str, tuple[str, Sequence[str], np.ndarray]],
+    decoding: Decoding = Decoding(),
+    *,
+    k: int = 10,
+    q: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+    first_layer: int = 0,
+    gen_batch_size: int = 32,
+    rep_batch_size: int = 16,
+    include_embeddings: bool = True,
+    on_progress: Callable[[int, int, str], None] | None = None,
+) -> pd.DataFrame:
+    """Mutual k-NN of every cue in ``cues`` with every encoder over the items of ``manifest``.
+
+    Each cue's prompts are generated and represented through :func:`cue_representations` (so
+    conditions the run or an earlier evaluation computed at the same model and decoding are
+    cache hits), in chunks of ``gen_batch_size`` items; ``on_progress(done, total, label)`` is
+    called after each chunk. Returns one row per (cue, encoder): ``cue``, ``template``,
+    ``encoder``, ``modality``, ``n_items``, ``k``, ``score``, ``ci_low``, ``ci_high``, ``chance``.
+    """
+    if not cues:
+        raise ValueError("no cues to evaluate")
+    for name, template in cues.items():
+        prompts.check_template(name, template)
+    ids = [str(i) for i in manifest["id"]]
+    chunk = max(1, int(gen_batch_size))
+    starts = list(range(0, len(ids), chunk))
+    total, done = len(starts) * len(cues), 0
+    reps: dict[str, tuple[list[str], np.ndarray]] = {}
+    for name, template in cues.items():
+        texts = [prompts.fill(template, c) for c in manifest["caption"]]
+        parts = []
+        for s in starts:
+            res = cue_representations(
+                model,
+                ids[s : s + chunk],
+                texts[s : s + chunk],
+                decoding,
+                gen_batch_size=gen_batch_size,
+                rep_batch_size=rep_batch_size,
+                include_embeddings=include_embeddings,
+            )
+            parts.append(res.vector("gen_mean", first_layer))
+            done += 1
+            if on_progress:
+                on_progress(done, total, name)
+        reps[name] = (ids, np.concatenate(parts))
+    table = analysis.alignment_table(reps, dict(encoder_feats), k=k, q=q, n_boot=n_boot, seed=seed)
+    table = table.rename(columns={"representation": "cue"})
+    table.insert(1, "template", table["cue"].map(dict(cues)))
+    return table
+
+
+def playground_subset(manifest: pd.DataFrame, n_items: int | None, seed: int = 0) -> pd.DataFrame:
+    """The seeded subset the Evaluate button scores (items with a sound first, as in notebook 01)."""
+    from helpers.manifest import select_items
+
+    return select_items(manifest, n_items, seed=seed)
+
+

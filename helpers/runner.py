@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from helpers import prompts
 from helpers.artifacts import RunPaths
 from helpers.params import declared_defaults, normalize_none, prepare
 from helpers.paths import PROJECT_ROOT
@@ -235,6 +237,53 @@ def _run_one(nb: Path, params: Mapping[str, Any], run: RunPaths, log_output: boo
         ) from None
     print(f"[runner] {nb.name} done in {time.perf_counter() - t0:.1f} s -> {out}", flush=True)
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Params files written by the playground
+# --------------------------------------------------------------------------------------
+
+
+def params_path(run: RunPaths) -> Path:
+    """Where the playground saves parameter overrides for ``run``: ``<outputs>/params/<run>.yaml``."""
+    return run.root / "params" / f"{run.name}.yaml"
+
+
+def save_template_to_params(
+    path: Path, name: str, template: str, base_cues: Mapping[str, str] | None = None
+) -> Path:
+    """Add cue ``name`` = ``template`` to the ``cues`` of the params file at ``path`` (created if absent).
+
+    The runner replaces a parameter as a whole, so the file keeps the *full* cue set: the cues
+    already in the file, else ``base_cues`` (the run's, so SEE/HEAR/NONE stay), plus this one.
+    Other keys of the file are kept. Returns ``path``.
+    """
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name or ""):
+        raise ValueError(f"cue name must be a word of letters, digits and _ starting with a letter, got {name!r}")
+    prompts.check_template(name, template)
+    path = Path(path)
+    existing: dict[str, Any] = {}
+    if path.is_file():
+        existing = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(existing, dict):
+            raise ValueError(f"{path} does not hold a YAML mapping of parameters; move it aside and save again")
+    cues = dict(existing.get("cues") or base_cues or prompts.DEFAULT_CUES)
+    cues[name] = template
+    existing["cues"] = cues
+    from helpers.cache import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "# written by the playground (notebooks/10_playground.ipynb)\n" + yaml.safe_dump(existing, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def rerun_command(path: Path, profile: str = "default") -> str:
+    """The command (run from the project root) that reruns the main notebooks with the saved parameters."""
+    from helpers.paths import PROJECT_ROOT
+
+    path = Path(path).resolve()
+    shown = path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
+    return f'make reproduce PROFILE={profile} PARAMS="--params-file {shown}"'
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,17 +1,14 @@
-"""The prompt playground (notebook 10): pure pieces plus an ipywidgets front end.
+"""The prompt playground (notebook 10): the ipywidgets front end over a finished run.
 
-The pure functions are what the tests and the headless notebook use:
+UI only; the pieces it composes live where their concern does:
 
-* :func:`highlight_html` marks sensory words of a generation (visual and auditory in two
-  colours) given the lexicons as arguments;
-* :func:`item_neighbours` lists one item's nearest neighbours under the LLM representation
-  beside those under each encoder, over the items both cover, and flags the shared ones —
-  the per-item quantity that mutual k-NN averages;
-* :func:`evaluate_template` scores an edited cue template on a subset of the run beside the
-  run's SEE / HEAR / NONE cues at the same model and decoding settings (every step through
-  :func:`helpers.pipeline.cue_representations`, so what the run already computed is a cache
-  hit), returning the tidy alignment table with bootstrap CIs;
-* :func:`save_template_to_params` writes the template into a params file that
+* :mod:`helpers.views`: sensory words highlighted in a generation, thumbnails, players and
+  the neighbour table as self-contained HTML;
+* :func:`helpers.neighbours.item_neighbours`: one item's nearest neighbours under the LLM
+  representation beside those under each encoder (the per-item quantity mutual k-NN averages);
+* :func:`helpers.pipeline.evaluate_template`: an edited cue template scored on a subset of the
+  run beside the run's SEE / HEAR / NONE cues (what the run computed is a cache hit);
+* :func:`helpers.runner.save_template_to_params`: the template written into a params file that
   ``python -m helpers.runner --params-file`` (``make reproduce PARAMS="--params-file …"``) reads.
 
 :class:`Playground` composes them into widgets whose button handlers are plain methods
@@ -23,7 +20,6 @@ notebook calls :func:`static_summary` instead, which shows the same information 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import html
 import io
@@ -35,354 +31,29 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from helpers import alignment, analysis, prompts
+from helpers import alignment, prompts
 from helpers.artifacts import RunPaths, load_arrays, load_encoder_features, load_table
-from helpers.lexicon import find_words, load_lexicon
 from helpers.lm import Decoding
-from helpers.pipeline import cue_representations
+from helpers.neighbours import item_neighbours
+from helpers.pipeline import evaluate_template, playground_subset, run_cues
 from helpers.progress import is_headless
+from helpers.runner import params_path, rerun_command, save_template_to_params
+from helpers.views import (
+    HIGHLIGHT_COLOURS,
+    audio_html,
+    count_sensory,
+    default_lexicons,
+    figure_html,
+    highlight_html,
+    image_html,
+    legend_html,
+    neighbours_html,
+)
 
-#: Background colours of highlighted words: light blue for visual (SEE's hue), light red for auditory (HEAR's).
-HIGHLIGHT_COLOURS: dict[str, str] = {"visual": "#aec7e8", "auditory": "#ff9896"}
 RUN_CUES = ("SEE", "HEAR", "NONE")
 
 
-
-
-# --------------------------------------------------------------------------------------
-# Sensory-word highlighting
-# --------------------------------------------------------------------------------------
-
-
-def default_lexicons() -> dict[str, Any]:
-    """The shipped visual and auditory lexicons of :mod:`helpers.lexicon`."""
-    return {modality: load_lexicon(modality) for modality in ("visual", "auditory")}
-
-
-def sensory_spans(
-    text: str, lexicons: Mapping[str, Any]
-) -> list[tuple[int, int, list[str]]]:
-    """Non-overlapping ``(start, end, modalities)`` of the sensory words of ``text``, in text order.
-
-    A word in several lexicons carries all their names; of two overlapping spans (multi-word
-    entries) the earlier, then longer, one is kept.
-    """
-    by_span: dict[tuple[int, int], list[str]] = {}
-    for modality, lexicon in lexicons.items():
-        for start, end, _ in find_words(text, lexicon):
-            mods = by_span.setdefault((int(start), int(end)), [])
-            if modality not in mods:
-                mods.append(modality)
-    spans: list[tuple[int, int, list[str]]] = []
-    for (start, end), mods in sorted(by_span.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
-        if spans and start < spans[-1][1]:
-            continue
-        spans.append((start, end, mods))
-    return spans
-
-
-def highlight_html(
-    text: str,
-    lexicons: Mapping[str, Any],
-    colours: Mapping[str, str] | None = None,
-) -> str:
-    """``text`` as HTML with each sensory word in a ``<mark class="pg-<modality>">`` of its modality's colour.
-
-    ``lexicons`` maps a modality name (``"visual"``, ``"auditory"``) to a lexicon with
-    ``.matches(token)``; ``colours`` maps the same names to CSS colours (default
-    :data:`HIGHLIGHT_COLOURS`). A word of two modalities gets both colours as stripes.
-    Everything else is HTML-escaped; newlines are kept by ``white-space: pre-wrap``.
-    """
-    colours = {**HIGHLIGHT_COLOURS, **(colours or {})}
-    missing = [m for m in lexicons if m not in colours]
-    if missing:
-        raise ValueError(f"no highlight colour for lexicon(s) {missing}; pass colours={{{missing[0]!r}: '#rrggbb'}}")
-    parts, pos = [], 0
-    for start, end, mods in sensory_spans(text, lexicons):
-        parts.append(html.escape(text[pos:start]))
-        if len(mods) == 1:
-            background = colours[mods[0]]
-        else:
-            stops = ", ".join(f"{colours[m]} {100 * i / len(mods):.0f}% {100 * (i + 1) / len(mods):.0f}%" for i, m in enumerate(mods))
-            background = f"linear-gradient(180deg, {stops})"
-        classes = " ".join(f"pg-{m}" for m in mods)
-        parts.append(
-            f'<mark class="{classes}" title="{html.escape(", ".join(mods))}" '
-            f'style="background: {background}; padding: 0 1px">{html.escape(text[start:end])}</mark>'
-        )
-        pos = end
-    parts.append(html.escape(text[pos:]))
-    return '<div class="pg-generation" style="white-space: pre-wrap">' + "".join(parts) + "</div>"
-
-
-def legend_html(colours: Mapping[str, str] | None = None, modalities: Sequence[str] = ("visual", "auditory")) -> str:
-    colours = {**HIGHLIGHT_COLOURS, **(colours or {})}
-    return " ".join(f'<mark style="background: {colours[m]}">{html.escape(m)}</mark>' for m in modalities)
-
-
-def count_sensory(text: str, lexicons: Mapping[str, Any]) -> dict[str, int]:
-    """Number of words of each lexicon in ``text``."""
-    return {m: len(find_words(text, lex)) for m, lex in lexicons.items()}
-
-
-# --------------------------------------------------------------------------------------
-# Nearest neighbours: the meaning of mutual k-NN for one item
-# --------------------------------------------------------------------------------------
-
-
-def item_neighbours(
-    item_id: str,
-    llm_space: tuple[Sequence[str], np.ndarray],
-    encoder_feats: Mapping[str, tuple[str, Sequence[str], np.ndarray]],
-    k: int = 10,
-    q: float = 0.95,
-) -> pd.DataFrame:
-    """``item_id``'s k nearest neighbours under the LLM representation and under each encoder.
-
-    For each encoder the neighbours are taken among the items both spaces cover (what
-    :func:`helpers.analysis.alignment_table` compares), features prepared exactly as there.
-    One row per (encoder, space, rank): ``encoder``, ``modality``, ``space`` (``"LLM"`` or
-    ``"encoder"``), ``rank`` (1 = nearest), ``id``, ``similarity`` (cosine) and ``shared``
-    (the neighbour is among the item's k neighbours in the other space too). The item's
-    mutual k-NN score for an encoder is the mean of ``shared`` over its rows of one space.
-    Encoders that do not cover the item are left out (the table then has none of their rows).
-    """
-    llm_ids, llm_x = list(llm_space[0]), np.asarray(llm_space[1])
-    if item_id not in llm_ids:
-        raise KeyError(f"item {item_id!r} has no LLM representation in this run (it has {len(llm_ids)} items)")
-    rows = []
-    for enc_name, (modality, enc_ids, feats) in encoder_feats.items():
-        enc_ids = list(enc_ids)
-        if item_id not in enc_ids:
-            continue
-        ia, ib = alignment.match_rows(llm_ids, enc_ids)
-        shared_ids = [llm_ids[i] for i in ia]
-        if len(shared_ids) <= k:
-            raise ValueError(
-                f"{enc_name}: only {len(shared_ids)} items shared with the LLM representation, need more than k={k}"
-            )
-        row = shared_ids.index(item_id)
-        spaces = {
-            "LLM": alignment.prepare_features(llm_x[ia], q),
-            "encoder": alignment.prepare_features(np.asarray(feats)[ib], q),
-        }
-        nn = {name: alignment.knn_indices(x, k)[row] for name, x in spaces.items()}
-        for space, x in spaces.items():
-            other = set(nn["encoder" if space == "LLM" else "LLM"].tolist())
-            for rank, j in enumerate(nn[space], start=1):
-                rows.append(
-                    {
-                        "encoder": enc_name,
-                        "modality": modality,
-                        "space": space,
-                        "rank": rank,
-                        "id": shared_ids[j],
-                        "similarity": float(x[row] @ x[j]),
-                        "shared": int(j) in other,
-                    }
-                )
-    return pd.DataFrame(rows, columns=["encoder", "modality", "space", "rank", "id", "similarity", "shared"])
-
-
-def neighbour_overlap(table: pd.DataFrame) -> pd.DataFrame:
-    """Per encoder, the item's mutual k-NN score (fraction of LLM neighbours shared with the encoder's)."""
-    llm = table[table["space"] == "LLM"]
-    return llm.groupby("encoder", sort=False).agg(modality=("modality", "first"), k=("rank", "size"), mutual_knn=("shared", "mean")).reset_index()
-
-
-# --------------------------------------------------------------------------------------
-# Media as self-contained HTML (thumbnails, players)
-# --------------------------------------------------------------------------------------
-
-
-def image_html(path: str | None, size: int = 96, title: str = "") -> str:
-    """An ``<img>`` with the image at ``path`` inlined as a PNG thumbnail (a grey box when there is none)."""
-    if not path:
-        return f'<div style="width:{size}px;height:{size}px;background:#eee" title="{html.escape(title)}"></div>'
-    from helpers.media import load_image
-
-    img = load_image(path)
-    img.thumbnail((size, size))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    data = base64.b64encode(buf.getvalue()).decode()
-    return f'<img src="data:image/png;base64,{data}" title="{html.escape(title)}" style="max-width:{size}px;max-height:{size}px">'
-
-
-def audio_html(path: str | None, max_seconds: float = 5.0, sr: int = 16000, autoplay: bool = False, width: int = 160) -> str:
-    """An ``<audio controls>`` player with the first ``max_seconds`` of ``path`` inlined as WAV ("" without a sound)."""
-    if not path:
-        return ""
-    import soundfile as sf
-
-    from helpers.media import load_audio
-
-    wave = load_audio(path, target_sr=sr, max_seconds=max_seconds)
-    buf = io.BytesIO()
-    sf.write(buf, wave, sr, format="WAV", subtype="PCM_16")
-    data = base64.b64encode(buf.getvalue()).decode()
-    return (
-        f'<audio class="pg-audio" controls{" autoplay" if autoplay else ""} style="width:{width}px" '
-        f'src="data:audio/wav;base64,{data}"></audio>'
-    )
-
-
-def neighbours_html(table: pd.DataFrame, manifest: pd.DataFrame, thumb: int = 64, players: bool = True) -> str:
-    """The neighbour table as rows of thumbnails (and players for audio encoders), shared ones outlined in green."""
-    if table.empty:
-        return "<p>No encoder covers this item.</p>"
-    by_id = manifest.set_index("id")
-    out = []
-    for (enc, modality), sub in table.groupby(["encoder", "modality"], sort=False):
-        llm_rows = sub[sub["space"] == "LLM"]
-        score = float(llm_rows["shared"].mean())
-        out.append(
-            f'<div class="pg-neighbours" data-encoder="{html.escape(enc)}"><b>{html.escape(enc)}</b> ({modality}): '
-            f"{int(llm_rows['shared'].sum())} of k={len(llm_rows)} neighbours shared → this item's mutual k-NN = {score:.2f}"
-        )
-        for space, label in (("LLM", "LLM representation"), ("encoder", enc)):
-            cells = []
-            for r in sub[sub["space"] == space].itertuples():
-                item = by_id.loc[r.id] if r.id in by_id.index else None
-                caption = str(item["caption"]) if item is not None else r.id
-                media = image_html(item["image_path"] if item is not None else None, thumb, title=r.id) if modality == "vision" or not players else ""
-                if modality == "audio" and players and item is not None:
-                    media = audio_html(item["audio_path"], width=thumb + 40)
-                border = "3px solid #2ca02c" if r.shared else "1px solid #ddd"
-                cells.append(
-                    f'<td style="border:{border};padding:2px;vertical-align:top;text-align:center;font-size:80%">'
-                    f"{media}<br>{r.rank}. {html.escape(caption)}<br><code>{r.similarity:.2f}</code></td>"
-                )
-            out.append(f"<div><i>{html.escape(label)}</i><table><tr>{''.join(cells)}</tr></table></div>")
-        out.append("</div>")
-    out.append('<p style="font-size:80%">Green outline: a neighbour in both spaces. Mutual k-NN alignment is the mean of that fraction over all items.</p>')
-    return "\n".join(out)
-
-
-# --------------------------------------------------------------------------------------
-# Evaluating an edited template
-# --------------------------------------------------------------------------------------
-
-
-def run_cues(generations: pd.DataFrame | None) -> dict[str, str]:
-    """The cue templates a run generated with (``cue`` → ``template``), or the paper's defaults."""
-    if generations is None or "template" not in generations or generations.empty:
-        return dict(prompts.DEFAULT_CUES)
-    return dict(generations[["cue", "template"]].drop_duplicates("cue").itertuples(index=False, name=None))
-
-
-def evaluate_template(
-    model: Any,
-    manifest: pd.DataFrame,
-    cues: Mapping[str, str],
-    encoder_feats: Mapping[str, tuple[str, Sequence[str], np.ndarray]],
-    decoding: Decoding = Decoding(),
-    *,
-    k: int = 10,
-    q: float = 0.95,
-    n_boot: int = 1000,
-    seed: int = 0,
-    first_layer: int = 0,
-    gen_batch_size: int = 32,
-    rep_batch_size: int = 16,
-    include_embeddings: bool = True,
-    on_progress: Callable[[int, int, str], None] | None = None,
-) -> pd.DataFrame:
-    """Mutual k-NN of every cue in ``cues`` with every encoder over the items of ``manifest``.
-
-    Each cue's prompts are generated and represented through :func:`cue_representations` (so
-    conditions the run or an earlier evaluation computed at the same model and decoding are
-    cache hits), in chunks of ``gen_batch_size`` items; ``on_progress(done, total, label)`` is
-    called after each chunk. Returns one row per (cue, encoder): ``cue``, ``template``,
-    ``encoder``, ``modality``, ``n_items``, ``k``, ``score``, ``ci_low``, ``ci_high``, ``chance``.
-    """
-    if not cues:
-        raise ValueError("no cues to evaluate")
-    for name, template in cues.items():
-        prompts.check_template(name, template)
-    ids = [str(i) for i in manifest["id"]]
-    chunk = max(1, int(gen_batch_size))
-    starts = list(range(0, len(ids), chunk))
-    total, done = len(starts) * len(cues), 0
-    reps: dict[str, tuple[list[str], np.ndarray]] = {}
-    for name, template in cues.items():
-        texts = [prompts.fill(template, c) for c in manifest["caption"]]
-        parts = []
-        for s in starts:
-            res = cue_representations(
-                model,
-                ids[s : s + chunk],
-                texts[s : s + chunk],
-                decoding,
-                gen_batch_size=gen_batch_size,
-                rep_batch_size=rep_batch_size,
-                include_embeddings=include_embeddings,
-            )
-            parts.append(res.vector("gen_mean", first_layer))
-            done += 1
-            if on_progress:
-                on_progress(done, total, name)
-        reps[name] = (ids, np.concatenate(parts))
-    table = analysis.alignment_table(reps, dict(encoder_feats), k=k, q=q, n_boot=n_boot, seed=seed)
-    table = table.rename(columns={"representation": "cue"})
-    table.insert(1, "template", table["cue"].map(dict(cues)))
-    return table
-
-
-def playground_subset(manifest: pd.DataFrame, n_items: int | None, seed: int = 0) -> pd.DataFrame:
-    """The seeded subset the Evaluate button scores (items with a sound first, as in notebook 01)."""
-    from helpers.manifest import select_items
-
-    return select_items(manifest, n_items, seed=seed)
-
-
-# --------------------------------------------------------------------------------------
-# Saving a template into the run's parameters
-# --------------------------------------------------------------------------------------
-
-
-def params_path(run: RunPaths) -> Path:
-    """Where the playground saves parameter overrides for ``run``: ``<outputs>/params/<run>.yaml``."""
-    return run.root / "params" / f"{run.name}.yaml"
-
-
-def save_template_to_params(
-    path: Path, name: str, template: str, base_cues: Mapping[str, str] | None = None
-) -> Path:
-    """Add cue ``name`` = ``template`` to the ``cues`` of the params file at ``path`` (created if absent).
-
-    The runner replaces a parameter as a whole, so the file keeps the *full* cue set: the cues
-    already in the file, else ``base_cues`` (the run's, so SEE/HEAR/NONE stay), plus this one.
-    Other keys of the file are kept. Returns ``path``.
-    """
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name or ""):
-        raise ValueError(f"cue name must be a word of letters, digits and _ starting with a letter, got {name!r}")
-    prompts.check_template(name, template)
-    path = Path(path)
-    existing: dict[str, Any] = {}
-    if path.is_file():
-        existing = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(existing, dict):
-            raise ValueError(f"{path} does not hold a YAML mapping of parameters; move it aside and save again")
-    cues = dict(existing.get("cues") or base_cues or prompts.DEFAULT_CUES)
-    cues[name] = template
-    existing["cues"] = cues
-    from helpers.cache import atomic_write_text
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, "# written by the playground (notebooks/10_playground.ipynb)\n" + yaml.safe_dump(existing, sort_keys=False, allow_unicode=True))
-    return path
-
-
-def rerun_command(path: Path, profile: str = "default") -> str:
-    """The command (run from the project root) that reruns the main notebooks with the saved parameters."""
-    from helpers.paths import PROJECT_ROOT
-
-    path = Path(path).resolve()
-    shown = path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
-    return f'make reproduce PROFILE={profile} PARAMS="--params-file {shown}"'
 
 
 # --------------------------------------------------------------------------------------
@@ -408,16 +79,6 @@ def _captured_progress():
             os.environ.pop("PERCEIVE_HEADLESS", None)
         else:
             os.environ["PERCEIVE_HEADLESS"] = saved
-
-
-def figure_html(fig) -> str:
-    """A matplotlib figure as an inline PNG ``<img>`` (the figure is closed)."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
 class RunData:
@@ -485,8 +146,6 @@ class Playground:
         params_file: Path | None = None,
         load_model: Callable[[str], Any] | None = None,
     ):
-        import ipywidgets as W
-
         self.run = run
         self.data = RunData(run, vision_encoders, audio_encoders)
         self.k, self.quantile, self.n_boot, self.seed = int(k), float(quantile), int(n_boot), int(seed)
@@ -507,6 +166,27 @@ class Playground:
         self.last_neighbours: pd.DataFrame | None = None
         self.last_evaluation: pd.DataFrame | None = None
         self.last_saved: Path | None = None
+
+        self._make_controls(llm, models, max_new_tokens, do_sample, temperature, top_p, seed, custom_cue, playground_items)
+        self.widget = self._layout()
+        self.on_item()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _make_controls(
+        self,
+        llm: str,
+        models: Sequence[str],
+        max_new_tokens: int,
+        do_sample: bool,
+        temperature: float,
+        top_p: float,
+        seed: int,
+        custom_cue: str,
+        playground_items: int | None,
+    ) -> None:
+        """The widgets: item and cue pickers, template, model and decoding controls, outputs, buttons."""
+        import ipywidgets as W
 
         from helpers.lm import known_models
 
@@ -535,6 +215,10 @@ class Playground:
         self.save_button = W.Button(description="Save template to run params", button_style="success")
         self.saved = W.HTML()
 
+    def _layout(self) -> Any:
+        """Wire the handlers and stack the widgets in reading order."""
+        import ipywidgets as W
+
         self.item.observe(lambda change: self.on_item(), names="value")
         self.nn_cue.observe(lambda change: self.show_neighbours(), names="value")
         self.preset.observe(lambda change: setattr(self.template, "value", self.data.cues[change["new"]]), names="value")
@@ -542,9 +226,9 @@ class Playground:
         self.evaluate_button.on_click(self.on_evaluate)
         self.save_button.on_click(self.on_save)
         legend = W.HTML(f"Sensory words: {legend_html(self.colours)}" if self.lexicons else "<i>no sensory lexicons loaded: no highlighting</i>")
-        self.widget = W.VBox(
+        return W.VBox(
             [
-                W.HTML(f"<h3>Prompt playground · run <code>{html.escape(run.name)}</code></h3>"),
+                W.HTML(f"<h3>Prompt playground · run <code>{html.escape(self.run.name)}</code></h3>"),
                 self.item,
                 self.media,
                 W.HBox([self.preset, self.cue_name]),
@@ -563,9 +247,7 @@ class Playground:
                 self.saved,
             ]
         )
-        self.on_item()
 
-    # -- helpers -----------------------------------------------------------------------
 
     def decoding(self) -> Decoding:
         return Decoding(
@@ -746,7 +428,7 @@ def static_summary(
     row = data.item(item_id)
     parts = [
         f"<h3>Playground summary · run <code>{html.escape(run.name)}</code> · item <code>{html.escape(item_id)}</code></h3>",
-        f"<p>(Static view: the notebook ran headlessly. Open it in JupyterLab for the live widgets.)</p>",
+        "<p>(Static view: the notebook ran headlessly. Open it in JupyterLab for the live widgets.)</p>",
         f'{image_html(row["image_path"], 160, title=item_id)} {audio_html(row["audio_path"], width=240)}<br><b>{html.escape(str(row["caption"]))}</b>',
     ]
     if lexicons:
@@ -767,24 +449,4 @@ def static_summary(
     return "\n".join(parts)
 
 
-__all__ = [
-    "HIGHLIGHT_COLOURS",
-    "Playground",
-    "RunData",
-    "audio_html",
-    "count_sensory",
-    "evaluate_template",
-    "has_frontend",
-    "highlight_html",
-    "image_html",
-    "item_neighbours",
-    "neighbour_overlap",
-    "neighbours_html",
-    "params_path",
-    "playground_subset",
-    "rerun_command",
-    "run_cues",
-    "save_template_to_params",
-    "sensory_spans",
-    "static_summary",
-]
+__all__ = ["Playground", "RunData", "has_frontend", "static_summary"]

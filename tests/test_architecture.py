@@ -141,14 +141,12 @@ def test_every_notebook_default_equals_the_default_profile():
 
 
 #: functions allowed over :data:`MAX_FUNCTION_LINES` for now, with the reason; an entry that is no longer long fails the test
-LONG_FUNCTIONS = {
-    "widgets.Playground.__init__": "the playground's layout and its 26 options; split with the widgets module (issue 11)",
-}
+LONG_FUNCTIONS: dict[str, str] = {}
 MAX_FUNCTION_LINES = 80
 #: a module longer than this says in its docstring why it is one module (a line starting "One module because")
 MAX_MODULE_LINES = 500
 #: modules allowed over :data:`MAX_MODULE_LINES` without a reason for now; an entry that is no longer long fails the test
-LONG_MODULES = {"widgets.py": "being split: neighbours, template evaluation and params files move out (issue 11)"}
+LONG_MODULES: dict[str, str] = {}
 
 
 def _functions(root: Path = HELPERS):

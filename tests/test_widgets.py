@@ -1,4 +1,4 @@
-"""The playground (helpers.widgets): pure pieces and the widget handlers, over a tiny run on disk."""
+"""The playground (helpers.widgets and the pieces it composes: views, neighbours, pipeline, runner) and the widget handlers, over a tiny run on disk."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import alignment, analysis, runner, widgets as Wd
+from helpers import alignment, analysis, neighbours, pipeline, runner, views, widgets as Wd
 from helpers.artifacts import load_table
 from playground_run import MAX_NEW_TOKENS, make_run
 
@@ -33,7 +33,7 @@ COLOURS = {"visual": "#0000ff", "auditory": "#ff0000"}
 
 def test_highlight_marks_each_modality_in_its_colour_and_escapes():
     text = "A red <cat> makes a LOUD sound; look!"
-    out = Wd.highlight_html(text, LEX, COLOURS)
+    out = views.highlight_html(text, LEX, COLOURS)
     marks = re.findall(r'<mark class="([^"]+)"[^>]*background: ([^;]+);[^>]*>([^<]+)</mark>', out)
     assert marks == [
         ("pg-visual", "#0000ff", "red"),
@@ -50,27 +50,27 @@ def test_highlight_marks_each_modality_in_its_colour_and_escapes():
 
 def test_highlight_word_in_both_lexicons_gets_both_colours():
     both = {"visual": Lex({"bright"}), "auditory": Lex({"bright"})}
-    out = Wd.highlight_html("so bright", both, COLOURS)
+    out = views.highlight_html("so bright", both, COLOURS)
     assert 'class="pg-visual pg-auditory"' in out and "#0000ff" in out and "#ff0000" in out
-    assert Wd.sensory_spans("so bright", both) == [(3, 9, ["visual", "auditory"])]
+    assert views.sensory_spans("so bright", both) == [(3, 9, ["visual", "auditory"])]
     with pytest.raises(ValueError, match="no highlight colour for lexicon"):
-        Wd.highlight_html("x", {"smell": Lex({"x"})}, COLOURS)
+        views.highlight_html("x", {"smell": Lex({"x"})}, COLOURS)
 
 
 def test_highlight_with_the_shipped_lexicons():
-    out = Wd.highlight_html("The bright red lamp glows near a loud bell.", Wd.default_lexicons())
+    out = views.highlight_html("The bright red lamp glows near a loud bell.", views.default_lexicons())
     visual = re.findall(r'class="pg-visual"[^>]*>([^<]+)<', out)
     auditory = re.findall(r'class="pg-auditory"[^>]*>([^<]+)<', out)
     assert visual == ["bright", "red", "glows"] and auditory == ["loud"]
-    assert f"background: {Wd.HIGHLIGHT_COLOURS['visual']}" in out and f"background: {Wd.HIGHLIGHT_COLOURS['auditory']}" in out
+    assert f"background: {views.HIGHLIGHT_COLOURS['visual']}" in out and f"background: {views.HIGHLIGHT_COLOURS['auditory']}" in out
 
 
 def test_highlight_keeps_first_of_overlapping_spans(monkeypatch):
     def find(text, lexicon):  # multi-word entries may overlap single words of the other lexicon
         return [(0, 9, "red apple")] if lexicon is LEX["visual"] else [(4, 9, "apple")]
 
-    monkeypatch.setattr(Wd, "find_words", find)
-    assert Wd.sensory_spans("red apple pie", LEX) == [(0, 9, ["visual"])]
+    monkeypatch.setattr(views, "find_words", find)
+    assert views.sensory_spans("red apple pie", LEX) == [(0, 9, ["visual"])]
 
 
 def test_item_neighbours_agree_with_mutual_knn():
@@ -81,39 +81,39 @@ def test_item_neighbours_agree_with_mutual_knn():
     aud_ids = ids[::2]
     aud = rng.normal(size=(10, 4))
     feats = {"v": ("vision", ids, vis), "a": ("audio", aud_ids, aud)}
-    table = Wd.item_neighbours("i4", (ids, llm), feats, k=3, q=0.95)
+    table = neighbours.item_neighbours("i4", (ids, llm), feats, k=3, q=0.95)
     assert set(table["encoder"]) == {"v", "a"} and len(table) == 2 * 2 * 3
     assert "i4" not in set(table["id"])  # an item is not its own neighbour
     assert set(table[table["encoder"] == "a"]["id"]) <= set(aud_ids)  # audio neighbours among items with a sound
     per_item_v = alignment.mutual_knn_per_item(llm, vis, k=3, q=0.95)[4]
     ia, ib = alignment.match_rows(ids, aud_ids)
     per_item_a = alignment.mutual_knn_per_item(llm[ia], aud[ib], k=3, q=0.95)[2]
-    overlap = Wd.neighbour_overlap(table).set_index("encoder")["mutual_knn"]
+    overlap = neighbours.neighbour_overlap(table).set_index("encoder")["mutual_knn"]
     assert overlap["v"] == pytest.approx(per_item_v) and overlap["a"] == pytest.approx(per_item_a)
     sims = table[(table["encoder"] == "v") & (table["space"] == "LLM")]["similarity"].to_numpy()
     assert (np.diff(sims) <= 1e-12).all()  # nearest first
     # an item without a sound has no audio rows; an unknown item is a clear error
-    assert set(Wd.item_neighbours("i5", (ids, llm), feats, k=3)["encoder"]) == {"v"}
+    assert set(neighbours.item_neighbours("i5", (ids, llm), feats, k=3)["encoder"]) == {"v"}
     with pytest.raises(KeyError, match="'nope' has no LLM representation"):
-        Wd.item_neighbours("nope", (ids, llm), feats, k=3)
+        neighbours.item_neighbours("nope", (ids, llm), feats, k=3)
 
 
 def test_save_template_merges_and_round_trips_through_the_runner(tmp_path):
     path = tmp_path / "params" / "tiny.yaml"
     base = {"SEE": "See {caption}.", "NONE": "{caption}."}
-    Wd.save_template_to_params(path, "SMELL", "Imagine the smell of {caption}.", base)
-    Wd.save_template_to_params(path, "TOUCH", "Imagine touching {caption}.", {"IGNORED": "{caption}"})
+    runner.save_template_to_params(path, "SMELL", "Imagine the smell of {caption}.", base)
+    runner.save_template_to_params(path, "TOUCH", "Imagine touching {caption}.", {"IGNORED": "{caption}"})
     params = runner.load_profile("tiny", params_file=path)
     assert params["cues"] == {**base, "SMELL": "Imagine the smell of {caption}.", "TOUCH": "Imagine touching {caption}."}
     path.write_text(path.read_text() + "k: 4\n")
-    Wd.save_template_to_params(path, "SMELL", "Smell {caption}!", base)  # replaces, keeps other keys
+    runner.save_template_to_params(path, "SMELL", "Smell {caption}!", base)  # replaces, keeps other keys
     saved = yaml.safe_load(path.read_text())
     assert saved["k"] == 4 and saved["cues"]["SMELL"] == "Smell {caption}!" and list(saved["cues"])[-1] == "TOUCH"
     with pytest.raises(ValueError, match="exactly once"):
-        Wd.save_template_to_params(path, "BAD", "no slot", base)
+        runner.save_template_to_params(path, "BAD", "no slot", base)
     with pytest.raises(ValueError, match="cue name"):
-        Wd.save_template_to_params(path, "two words", "{caption}", base)
-    cmd = Wd.rerun_command(path, "tiny")
+        runner.save_template_to_params(path, "two words", "{caption}", base)
+    cmd = runner.rerun_command(path, "tiny")
     assert cmd == f'make reproduce PROFILE=tiny PARAMS="--params-file {path.resolve()}"'
 
 
@@ -147,7 +147,7 @@ def test_playground_shows_item_media_and_neighbours(playground, tiny_run):
     assert "<audio" not in pg.media.value and set(pg.last_neighbours["encoder"]) == {"toyvision"}
     pg.nn_cue.value = "HEAR"
     # the neighbours follow the chosen cue's representation
-    hear = Wd.item_neighbours("toy/12", pg.data.llm_space("HEAR"), pg.data.encoder_feats, 3)
+    hear = neighbours.item_neighbours("toy/12", pg.data.llm_space("HEAR"), pg.data.encoder_feats, 3)
     pd.testing.assert_frame_equal(pg.last_neighbours, hear)
 
 
@@ -165,7 +165,7 @@ def test_generate_shows_highlighted_generation(playground, tiny_run):
     pg.on_generate()
     run_text = load_table(tiny_run.generations).query("cue == 'SEE' and id == 'toy/00'")["text"].iloc[0]
     assert pg.last_generation == run_text
-    assert Wd.highlight_html(run_text, LEX, COLOURS) in pg.generation.value
+    assert views.highlight_html(run_text, LEX, COLOURS) in pg.generation.value
     # a bad template is shown as an error, not raised
     pg.template.value = "no caption slot"
     pg.on_generate()
@@ -194,7 +194,7 @@ def test_evaluate_gives_custom_and_run_cues_with_ci_reusing_the_cache(playground
     assert all(" 0 to compute" in line for line in log[6:]), log[6:]
     assert "cache: 72 hits, 24 computed" in pg.evaluation.value
     # the run's SEE on the subset scored from its saved representations gives the same number
-    sub = Wd.playground_subset(pg.data.manifest, 12)
+    sub = pipeline.playground_subset(pg.data.manifest, 12)
     ids, x = pg.data.llm_space("SEE")
     rows = [ids.index(i) for i in sub["id"]]
     direct = analysis.alignment_table({"SEE": (list(sub["id"]), x[rows])}, pg.data.encoder_feats, k=3, n_boot=50)
@@ -230,7 +230,7 @@ def test_static_summary_shows_item_generations_and_neighbours(tiny_run):
     )
     gens = load_table(tiny_run.generations).query("id == 'toy/00'")
     for g in gens.itertuples():
-        assert f"{g.cue}: <code>" in out and Wd.highlight_html(g.text, LEX, COLOURS) in out
+        assert f"{g.cue}: <code>" in out and views.highlight_html(g.text, LEX, COLOURS) in out
     assert out.count('class="pg-neighbours"') == 2 and "<audio" in out
 
 
@@ -244,7 +244,7 @@ def test_the_highlighter_and_the_removal_split_words_alike():
 
     text = "A red-hot lamp, it's loud"
     visual = {"visual": Lex({"red", "lamp"})}
-    spans = Wd.sensory_spans(text, visual)  # the default finder
+    spans = views.sensory_spans(text, visual)  # the default finder
     assert [(s, e) for s, e, _ in spans] == [(2, 5), (10, 14)]
     assert [(s, e) for s, e, _ in lexicon_words(text, visual["visual"])] == [(2, 5), (10, 14)]
     assert mark_words(text, visual["visual"]) == "A [red]-hot [lamp], it's loud"

@@ -1,0 +1,79 @@
+"""One item's nearest neighbours under the LLM representation and under each encoder.
+
+Mutual k-NN alignment is the mean over items of the fraction of an item's k neighbours that the
+two spaces share; :func:`item_neighbours` shows that fraction for one item, neighbour by neighbour
+(the playground's neighbour table), over the items both spaces cover and with the features
+prepared exactly as :func:`helpers.analysis.alignment_table` prepares them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from helpers import alignment
+
+
+def item_neighbours(
+    item_id: str,
+    llm_space: tuple[Sequence[str], np.ndarray],
+    encoder_feats: Mapping[str, tuple[str, Sequence[str], np.ndarray]],
+    k: int = 10,
+    q: float = 0.95,
+) -> pd.DataFrame:
+    """``item_id``'s k nearest neighbours under the LLM representation and under each encoder.
+
+    For each encoder the neighbours are taken among the items both spaces cover (what
+    :func:`helpers.analysis.alignment_table` compares), features prepared exactly as there.
+    One row per (encoder, space, rank): ``encoder``, ``modality``, ``space`` (``"LLM"`` or
+    ``"encoder"``), ``rank`` (1 = nearest), ``id``, ``similarity`` (cosine) and ``shared``
+    (the neighbour is among the item's k neighbours in the other space too). The item's
+    mutual k-NN score for an encoder is the mean of ``shared`` over its rows of one space.
+    Encoders that do not cover the item are left out (the table then has none of their rows).
+    """
+    llm_ids, llm_x = list(llm_space[0]), np.asarray(llm_space[1])
+    if item_id not in llm_ids:
+        raise KeyError(f"item {item_id!r} has no LLM representation in this run (it has {len(llm_ids)} items)")
+    rows = []
+    for enc_name, (modality, enc_ids, feats) in encoder_feats.items():
+        enc_ids = list(enc_ids)
+        if item_id not in enc_ids:
+            continue
+        ia, ib = alignment.match_rows(llm_ids, enc_ids)
+        shared_ids = [llm_ids[i] for i in ia]
+        if len(shared_ids) <= k:
+            raise ValueError(
+                f"{enc_name}: only {len(shared_ids)} items shared with the LLM representation, need more than k={k}"
+            )
+        row = shared_ids.index(item_id)
+        spaces = {
+            "LLM": alignment.prepare_features(llm_x[ia], q),
+            "encoder": alignment.prepare_features(np.asarray(feats)[ib], q),
+        }
+        nn = {name: alignment.knn_indices(x, k)[row] for name, x in spaces.items()}
+        for space, x in spaces.items():
+            other = set(nn["encoder" if space == "LLM" else "LLM"].tolist())
+            for rank, j in enumerate(nn[space], start=1):
+                rows.append(
+                    {
+                        "encoder": enc_name,
+                        "modality": modality,
+                        "space": space,
+                        "rank": rank,
+                        "id": shared_ids[j],
+                        "similarity": float(x[row] @ x[j]),
+                        "shared": int(j) in other,
+                    }
+                )
+    return pd.DataFrame(rows, columns=["encoder", "modality", "space", "rank", "id", "similarity", "shared"])
+
+
+def neighbour_overlap(table: pd.DataFrame) -> pd.DataFrame:
+    """Per encoder, the item's mutual k-NN score (fraction of LLM neighbours shared with the encoder's)."""
+    llm = table[table["space"] == "LLM"]
+    return llm.groupby("encoder", sort=False).agg(modality=("modality", "first"), k=("rank", "size"), mutual_knn=("shared", "mean")).reset_index()
+
+
+__all__ = ["item_neighbours", "neighbour_overlap"]
