@@ -149,3 +149,46 @@ def test_reencoding_edited_text_with_tiny_models(llms):
         assert not np.allclose(full, cut)  # removing the words changes the representation
         again = L.represent(model, [edited[0]["prompt_ids"]], [edited[0]["gen_ids"]], show_progress=False)[0]
         np.testing.assert_allclose(again["gen_mean"], full, rtol=1e-4, atol=1e-5)
+
+
+# --- notebook 08's steps (helpers.sensory_ablations) -------------------------------------
+
+
+def _gens_and_manifest(with_sound):
+    ids = ["a", "b", "c", "d"]
+    manifest = pd.DataFrame({"id": ids, "caption": ["x"] * 4, "image_path": ["i.png"] * 4,
+                             "audio_path": ["s.wav" if i in with_sound else None for i in ids]})
+    rows = [{"id": i, "cue": cue, "text": f"{cue} {i}"} for cue in ("NONE", "HEAR", "SEE") for i in reversed(ids)]
+    return pd.DataFrame(rows), manifest
+
+
+def test_ablation_items_test_hear_only_where_there_is_a_sound():
+    from helpers import sensory_ablations as sa
+
+    gens, manifest = _gens_and_manifest({"b", "d"})
+    items = sa.ablation_items(gens, manifest)
+    assert items.ids == {"SEE": ["d", "c", "b", "a"], "HEAR": ["d", "b"]}  # in 02's order, not the manifest's
+    assert items.lexicon == {"SEE": "visual", "HEAR": "auditory"} and items.notes == []
+    assert list(items.generations["HEAR"]["text"]) == ["HEAR d", "HEAR b"]
+    silent = sa.ablation_items(*_gens_and_manifest(set()))  # an image-only dataset
+    assert list(silent.ids) == ["SEE"] and silent.notes == [
+        "HEAR: no item of this run has a auditory counterpart to test; HEAR left out of 08"]
+    with pytest.raises(ValueError, match=r"no \['HEAR'\] cue"):
+        sa.ablation_items(gens[gens["cue"] != "HEAR"], manifest)
+
+
+def test_ablation_rows_are_labelled_and_matched_to_the_cue_modality():
+    from helpers import sensory_ablations as sa
+
+    conds = ["SEE/random_append", "SEE/remove_sensory", "HEAR/random_replace", "HEAR/remove_random"]
+    paired = pd.DataFrame({"condition": [c for c in conds for _ in range(2)],
+                           "modality": ["vision", "audio"] * 4, "diff": range(8)})
+    out = sa.label_ablations(paired, run_name="r", append_k=3, replace_n=7, random_T=16, full_T=64)
+    assert list(out.columns[:1]) == ["run"] and (out["run"] == "r").all()
+    assert list(out["ablation"][::2]) == ["+3 random words", "sensory words removed", "caption → 7 random words",
+                                          "random words removed (control)"]
+    assert list(out["T"][::2]) == [16, 64, 16, 64]
+    assert list(out["family"][::2]) == ["random sensory words", "removal", "random sensory words", "removal"]
+    matched = sa.matched_rows(out)
+    assert list(zip(matched["cue"], matched["modality"])) == [("SEE", "vision")] * 2 + [("HEAR", "audio")] * 2
+    assert "diff" in paired and "cue" not in paired  # the input is left as it was
