@@ -51,10 +51,6 @@ from helpers.views import (
     neighbours_html,
 )
 
-RUN_CUES = ("SEE", "HEAR", "NONE")
-
-
-
 
 # --------------------------------------------------------------------------------------
 # The widgets

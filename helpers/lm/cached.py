@@ -137,6 +137,4 @@ def represent_cached(
     return results  # type: ignore[return-value]
 
 
-
-
 __all__ = ["GENERATE_STEP_VERSION", "REPRESENT_STEP_VERSION", "generate_cached", "represent_cached"]
