@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import analysis  # noqa: E402
+from helpers.settings import AlignmentSettings  # noqa: E402
 
 
 def synthetic_run(n: int, n_audio: int, layers: int = 31, hidden: int = 576, seed: int = 0):
@@ -51,23 +52,19 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args()
     ids, reps, feats, lengths = synthetic_run(args.items, args.audio_items)
-    common = dict(k=10, q=0.95, first_layer=0)
+    settings = AlignmentSettings(k=10, quantile=0.95, first_layer=0, n_boot=args.n_boot, n_perm=args.n_perm)
     print(f"{platform.processor() or platform.machine()}, {args.items} items ({args.audio_items} with audio), "
           f"n_perm={args.n_perm}, n_boot={args.n_boot}")
     steps = {
         "06 length_curve": lambda: analysis.length_curve(
-            ids, reps, feats, gen_lengths=lengths, full_T=128, n_boot=args.n_boot, **common
+            ids, reps, feats, gen_lengths=lengths, full_T=128, settings=settings
         ),
-        "06 layerwise": lambda: analysis.layerwise(ids, reps, feats, **common),
-        "06 single_vs_generative": lambda: analysis.single_vs_generative(
-            ids, reps, feats, n_boot=args.n_boot, n_perm=args.n_perm, **common
-        ),
-        "07 permutation_table": lambda: analysis.permutation_table(ids, reps, feats, n_perm=args.n_perm, **common),
-        "07 paired_cue_comparisons": lambda: analysis.paired_cue_comparisons(
-            ids, reps, feats, n_boot=args.n_boot, n_perm=args.n_perm, **common
-        ),
+        "06 layerwise": lambda: analysis.layerwise(ids, reps, feats, settings=settings),
+        "06 single_vs_generative": lambda: analysis.single_vs_generative(ids, reps, feats, settings=settings),
+        "07 permutation_table": lambda: analysis.permutation_table(ids, reps, feats, settings=settings),
+        "07 paired_cue_comparisons": lambda: analysis.paired_cue_comparisons(ids, reps, feats, settings=settings),
         "07 robustness": lambda: analysis.robustness(
-            ids, reps, feats, ks=(5, 10, 20), metrics=("cknna", "unbiased_cka"), q=0.95
+            ids, reps, feats, ks=(5, 10, 20), metrics=("cknna", "unbiased_cka"), settings=settings
         ),
     }
     total = 0.0

@@ -24,6 +24,9 @@ import pandas as pd
 
 from helpers.cache import stable_hash
 from helpers.lexicon import Lexicon, remove_spans, word_spans
+from helpers.pairing import EncoderFeatures, common_rows, encoder_spaces
+from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
+from helpers.stats import paired_difference
 
 #: Default number of random words appended to the caption / replacing it (the paper's exact numbers
 #: are not stated in the text we have; 5 is a caption-sized handful, documented in the README).
@@ -192,11 +195,9 @@ def retokenization_fidelity(tokenizer, texts: Sequence[str], gen_ids: Sequence[S
 def paired_alignment(
     llm_reps: Mapping[str, tuple[Sequence[str], np.ndarray]],
     comparisons: Mapping[str, str],
-    encoder_feats: Mapping[str, tuple[str, Sequence[str], np.ndarray]],
-    k: int = 10,
-    q: float = 0.95,
-    n_boot: int = 1000,
-    seed: int = 0,
+    encoder_feats: EncoderFeatures,
+    *,
+    settings: AlignmentSettings = DEFAULT_SETTINGS,
 ) -> pd.DataFrame:
     """Each ablated condition against its baseline, per encoder, on the items both (and the encoder) cover.
 
@@ -206,42 +207,31 @@ def paired_alignment(
     ``diff = score - baseline_score`` with its bootstrap CI and sign-flip ``p_value``
     (:func:`helpers.stats.paired_difference`), and the chance level k/(n-1).
     """
-    from helpers.alignment import mutual_knn_chance, mutual_knn_per_item
-    from helpers.stats import paired_difference
-
+    k, q, n_boot, seed = settings.k, settings.quantile, settings.n_boot, settings.seed
     rows = []
     for cond, base in comparisons.items():
         if cond not in llm_reps or base not in llm_reps:
             missing = [n for n in (cond, base) if n not in llm_reps]
             raise KeyError(f"no representations named {missing}; have {sorted(llm_reps)}")
-        ids_c, x_c = llm_reps[cond]
-        ids_b, x_b = llm_reps[base]
-        pos_c = {i: j for j, i in enumerate(ids_c)}
-        pos_b = {i: j for j, i in enumerate(ids_b)}
-        for enc, (modality, ids_e, feats) in encoder_feats.items():
-            pos_e = {i: j for j, i in enumerate(ids_e)}
-            shared = [i for i in ids_c if i in pos_b and i in pos_e]
-            if len(shared) <= k:
-                raise ValueError(
-                    f"{cond} vs {base} × {enc}: only {len(shared)} shared items, need more than k={k}; "
-                    "use more items or a smaller k"
-                )
-            fe = feats[[pos_e[i] for i in shared]]
-            per_c = mutual_knn_per_item(x_c[[pos_c[i] for i in shared]], fe, k=k, q=q)
-            per_b = mutual_knn_per_item(x_b[[pos_b[i] for i in shared]], fe, k=k, q=q)
+        (ids_c, x_c), (ids_b, x_b) = llm_reps[cond], llm_reps[base]
+        shared, rows_c, rows_b = common_rows(ids_c, ids_b)
+        x_c, x_b = np.asarray(x_c)[rows_c], np.asarray(x_b)[rows_b]
+        for space in encoder_spaces(shared, encoder_feats, q):
+            space.require(k, f"{cond} vs {base}")
+            per_c, per_b = space.per_item(x_c, k), space.per_item(x_b, k)
             diff = paired_difference(per_c, per_b, n_boot=n_boot, seed=seed)
             rows.append(
                 {
                     "condition": cond,
                     "baseline": base,
-                    "encoder": enc,
-                    "modality": modality,
-                    "n_items": len(shared),
+                    "encoder": space.name,
+                    "modality": space.modality,
+                    "n_items": space.n,
                     "k": k,
                     "score": float(per_c.mean()),
                     "baseline_score": float(per_b.mean()),
                     **diff,
-                    "chance": mutual_knn_chance(len(shared), k),
+                    "chance": space.chance(k),
                 }
             )
     return pd.DataFrame(rows)

@@ -8,8 +8,8 @@ Inputs are what notebooks 03 and 04 saved:
   t generated tokens of the same generation);
 - ``encoder_feats, absent = load_encoder_features(run, vision, audio)``: ``name -> (modality, ids, features)``.
 
-Every function pairs items with :func:`helpers.alignment.match_rows` (an audio encoder covers only
-the items with a sound), computes each encoder's neighbourhoods once per k, and returns a
+Every function pairs items through :class:`helpers.pairing.EncoderSpace` (an audio encoder covers only
+the items with a sound; each encoder's neighbourhoods are computed once per k) and returns a
 :class:`pandas.DataFrame` with one row per value. Encoders that are absent from ``encoder_feats``
 simply do not appear (single-modality runs).
 """
@@ -19,13 +19,14 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from helpers import alignment
 from helpers.alignment import overlap_from_knn
+from helpers.pairing import EncoderFeatures, EncoderSpace, encoder_spaces, usable
+from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
 from helpers.stats import (
     bootstrap_ci,
     holm,
@@ -34,8 +35,6 @@ from helpers.stats import (
     paired_difference,
     stars,
 )
-
-EncoderFeatures = Mapping[str, tuple[str, Sequence[str], np.ndarray]]
 
 KIND_LABELS = {
     "gen_mean": "generative",
@@ -79,56 +78,7 @@ def _get(reps: Mapping[str, np.ndarray], cue: str, kind: str) -> np.ndarray:
     return reps[key]
 
 
-@dataclass
-class _Target:
-    """One encoder over the items it shares with the LLM representations, neighbourhoods cached per k."""
-
-    name: str
-    modality: str
-    rows: np.ndarray  # rows of the LLM arrays, in the order of ``feats``
-    feats: np.ndarray
-    q: float
-    _knn: dict[int, np.ndarray] = field(default_factory=dict)
-    _prepared: np.ndarray | None = None
-
-    @property
-    def n(self) -> int:
-        return len(self.rows)
-
-    def knn(self, k: int) -> np.ndarray:
-        if self._prepared is None:
-            self._prepared = alignment.prepare_features(self.feats, self.q)
-        if k not in self._knn:
-            self._knn[k] = alignment.knn_indices(self._prepared, k)
-        return self._knn[k]
-
-    def per_item(self, llm_vectors: np.ndarray, k: int) -> np.ndarray:
-        """Per-item mutual k-NN of LLM vectors ``[all items, hidden]`` against this encoder."""
-        knn_llm = alignment.knn_indices(alignment.prepare_features(llm_vectors[self.rows], self.q), k)
-        return overlap_from_knn(knn_llm, self.knn(k))
-
-    def fits(self, k: int) -> bool:
-        return 1 <= k < self.n
-
-
-def _targets(ids: Sequence[str], encoder_feats: EncoderFeatures, q: float) -> list[_Target]:
-    targets = []
-    for name, (modality, enc_ids, feats) in encoder_feats.items():
-        ia, ib = alignment.match_rows(list(ids), list(enc_ids))
-        targets.append(_Target(name, modality, ia, np.asarray(feats)[ib], q))
-    return targets
-
-
-def _usable(targets: list[_Target], k: int, what: str) -> list[_Target]:
-    """Targets with more than k shared items; the others are left out with a warning."""
-    ok = [t for t in targets if t.fits(k)]
-    for t in targets:
-        if not t.fits(k):
-            warnings.warn(f"{what}: {t.name} shares only {t.n} items with the LLM, need more than k={k}; left out")
-    return ok
-
-
-def _base(t: _Target, k: int | None) -> dict:
+def _base(t: EncoderSpace, k: int | None) -> dict:
     return {"encoder": t.name, "modality": t.modality, "n_items": t.n, "k": k}
 
 
@@ -138,38 +88,36 @@ def _base(t: _Target, k: int | None) -> dict:
 def alignment_table(
     llm_reps: dict[str, tuple[list[str], np.ndarray]],
     encoder_feats: dict[str, tuple[str, list[str], np.ndarray]],
-    k: int = 10,
-    q: float = 0.95,
-    n_boot: int = 1000,
-    seed: int = 0,
+    *,
+    settings: AlignmentSettings = DEFAULT_SETTINGS,
 ) -> pd.DataFrame:
     """Mutual k-NN for every (LLM representation, encoder) pair over their shared items.
 
     ``llm_reps``: name → (ids, features); ``encoder_feats``: name → (modality, ids, features).
     Returns one row per pair with the score, a bootstrap CI over items and the chance level.
     """
+    k, q, n_boot, seed = settings.k, settings.quantile, settings.n_boot, settings.seed
     rows = []
+    spaces: dict[tuple[str, ...], list[EncoderSpace]] = {}  # the encoder side, once per id list
     for rep_name, (rep_ids, rep) in llm_reps.items():
-        for enc_name, (modality, enc_ids, feats) in encoder_feats.items():
-            ia, ib = alignment.match_rows(rep_ids, enc_ids)
-            if len(ia) <= k:
-                raise ValueError(
-                    f"{rep_name} × {enc_name}: only {len(ia)} shared items, need more than k={k}; "
-                    "use more items or a smaller k"
-                )
-            per_item = alignment.mutual_knn_per_item(rep[ia], feats[ib], k=k, q=q)
+        key = tuple(map(str, rep_ids))
+        if key not in spaces:
+            spaces[key] = encoder_spaces(key, encoder_feats, q)
+        for space in spaces[key]:
+            space.require(k, rep_name)
+            per_item = space.per_item(rep, k)
             low, high = bootstrap_ci(per_item, n_boot=n_boot, seed=seed)
             rows.append(
                 {
                     "representation": rep_name,
-                    "encoder": enc_name,
-                    "modality": modality,
-                    "n_items": len(ia),
+                    "encoder": space.name,
+                    "modality": space.modality,
+                    "n_items": space.n,
                     "k": k,
                     "score": float(per_item.mean()),
                     "ci_low": low,
                     "ci_high": high,
-                    "chance": alignment.mutual_knn_chance(len(ia), k),
+                    "chance": space.chance(k),
                 }
             )
     return pd.DataFrame(rows)
@@ -182,11 +130,7 @@ def length_curve(
     *,
     gen_lengths: Mapping[str, np.ndarray] | None = None,
     full_T: int | None = None,
-    k: int = 10,
-    q: float = 0.95,
-    first_layer: int = 0,
-    n_boot: int = 1000,
-    seed: int = 0,
+    settings: AlignmentSettings = DEFAULT_SETTINGS,
 ) -> pd.DataFrame:
     """Alignment against generation length T, per cue × encoder.
 
@@ -198,13 +142,14 @@ def length_curve(
     ``ids`` order; it gives ``frac_shorter``, the fraction of items whose generation ended before T
     (their prefix mean is their full mean).
     """
+    k, q, first_layer, n_boot, seed = settings.k, settings.quantile, settings.first_layer, settings.n_boot, settings.seed
     if full_T is None:
         if not gen_lengths:
             raise ValueError("length_curve needs full_T (the max generation length) or gen_lengths to infer it")
         full_T = int(max(np.max(v) for v in gen_lengths.values()))
     prefixes = [t for t in prefix_lengths_of(reps) if t < full_T]
     rows = []
-    for target in _usable(_targets(ids, encoder_feats, q), k, "length_curve"):
+    for target in usable(encoder_spaces(ids, encoder_feats, q), k, "length_curve"):
         for cue in cues_of(reps):
             points = [(0, "prompt_last", "prompt_last"), (0, "prompt_mean", "prompt_mean")]
             points += [(t, "prefix", f"prefix_T{t}") for t in prefixes] + [(full_T, "gen_mean", "gen_mean")]
@@ -222,7 +167,7 @@ def length_curve(
                         "score": float(per_item.mean()),
                         "ci_low": low,
                         "ci_high": high,
-                        "chance": alignment.mutual_knn_chance(target.n, k),
+                        "chance": target.chance(k),
                         "frac_shorter": shorter,
                     }
                 )
@@ -235,17 +180,16 @@ def layerwise(
     encoder_feats: EncoderFeatures,
     *,
     kind: str = "gen_mean",
-    k: int = 10,
-    q: float = 0.95,
-    first_layer: int = 0,
+    settings: AlignmentSettings = DEFAULT_SETTINGS,
 ) -> pd.DataFrame:
     """Mutual k-NN of every single layer's representation, beside the layer mean (``layer_mean_score``).
 
     Layer indices are those of the saved arrays (index 0 is the embedding output when 03 ran with
     ``include_embeddings``); the layer mean starts at ``first_layer`` as in notebook 05.
     """
+    k, q, first_layer = settings.k, settings.quantile, settings.first_layer
     rows = []
-    for target in _usable(_targets(ids, encoder_feats, q), k, "layerwise"):
+    for target in usable(encoder_spaces(ids, encoder_feats, q), k, "layerwise"):
         for cue in cues_of(reps):
             per_layer = _get(reps, cue, kind)
             mean_score = float(target.per_item(alignment.layer_mean(per_layer, first_layer), k).mean())
@@ -258,7 +202,7 @@ def layerwise(
                         "layer": layer,
                         "score": float(target.per_item(per_layer[:, layer, :], k).mean()),
                         "layer_mean_score": mean_score,
-                        "chance": alignment.mutual_knn_chance(target.n, k),
+                        "chance": target.chance(k),
                     }
                 )
     return pd.DataFrame(rows)
@@ -279,20 +223,16 @@ def single_vs_generative(
     encoder_feats: EncoderFeatures,
     *,
     baselines: Sequence[str] = ("prompt_last", "prompt_mean"),
-    k: int = 10,
-    q: float = 0.95,
-    first_layer: int = 0,
-    n_boot: int = 1000,
-    n_perm: int = 10000,
-    seed: int = 0,
+    settings: AlignmentSettings = DEFAULT_SETTINGS,
 ) -> pd.DataFrame:
     """Generative representation vs a single pass over the prompt, per cue × encoder × baseline.
 
     ``diff`` = generative − single-pass score with a paired bootstrap CI over items and a
     sign-flip ``p_value``; ``p_holm`` adjusts over the whole table.
     """
+    k, q, first_layer, n_boot, n_perm, seed = settings.k, settings.quantile, settings.first_layer, settings.n_boot, settings.n_perm, settings.seed
     rows = []
-    for target in _usable(_targets(ids, encoder_feats, q), k, "single_vs_generative"):
+    for target in usable(encoder_spaces(ids, encoder_feats, q), k, "single_vs_generative"):
         for cue in cues_of(reps):
             gen = target.per_item(alignment.layer_mean(_get(reps, cue, "gen_mean"), first_layer), k)
             for baseline in baselines:
@@ -318,12 +258,7 @@ def paired_cue_comparisons(
     *,
     pairs: Sequence[tuple[str, str]] = DEFAULT_PAIRS,
     kind: str = "gen_mean",
-    k: int = 10,
-    q: float = 0.95,
-    first_layer: int = 0,
-    n_boot: int = 1000,
-    n_perm: int = 10000,
-    seed: int = 0,
+    settings: AlignmentSettings = DEFAULT_SETTINGS,
 ) -> pd.DataFrame:
     """Cue differences per encoder (default SEE−NONE, HEAR−NONE, SEE−HEAR) on the same items.
 
@@ -332,10 +267,11 @@ def paired_cue_comparisons(
     the table: all pairs × encoders) and ``stars`` from ``p_holm``. Pairs naming a cue the run does
     not have are left out.
     """
+    k, q, first_layer, n_boot, n_perm, seed = settings.k, settings.quantile, settings.first_layer, settings.n_boot, settings.n_perm, settings.seed
     cues = set(cues_of(reps))
     pairs = [(c1, c2) for c1, c2 in pairs if c1 in cues and c2 in cues]
     rows = []
-    for target in _usable(_targets(ids, encoder_feats, q), k, "paired_cue_comparisons"):
+    for target in usable(encoder_spaces(ids, encoder_feats, q), k, "paired_cue_comparisons"):
         per_cue = {
             cue: target.per_item(alignment.layer_mean(_get(reps, cue, kind), first_layer), k)
             for cue in {c for pair in pairs for c in pair}
@@ -363,11 +299,7 @@ def permutation_table(
     encoder_feats: EncoderFeatures,
     *,
     kinds: Sequence[str] = ("gen_mean", "prompt_last", "prompt_mean"),
-    k: int = 10,
-    q: float = 0.95,
-    first_layer: int = 0,
-    n_perm: int = 1000,
-    seed: int = 0,
+    settings: AlignmentSettings = DEFAULT_SETTINGS,
 ) -> pd.DataFrame:
     """Every alignment value (cue × kind × encoder) against its permutation null.
 
@@ -375,15 +307,15 @@ def permutation_table(
     = (score − null mean) / (1 − null mean) is 0 at chance and 1 at perfect agreement. ``p_value``
     is one-sided (score above the null), ``p_holm`` Holm-adjusted over the table.
     """
+    k, q, first_layer, n_perm, seed = settings.k, settings.quantile, settings.first_layer, settings.n_perm, settings.seed
     rows = []
-    for target in _usable(_targets(ids, encoder_feats, q), k, "permutation_table"):
+    for target in usable(encoder_spaces(ids, encoder_feats, q), k, "permutation_table"):
         knn_enc = target.knn(k)
         for cue in cues_of(reps):
             for kind in kinds:
                 if f"{cue}/{kind}" not in reps:
                     continue
-                vectors = alignment.layer_mean(reps[f"{cue}/{kind}"], first_layer)[target.rows]
-                knn_llm = alignment.knn_indices(alignment.prepare_features(vectors, q), k)
+                knn_llm = target.llm_knn(alignment.layer_mean(reps[f"{cue}/{kind}"], first_layer), k)
                 observed = float(overlap_from_knn(knn_llm, knn_enc).mean())
                 summary = null_summary(observed, null_overlaps(knn_llm, knn_enc, n_perm=n_perm, seed=seed))
                 rows.append(
@@ -391,7 +323,7 @@ def permutation_table(
                         "cue": cue,
                         "kind": kind,
                         **_base(target, k),
-                        "chance": alignment.mutual_knn_chance(target.n, k),
+                        "chance": target.chance(k),
                         **summary,
                     }
                 )
@@ -407,8 +339,7 @@ def robustness(
     metrics: str | Sequence[str] = ("mutual_knn", "cknna"),
     kind: str = "gen_mean",
     baseline: str = "NONE",
-    q: float = 0.95,
-    first_layer: int = 0,
+    settings: AlignmentSettings = DEFAULT_SETTINGS,
 ) -> pd.DataFrame:
     """The main cue comparison under other k and other metrics, one row per metric × k × encoder.
 
@@ -417,12 +348,13 @@ def robustness(
     one) and ``matches_paper`` (that effect > 0). Metrics with a neighbourhood (mutual k-NN,
     CKNNA) get one row per k; unbiased CKA one row (``k`` empty). Mutual k-NN is always included.
     """
+    q, first_layer = settings.quantile, settings.first_layer
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     metrics = list(dict.fromkeys(["mutual_knn", *[alignment.check_metric(m) for m in metrics]]))
     cues = cues_of(reps)
     vectors = {cue: alignment.layer_mean(_get(reps, cue, kind), first_layer) for cue in cues}
     rows = []
-    for target in _targets(ids, encoder_feats, q):
+    for target in encoder_spaces(ids, encoder_feats, q):
         for metric in metrics:
             for k in ks if alignment.METRIC_USES_K[metric] else [None]:
                 if k is not None and not target.fits(int(k)):
@@ -430,12 +362,10 @@ def robustness(
                     continue
                 row = {"metric": metric, "metric_label": alignment.METRIC_LABELS[metric], **_base(target, k)}
                 for cue in cues:
-                    a, b = vectors[cue][target.rows], target.feats
                     if metric == "mutual_knn":  # reuse the encoder's cached neighbourhoods
-                        knn_llm = alignment.knn_indices(alignment.prepare_features(a, q), int(k))
-                        row[cue] = float(overlap_from_knn(knn_llm, target.knn(int(k))).mean())
+                        row[cue] = float(target.per_item(vectors[cue], int(k)).mean())
                     else:
-                        row[cue] = alignment.score(metric, a, b, k=int(k or 0), q=q)
+                        row[cue] = alignment.score(metric, vectors[cue][target.rows], target.feats, k=int(k or 0), q=q)
                 if baseline in cues:
                     for cue in cues:
                         if cue != baseline:

@@ -8,20 +8,22 @@ prepared exactly as :func:`helpers.analysis.alignment_table` prepares them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from helpers import alignment
+from helpers.pairing import EncoderFeatures, encoder_spaces
+from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
 
 
 def item_neighbours(
     item_id: str,
     llm_space: tuple[Sequence[str], np.ndarray],
-    encoder_feats: Mapping[str, tuple[str, Sequence[str], np.ndarray]],
-    k: int = 10,
-    q: float = 0.95,
+    encoder_feats: EncoderFeatures,
+    *,
+    settings: AlignmentSettings = DEFAULT_SETTINGS,
 ) -> pd.DataFrame:
     """``item_id``'s k nearest neighbours under the LLM representation and under each encoder.
 
@@ -33,36 +35,28 @@ def item_neighbours(
     mutual k-NN score for an encoder is the mean of ``shared`` over its rows of one space.
     Encoders that do not cover the item are left out (the table then has none of their rows).
     """
+    k, q = settings.k, settings.quantile
     llm_ids, llm_x = list(llm_space[0]), np.asarray(llm_space[1])
     if item_id not in llm_ids:
         raise KeyError(f"item {item_id!r} has no LLM representation in this run (it has {len(llm_ids)} items)")
     rows = []
-    for enc_name, (modality, enc_ids, feats) in encoder_feats.items():
-        enc_ids = list(enc_ids)
-        if item_id not in enc_ids:
+    for space in encoder_spaces(llm_ids, encoder_feats, q):
+        if item_id not in space.ids:
             continue
-        ia, ib = alignment.match_rows(llm_ids, enc_ids)
-        shared_ids = [llm_ids[i] for i in ia]
-        if len(shared_ids) <= k:
-            raise ValueError(
-                f"{enc_name}: only {len(shared_ids)} items shared with the LLM representation, need more than k={k}"
-            )
-        row = shared_ids.index(item_id)
-        spaces = {
-            "LLM": alignment.prepare_features(llm_x[ia], q),
-            "encoder": alignment.prepare_features(np.asarray(feats)[ib], q),
-        }
-        nn = {name: alignment.knn_indices(x, k)[row] for name, x in spaces.items()}
-        for space, x in spaces.items():
-            other = set(nn["encoder" if space == "LLM" else "LLM"].tolist())
-            for rank, j in enumerate(nn[space], start=1):
+        space.require(k, "the LLM representation")
+        row = space.ids.index(item_id)
+        prepared = {"LLM": space.prepare_llm(llm_x), "encoder": space.prepared}
+        nn = {"LLM": alignment.knn_indices(prepared["LLM"], k)[row], "encoder": space.knn(k)[row]}
+        for name, x in prepared.items():
+            other = set(nn["encoder" if name == "LLM" else "LLM"].tolist())
+            for rank, j in enumerate(nn[name], start=1):
                 rows.append(
                     {
-                        "encoder": enc_name,
-                        "modality": modality,
-                        "space": space,
+                        "encoder": space.name,
+                        "modality": space.modality,
+                        "space": name,
                         "rank": rank,
-                        "id": shared_ids[j],
+                        "id": space.ids[j],
                         "similarity": float(x[row] @ x[j]),
                         "shared": int(j) in other,
                     }

@@ -24,6 +24,8 @@ from helpers import analysis, lm, prompts
 from helpers.ablations import edited_generations
 from helpers.alignment import layer_mean
 from helpers.lm import Decoding
+from helpers.pairing import EncoderFeatures
+from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
 
 
 @dataclass
@@ -285,18 +287,14 @@ def evaluate_template(
     model: Any,
     manifest: pd.DataFrame,
     cues: Mapping[str, str],
-    encoder_feats: Mapping[str, tuple[str, Sequence[str], np.ndarray]],
+    encoder_feats: EncoderFeatures,
     decoding: Decoding = Decoding(),
     *,
-    k: int = 10,
-    q: float = 0.95,
-    n_boot: int = 1000,
-    seed: int = 0,
-    first_layer: int = 0,
     gen_batch_size: int = 32,
     rep_batch_size: int = 16,
     include_embeddings: bool = True,
     on_progress: Callable[[int, int, str], None] | None = None,
+    settings: AlignmentSettings = DEFAULT_SETTINGS,
 ) -> pd.DataFrame:
     """Mutual k-NN of every cue in ``cues`` with every encoder over the items of ``manifest``.
 
@@ -328,12 +326,12 @@ def evaluate_template(
                 rep_batch_size=rep_batch_size,
                 include_embeddings=include_embeddings,
             )
-            parts.append(res.vector("gen_mean", first_layer))
+            parts.append(res.vector("gen_mean", settings.first_layer))
             done += 1
             if on_progress:
                 on_progress(done, total, name)
         reps[name] = (ids, np.concatenate(parts))
-    table = analysis.alignment_table(reps, dict(encoder_feats), k=k, q=q, n_boot=n_boot, seed=seed)
+    table = analysis.alignment_table(reps, dict(encoder_feats), settings=settings)
     table = table.rename(columns={"representation": "cue"})
     table.insert(1, "template", table["cue"].map(dict(cues)))
     return table

@@ -39,6 +39,7 @@ from helpers.neighbours import item_neighbours
 from helpers.pipeline import evaluate_template, playground_subset, run_cues
 from helpers.progress import is_headless
 from helpers.runner import params_path, rerun_command, save_template_to_params
+from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
 from helpers.views import (
     HIGHLIGHT_COLOURS,
     audio_html,
@@ -127,14 +128,11 @@ class Playground:
         temperature: float = 1.0,
         top_p: float = 1.0,
         seed: int = 0,
-        k: int = 10,
-        quantile: float = 0.95,
-        n_boot: int = 1000,
+        settings: AlignmentSettings = DEFAULT_SETTINGS,
         playground_items: int | None = 60,
         gen_batch_size: int = 32,
         rep_batch_size: int = 16,
         include_embeddings: bool = True,
-        first_layer: int = 0,
         custom_cue: str = "CUSTOM",
         lexicons: Mapping[str, Any] | None = None,
         colours: Mapping[str, str] | None = None,
@@ -144,8 +142,7 @@ class Playground:
     ):
         self.run = run
         self.data = RunData(run, vision_encoders, audio_encoders)
-        self.k, self.quantile, self.n_boot, self.seed = int(k), float(quantile), int(n_boot), int(seed)
-        self.playground_items, self.first_layer = playground_items, int(first_layer)
+        self.settings, self.seed, self.playground_items = settings, int(seed), playground_items
         self.gen_batch_size, self.rep_batch_size, self.include_embeddings = gen_batch_size, rep_batch_size, include_embeddings
         self.lexicons = dict(default_lexicons() if lexicons is None else lexicons)
         self.colours = {**HIGHLIGHT_COLOURS, **(colours or {})}
@@ -284,7 +281,10 @@ class Playground:
     def show_neighbours(self) -> None:
         try:
             table = item_neighbours(
-                self.item.value, self.data.llm_space(self.nn_cue.value, self.first_layer), self.data.encoder_feats, self.k, self.quantile
+                self.item.value,
+                self.data.llm_space(self.nn_cue.value, self.settings.first_layer),
+                self.data.encoder_feats,
+                settings=self.settings,
             )
             self.last_neighbours = table
             self.neighbours.value = neighbours_html(table, self.data.manifest)
@@ -330,7 +330,7 @@ class Playground:
                 raise ValueError(f"cue name {name!r} is one of the run's cues with another template; pick a new name")
             cues = {name: self.template.value, **{c: t for c, t in self.data.cues.items() if c != name}}
             subset = playground_subset(self.data.manifest[self.data.manifest["id"].isin(self.data.rep_ids or self.data.manifest["id"])], self.playground_items, self.seed)
-            key = (self.model.value, tuple(cues.items()), self.decoding(), tuple(subset["id"]), self.k, self.quantile, self.n_boot)
+            key = (self.model.value, tuple(cues.items()), self.decoding(), tuple(subset["id"]), self.settings)
             if key not in self._eval_cache:
                 model = self.get_model()
                 self.progress.value, self.progress.bar_style = 0, ""
@@ -340,8 +340,8 @@ class Playground:
 
                 with _captured_progress() as log:
                     table = evaluate_template(
-                        model, subset, cues, self.data.encoder_feats, self.decoding(), k=self.k, q=self.quantile,
-                        n_boot=self.n_boot, seed=self.seed, first_layer=self.first_layer, gen_batch_size=self.gen_batch_size,
+                        model, subset, cues, self.data.encoder_feats, self.decoding(), settings=self.settings,
+                        gen_batch_size=self.gen_batch_size,
                         rep_batch_size=self.rep_batch_size, include_embeddings=self.include_embeddings, on_progress=step,
                     )
                 table.attrs["log"] = log.getvalue()
@@ -401,9 +401,7 @@ def static_summary(
     audio_encoders: Sequence[str] = (),
     *,
     item_id: str | None = None,
-    k: int = 10,
-    quantile: float = 0.95,
-    first_layer: int = 0,
+    settings: AlignmentSettings = DEFAULT_SETTINGS,
     lexicons: Mapping[str, Any] | None = None,
     colours: Mapping[str, str] | None = None,
     neighbour_cue: str | None = None,
@@ -437,7 +435,7 @@ def static_summary(
         parts.append("<p>No generations in this run (run 02_generation).</p>")
     cue = neighbour_cue or next(iter(data.cues))
     try:
-        table = item_neighbours(item_id, data.llm_space(cue, first_layer), data.encoder_feats, k, quantile)
+        table = item_neighbours(item_id, data.llm_space(cue, settings.first_layer), data.encoder_feats, settings=settings)
         parts.append(f"<h4>Nearest neighbours (LLM representation under {html.escape(cue)} vs encoders)</h4>")
         parts.append(neighbours_html(table, data.manifest, players=False))
     except (KeyError, ValueError) as exc:

@@ -8,6 +8,7 @@ import pytest
 
 from helpers import ablations as A
 from helpers.lexicon import Lexicon, load_lexicon, word_spans
+from helpers.settings import AlignmentSettings as S
 
 VISUAL = Lexicon("visual", frozenset({"red", "bright", "glowing", "shiny", "dark", "tiny", "blue", "pale"}))
 
@@ -111,7 +112,7 @@ def test_paired_alignment_identical_and_scrambled():
         "half": (ids[: n // 2 + 10], enc[: n // 2 + 10] @ rng.normal(size=(8, 16))),
     }
     feats = {"vis": ("vision", ids[::-1], enc[::-1])}  # encoder rows in another order
-    out = A.paired_alignment(reps, {"same": "base", "noise": "base", "half": "base"}, feats, k=k, n_boot=200)
+    out = A.paired_alignment(reps, {"same": "base", "noise": "base", "half": "base"}, feats, settings=S(k=k, n_boot=200))
     rows = out.set_index("condition")
     assert rows.loc["same", "diff"] == pytest.approx(0, abs=1e-9) and rows.loc["same", "p_value"] == 1.0
     assert rows.loc["same", "baseline_score"] > 0.5
@@ -120,7 +121,7 @@ def test_paired_alignment_identical_and_scrambled():
     assert rows.loc["half", "n_items"] == n // 2 + 10  # only the items both conditions cover
     assert rows.loc["noise", "chance"] == pytest.approx(k / (n - 1))
     with pytest.raises(KeyError, match="missing"):
-        A.paired_alignment(reps, {"missing": "base"}, feats, k=k)
+        A.paired_alignment(reps, {"missing": "base"}, feats, settings=S(k=k))
 
 
 @pytest.mark.slow

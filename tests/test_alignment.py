@@ -15,6 +15,7 @@ from helpers.alignment import (
     prepare_features,
 )
 from helpers.analysis import alignment_table
+from helpers.settings import AlignmentSettings as S
 from helpers.stats import bootstrap_ci
 
 
@@ -127,14 +128,13 @@ def test_match_rows_and_table():
     table = alignment_table(
         {"SEE/gen_mean": (ids_a, feats)},
         {"enc": ("vision", ids_b, feats[5:][::-1] * 2.0)},
-        k=3,
-        n_boot=100,
+        settings=S(k=3, n_boot=100),
     )
     row = table.iloc[0]
     assert row["n_items"] == 25 and row["score"] == pytest.approx(1.0)
     assert row["chance"] == pytest.approx(3 / 24)
     with pytest.raises(ValueError, match="shared items"):
-        alignment_table({"r": (ids_a[:3], feats[:3])}, {"e": ("audio", ids_a[:3], feats[:3])}, k=3)
+        alignment_table({"r": (ids_a[:3], feats[:3])}, {"e": ("audio", ids_a[:3], feats[:3])}, settings=S(k=3))
 
 
 def test_layer_mean():

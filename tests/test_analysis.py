@@ -8,6 +8,7 @@ import pytest
 
 from helpers import analysis as AN
 from helpers.alignment import mutual_knn, mutual_knn_chance
+from helpers.settings import AlignmentSettings as S
 
 N, L, H = 60, 4, 16
 IDS = [f"item{i:02d}" for i in range(N)]
@@ -45,12 +46,12 @@ def test_inputs_are_read_from_the_keys():
     with pytest.raises(ValueError, match="<cue>/<kind>"):
         AN.split_key("gen_mean")
     with pytest.raises(KeyError, match="rerun 03"):
-        AN.layerwise(IDS, reps, {"vis": ("vision", IDS, np.ones((N, 2)))}, kind="prefix_T16", k=5)
+        AN.layerwise(IDS, reps, {"vis": ("vision", IDS, np.ones((N, 2)))}, kind="prefix_T16", settings=S(k=5))
 
 
 def test_length_curve():
     reps, feats, lengths = _run()
-    table = AN.length_curve(IDS, reps, feats, gen_lengths=lengths, k=5, n_boot=100)
+    table = AN.length_curve(IDS, reps, feats, gen_lengths=lengths, settings=S(k=5, n_boot=100))
     # per cue x encoder: prompt_last, prompt_mean (T=0), prefixes 2 and 4, gen_mean at T=6
     assert len(table) == 3 * 2 * 5
     see_vis = table[(table.cue == "SEE") & (table.encoder == "vis")].set_index("representation")
@@ -72,7 +73,7 @@ def test_layerwise():
     reps, feats, _ = _run()
     reps["HEAR/gen_mean"] = reps["HEAR/gen_mean"].copy()
     reps["HEAR/gen_mean"][:, 0] = np.random.default_rng(9).normal(size=(N, H))  # layer 0 carries nothing
-    table = AN.layerwise(IDS, reps, feats, k=5, first_layer=1)
+    table = AN.layerwise(IDS, reps, feats, settings=S(k=5, first_layer=1))
     assert len(table) == 3 * L * 2 and set(table["layer"]) == set(range(L))
     see = table[(table.cue == "SEE") & (table.encoder == "vis")]
     assert see["score"].eq(1.0).all() and see["layer_mean_score"].eq(1.0).all()
@@ -83,27 +84,27 @@ def test_layerwise():
 
 def test_paired_cue_comparisons():
     reps, feats, _ = _run()
-    table = AN.paired_cue_comparisons(IDS, reps, feats, k=5, n_boot=200, n_perm=10000)
+    table = AN.paired_cue_comparisons(IDS, reps, feats, settings=S(k=5, n_boot=200, n_perm=10000))
     assert len(table) == 3 * 2 and list(table["comparison"][:3]) == ["SEE-NONE", "HEAR-NONE", "SEE-HEAR"]
     row = table[(table.encoder == "vis") & (table.comparison == "SEE-NONE")].iloc[0]
     assert row["diff"] == pytest.approx(row["score_1"] - row["score_2"]) and row["score_1"] == 1.0
     assert row["ci_low"] > 0 and row["p_value"] < 0.001 and row["stars"] == "***"
     # Holm needs enough permutations: the smallest sign-flip p is 1/(n_perm+1), times 6 tests here
-    coarse = AN.paired_cue_comparisons(IDS, reps, feats, k=5, n_boot=50, n_perm=999)
+    coarse = AN.paired_cue_comparisons(IDS, reps, feats, settings=S(k=5, n_boot=50, n_perm=999))
     assert coarse["p_holm"].min() == pytest.approx(6 / 1000) and coarse["stars"].iloc[0] == "**"
     assert (table["p_holm"] >= table["p_value"] - 1e-12).all() and (table["p_holm"] <= 1).all()
     none_vs_hear_on_vision = table[(table.encoder == "vis") & (table.comparison == "HEAR-NONE")].iloc[0]
     assert none_vs_hear_on_vision["ci_low"] < 0 < none_vs_hear_on_vision["ci_high"]  # both are unrelated to vision
     # a run without HEAR keeps only the comparisons it can make
     no_hear = {k: v for k, v in reps.items() if not k.startswith("HEAR/")}
-    assert list(AN.paired_cue_comparisons(IDS, no_hear, feats, k=5, n_boot=50, n_perm=100)["comparison"].unique()) == [
+    assert list(AN.paired_cue_comparisons(IDS, no_hear, feats, settings=S(k=5, n_boot=50, n_perm=100))["comparison"].unique()) == [
         "SEE-NONE"
     ]
 
 
 def test_single_vs_generative():
     reps, feats, _ = _run()
-    table = AN.single_vs_generative(IDS, reps, feats, k=5, n_boot=100, n_perm=5000)
+    table = AN.single_vs_generative(IDS, reps, feats, settings=S(k=5, n_boot=100, n_perm=5000))
     assert len(table) == 3 * 2 * 2 and set(table["baseline"]) == {"prompt_last", "prompt_mean"}
     row = table[(table.cue == "SEE") & (table.encoder == "vis") & (table.baseline == "prompt_last")].iloc[0]
     assert row["score_generative"] == 1.0 and row["diff"] > 0.5 and row["p_holm"] < 0.01
@@ -111,7 +112,7 @@ def test_single_vs_generative():
 
 def test_permutation_table():
     reps, feats, _ = _run()
-    table = AN.permutation_table(IDS, reps, feats, k=5, n_perm=300)
+    table = AN.permutation_table(IDS, reps, feats, settings=S(k=5, n_perm=300))
     assert len(table) == 3 * 3 * 2
     hit = table[(table.cue == "SEE") & (table.kind == "gen_mean") & (table.encoder == "vis")].iloc[0]
     assert hit["score"] == 1.0 and hit["p_value"] == pytest.approx(1 / 301) and hit["calibrated"] > 0.95
@@ -141,13 +142,13 @@ def test_single_modality_run_and_small_encoders():
     reps, feats, lengths = _run()
     vision_only = {"vis": feats["vis"]}
     for table in (
-        AN.length_curve(IDS, reps, vision_only, gen_lengths=lengths, k=5, n_boot=20),
-        AN.layerwise(IDS, reps, vision_only, k=5),
-        AN.paired_cue_comparisons(IDS, reps, vision_only, k=5, n_boot=20, n_perm=50),
-        AN.permutation_table(IDS, reps, vision_only, k=5, n_perm=20),
+        AN.length_curve(IDS, reps, vision_only, gen_lengths=lengths, settings=S(k=5, n_boot=20)),
+        AN.layerwise(IDS, reps, vision_only, settings=S(k=5)),
+        AN.paired_cue_comparisons(IDS, reps, vision_only, settings=S(k=5, n_boot=20, n_perm=50)),
+        AN.permutation_table(IDS, reps, vision_only, settings=S(k=5, n_perm=20)),
     ):
         assert set(table["encoder"]) == {"vis"}
     tiny = {"aud": ("audio", IDS[:4], np.ones((4, 3)))}
     with pytest.warns(UserWarning, match="shares only 4 items"):
-        assert AN.layerwise(IDS, reps, tiny, k=5).empty
-    assert isinstance(AN.paired_cue_comparisons(IDS, reps, {}, k=5), pd.DataFrame)
+        assert AN.layerwise(IDS, reps, tiny, settings=S(k=5)).empty
+    assert isinstance(AN.paired_cue_comparisons(IDS, reps, {}, settings=S(k=5)), pd.DataFrame)

@@ -11,6 +11,7 @@ import yaml
 
 from helpers import alignment, analysis, neighbours, pipeline, runner, views, widgets as Wd
 from helpers.artifacts import load_table
+from helpers.settings import AlignmentSettings as S
 from playground_run import MAX_NEW_TOKENS, make_run
 
 
@@ -81,7 +82,7 @@ def test_item_neighbours_agree_with_mutual_knn():
     aud_ids = ids[::2]
     aud = rng.normal(size=(10, 4))
     feats = {"v": ("vision", ids, vis), "a": ("audio", aud_ids, aud)}
-    table = neighbours.item_neighbours("i4", (ids, llm), feats, k=3, q=0.95)
+    table = neighbours.item_neighbours("i4", (ids, llm), feats, settings=S(k=3, quantile=0.95))
     assert set(table["encoder"]) == {"v", "a"} and len(table) == 2 * 2 * 3
     assert "i4" not in set(table["id"])  # an item is not its own neighbour
     assert set(table[table["encoder"] == "a"]["id"]) <= set(aud_ids)  # audio neighbours among items with a sound
@@ -93,9 +94,9 @@ def test_item_neighbours_agree_with_mutual_knn():
     sims = table[(table["encoder"] == "v") & (table["space"] == "LLM")]["similarity"].to_numpy()
     assert (np.diff(sims) <= 1e-12).all()  # nearest first
     # an item without a sound has no audio rows; an unknown item is a clear error
-    assert set(neighbours.item_neighbours("i5", (ids, llm), feats, k=3)["encoder"]) == {"v"}
+    assert set(neighbours.item_neighbours("i5", (ids, llm), feats, settings=S(k=3))["encoder"]) == {"v"}
     with pytest.raises(KeyError, match="'nope' has no LLM representation"):
-        neighbours.item_neighbours("nope", (ids, llm), feats, k=3)
+        neighbours.item_neighbours("nope", (ids, llm), feats, settings=S(k=3))
 
 
 def test_save_template_merges_and_round_trips_through_the_runner(tmp_path):
@@ -131,8 +132,8 @@ def tiny_run(tmp_path_factory, model_dirs):
 def playground(tiny_run, model_dirs):
     return Wd.Playground(
         tiny_run, llm=str(model_dirs["qwen3"]), vision_encoders=["toyvision"], audio_encoders=["toyaudio", "absent"],
-        max_new_tokens=MAX_NEW_TOKENS, k=3, n_boot=50, playground_items=12, gen_batch_size=5,
-        lexicons=LEX, colours=COLOURS, profile="tiny",
+        max_new_tokens=MAX_NEW_TOKENS, playground_items=12, gen_batch_size=5,
+        lexicons=LEX, colours=COLOURS, profile="tiny", settings=S(k=3, n_boot=50),
     )
 
 
@@ -147,7 +148,7 @@ def test_playground_shows_item_media_and_neighbours(playground, tiny_run):
     assert "<audio" not in pg.media.value and set(pg.last_neighbours["encoder"]) == {"toyvision"}
     pg.nn_cue.value = "HEAR"
     # the neighbours follow the chosen cue's representation
-    hear = neighbours.item_neighbours("toy/12", pg.data.llm_space("HEAR"), pg.data.encoder_feats, 3)
+    hear = neighbours.item_neighbours("toy/12", pg.data.llm_space("HEAR"), pg.data.encoder_feats, settings=S(k=3))
     pd.testing.assert_frame_equal(pg.last_neighbours, hear)
 
 
@@ -197,7 +198,7 @@ def test_evaluate_gives_custom_and_run_cues_with_ci_reusing_the_cache(playground
     sub = pipeline.playground_subset(pg.data.manifest, 12)
     ids, x = pg.data.llm_space("SEE")
     rows = [ids.index(i) for i in sub["id"]]
-    direct = analysis.alignment_table({"SEE": (list(sub["id"]), x[rows])}, pg.data.encoder_feats, k=3, n_boot=50)
+    direct = analysis.alignment_table({"SEE": (list(sub["id"]), x[rows])}, pg.data.encoder_feats, settings=S(k=3, n_boot=50))
     mine = table[table["cue"] == "SEE"].set_index("encoder")["score"]
     for r in direct.itertuples():
         assert mine[r.encoder] == pytest.approx(r.score, abs=1e-6)
@@ -226,7 +227,7 @@ def test_save_button_writes_params_the_runner_reads(playground, tiny_run):
 
 def test_static_summary_shows_item_generations_and_neighbours(tiny_run):
     out = Wd.static_summary(
-        tiny_run, ["toyvision"], ["toyaudio"], k=3, lexicons=LEX, colours=COLOURS
+        tiny_run, ["toyvision"], ["toyaudio"], lexicons=LEX, colours=COLOURS, settings=S(k=3)
     )
     gens = load_table(tiny_run.generations).query("id == 'toy/00'")
     for g in gens.itertuples():
