@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from helpers import alignment
+from helpers import alignment, prompts
 from helpers.alignment import overlap_from_knn
 from helpers.pairing import EncoderFeatures, EncoderSpace, encoder_spaces, usable
 from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
@@ -80,6 +80,66 @@ def _get(reps: Mapping[str, np.ndarray], cue: str, kind: str) -> np.ndarray:
 
 def _base(t: EncoderSpace, k: int | None) -> dict:
     return {"encoder": t.name, "modality": t.modality, "n_items": t.n, "k": k}
+
+
+def kind_vectors(ids: Sequence[str], reps: Mapping[str, np.ndarray], first_layer: int = 0) -> dict[str, tuple[list[str], np.ndarray]]:
+    """The layer means of the generative and single-pass arrays (:data:`KIND_LABELS`), as
+    :func:`alignment_table` takes them: ``"<cue>/<kind>" -> (ids, [items, hidden])``. The
+    ``prefix_T<t>`` arrays (the generation-length ablation) are left to :func:`length_curve`."""
+    return {key: (list(ids), alignment.layer_mean(arr, first_layer)) for key, arr in reps.items() if split_key(key)[1] in KIND_LABELS}
+
+
+def generation_lengths(gens: pd.DataFrame, ids: Sequence[str], cues: Sequence[str]) -> tuple[dict[str, np.ndarray], int]:
+    """From 02's table: per cue the generated tokens of each item in ``ids`` order, and the longest
+    generation (where :func:`length_curve` places ``gen_mean``)."""
+    lengths = gens.set_index(["cue", "id"])["n_gen_tokens"]
+    return {cue: lengths.loc[cue].reindex(ids).to_numpy() for cue in cues}, int(gens["n_gen_tokens"].max())
+
+
+# ----------------------------------------------------------------------------- checks on the inputs
+
+
+def encoder_agreement(features: Mapping[str, tuple[Sequence[str], np.ndarray]], k: int = 10) -> pd.DataFrame:
+    """Mutual k-NN between every pair of encoders over the items both cover (notebook 04's check).
+
+    ``features``: name → (ids, ``[items, dims]``). Two encoders of one modality should agree far
+    above chance; encoders of different modalities (one image and one sound per item) much less.
+    k is lowered to ``n_items - 1`` for pairs with few shared items. One row per pair: ``a``,
+    ``b``, ``n_items``, ``k``, ``mutual_knn``, ``chance``.
+    """
+    names, rows = list(features), []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            ia, ib = alignment.match_rows(list(features[a][0]), list(features[b][0]))
+            k_ab = min(k, len(ia) - 1)
+            rows.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "n_items": len(ia),
+                    "k": k_ab,
+                    "mutual_knn": alignment.mutual_knn(features[a][1][ia], features[b][1][ib], k=k_ab),
+                    "chance": alignment.mutual_knn_chance(len(ia), k_ab),
+                }
+            )
+    return pd.DataFrame(rows, columns=["a", "b", "n_items", "k", "mutual_knn", "chance"])
+
+
+def layer_norms(arrays: Mapping[str, np.ndarray], kind: str = "gen_mean") -> pd.DataFrame:
+    """Mean hidden-state norm per cue and layer of the ``kind`` arrays (notebook 03's check).
+
+    ``arrays``: ``"<cue>/<kind>" -> [items, layers, hidden]``. The norm of each item's layer
+    vector, averaged over items; one row per (``cue``, ``layer``) with ``norm``. A final-norm layer
+    shows as a step at the last index (the layer mean then weighs that layer differently).
+    """
+    return pd.DataFrame(
+        [
+            {"cue": split_key(key)[0], "layer": layer, "norm": float(np.linalg.norm(arr[:, layer], axis=-1).mean())}
+            for key, arr in arrays.items()
+            if split_key(key)[1] == kind
+            for layer in range(arr.shape[1])
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- tables
@@ -370,9 +430,8 @@ def robustness(
                     for cue in cues:
                         if cue != baseline:
                             row[f"{cue}-{baseline}"] = row[cue] - row[baseline]
-                if {"SEE", "HEAR", "NONE"} <= set(cues) and baseline == "NONE":
-                    matched = "SEE" if target.modality == "vision" else "HEAR"
-                    row["matched_effect"] = row[f"{matched}-NONE"]
+                if baseline == prompts.BASELINE_CUE and {*prompts.CUE_SENSES, baseline} <= set(cues):
+                    row["matched_effect"] = row[f"{prompts.MATCHED_CUE[target.modality]}-{baseline}"]
                     row["matches_paper"] = bool(row["matched_effect"] > 0)
                 rows.append(row)
     table = pd.DataFrame(rows)

@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from helpers import prompts
 from helpers.artifacts import RunPaths
 
 MODALITIES = ("vision", "audio")
-#: The cue the paper expects to raise alignment with each modality, and the baseline cue.
-MATCHED_CUE = {"vision": "SEE", "audio": "HEAR"}
-BASELINE_CUE = "NONE"
+#: The cue the paper expects to raise alignment with each modality, and the baseline cue (helpers.prompts).
+MATCHED_CUE, BASELINE_CUE = prompts.MATCHED_CUE, prompts.BASELINE_CUE
 #: The comparisons of notebook 07 shown as cue effects.
 EFFECT_COMPARISONS = ("SEE-NONE", "HEAR-NONE")
 

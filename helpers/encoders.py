@@ -57,7 +57,7 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ from helpers.encoder_base import (  # noqa: F401  (the interface and registry, r
     quiet_init,
     register_encoder,
 )
+from helpers.manifest import modality_subset
 from helpers.media import AUDIO_RESAMPLER, load_audio, load_image
 from helpers.runtime import ENCODER_PACKAGES, resolve_device, runtime_key
 from helpers.spectrograms import aisfx_blocks, essentia_log_mel, essentia_mel_filterbank, whisper_log_mel
@@ -134,6 +135,32 @@ def embed_cached(
     finally:
         encoder.batch_size = old_bs
     return np.stack([np.asarray(r["embedding"], dtype=np.float32) for r in rows])
+
+
+def embed_manifest(
+    manifest: Any,
+    names: Sequence[str],
+    defaults: dict[str, Any] | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
+    batch_size: int = 16,
+) -> Iterator[tuple[str, str, list[str], np.ndarray | None]]:
+    """Notebook 04: each encoder of ``names`` over the manifest items of its modality, one at a time.
+
+    Yields ``(name, modality, ids, features)`` as soon as an encoder is done (so the notebook can
+    save it before the next one starts); ``features`` is None, with no ids, when the manifest has
+    no item of that modality (an image-only dataset for an audio encoder). Encoders are built by
+    :func:`encoder_from_options` from ``defaults`` and per-encoder ``options``; features come from
+    :func:`embed_cached`.
+    """
+    for name in names:
+        enc = encoder_from_options(name, defaults or {}, options)
+        media = "image" if enc.modality == "vision" else "audio"
+        subset = modality_subset(manifest, media)
+        if subset.empty:
+            yield name, enc.modality, [], None
+            continue
+        feats = embed_cached(enc, list(subset[f"{media}_path"]), batch_size=batch_size)
+        yield name, enc.modality, [str(i) for i in subset["id"]], feats
 
 
 # --------------------------------------------------------------------------- helpers

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,6 +148,17 @@ def load_lexicon(modality: str, path: str | Path | None = None) -> Lexicon:
     if not words:
         raise ValueError(f"lexicon file {path} lists no words")
     return Lexicon(modality=modality, words=frozenset(words), primary=tuple(sorted(primary)), source=str(path))
+
+
+
+def load_lexicons(paths: Mapping[str, str | Path | None] | None = None) -> dict[str, Lexicon]:
+    """Every modality's lexicon (:data:`MODALITIES`, ``visual`` and ``auditory``): ``paths[modality]``
+    when given and not None, else the shipped list."""
+    paths = dict(paths or {})
+    unknown = sorted(set(paths) - set(MODALITIES))
+    if unknown:
+        raise ValueError(f"no lexicon modality {unknown}; the modalities are {list(MODALITIES)}")
+    return {modality: load_lexicon(modality, paths.get(modality)) for modality in MODALITIES}
 
 
 def word_spans(text: str) -> list[tuple[int, int, str]]:

@@ -5,7 +5,7 @@ run's stored prefix mean, or a new generation) and :func:`removal_conditions` (g
 re-encoded with words removed).
 
 The tutorial notebooks 02 and 03 run these steps one at a time so a reader can look at
-each; notebooks that need *extra* conditions (random sensory words, other models, an
+each (:func:`prompt_table`, :func:`generate_table`, :func:`run_representations`); notebooks that need *extra* conditions (random sensory words, other models, an
 edited cue in the playground) call :func:`cue_representations` instead. Every step goes
 through the same cached functions, so a condition already computed by 02/03 (same model,
 prompt strings and settings) costs nothing here.
@@ -13,6 +13,7 @@ prompt strings and settings) costs nothing here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,78 @@ def cue_representations(
         }
     )
     return CueResult(list(ids), table, stack_representations(reps, prefix_lengths))
+
+
+def prompt_table(
+    model: Any, manifest: pd.DataFrame, cues: Mapping[str, str], max_new_tokens: int, gen_batch_size: int | str
+) -> tuple[pd.DataFrame, int]:
+    """Notebook 02's prompts: one row per (cue, item) with the exact ``prompt`` string the model reads.
+
+    Returns the table (:func:`helpers.prompts.build_prompts` plus ``prompt``) and the generation
+    batch size (``"auto"`` resolved from free accelerator memory for the longest prompt plus
+    ``max_new_tokens``).
+    """
+    table = prompts.build_prompts(manifest, cues)
+    table["prompt"] = [lm.format_prompt(model, t) for t in table["user_text"]]
+    longest = max(len(ids) for ids in lm.encode_prompts(model, list(table["prompt"]))) + max_new_tokens
+    return table, lm.resolve_batch_size(gen_batch_size, model, longest, "generate")
+
+
+def generate_table(
+    model: Any, table: pd.DataFrame, decoding: Decoding, *, batch_size: int, llm: str, enable_thinking: bool
+) -> pd.DataFrame:
+    """Notebook 02's generations (cached) as columns of ``table``, with the settings 03, 08 and 09 check.
+
+    Adds ``text``, ``prompt_ids``, ``gen_ids``, ``n_gen_tokens``, ``stopped_at_eos``, ``llm``,
+    ``max_new_tokens``, ``do_sample`` (greedy runs let 08 and 09 reuse 03's prefix means) and
+    ``enable_thinking``.
+    """
+    gens = lm.generate_cached(model, list(table["prompt"]), decoding, batch_size=batch_size)
+    table = table.copy()
+    table["text"] = [g["text"] for g in gens]
+    table["prompt_ids"] = [list(g["prompt_ids"]) for g in gens]
+    table["gen_ids"] = [list(g["gen_ids"]) for g in gens]
+    table["n_gen_tokens"] = table["gen_ids"].map(len)
+    table["stopped_at_eos"] = [bool(g["stopped_at_eos"]) for g in gens]
+    table["llm"] = llm
+    table["max_new_tokens"] = decoding.max_new_tokens
+    table["do_sample"] = bool(decoding.do_sample)
+    table["enable_thinking"] = bool(enable_thinking)
+    return table
+
+
+def run_representations(
+    model: Any, gens: pd.DataFrame, *, include_embeddings: bool, prefix_lengths: Sequence[int], batch_size: int | str
+) -> tuple[list[str], dict[str, np.ndarray], list[str]]:
+    """Notebook 03: the teacher-forced representations of 02's generations, stacked per cue.
+
+    Returns the item ids (02's order), ``"<cue>/<kind>" -> [items, layers, hidden]`` arrays
+    (:func:`stack_representations`) and notes for the reader (prefix lengths that are not
+    shorter than the longest generation, whose means equal ``gen_mean``).
+    """
+    prefix_lengths = sorted({int(t) for t in prefix_lengths})
+    longest = int(gens["n_gen_tokens"].max())
+    notes = []
+    if any(t >= longest for t in prefix_lengths):
+        notes.append(
+            f"note: prefix lengths {[t for t in prefix_lengths if t >= longest]} are not shorter than the longest "
+            f"generation ({longest} tokens): their means equal gen_mean"
+        )
+    longest_sequence = int((gens["prompt_ids"].map(len) + gens["n_gen_tokens"]).max())
+    reps = lm.represent_cached(
+        model,
+        gens[["id", "cue", "prompt_ids", "gen_ids"]].to_dict("records"),
+        include_embeddings=include_embeddings,
+        prefix_lengths=prefix_lengths,
+        batch_size=lm.resolve_batch_size(batch_size, model, longest_sequence, "represent"),
+    )
+    ids = list(dict.fromkeys(gens["id"]))
+    arrays: dict[str, np.ndarray] = {}
+    for cue, sub in gens.groupby("cue", sort=False):
+        order = [sub.index[sub["id"] == i][0] for i in ids]
+        stacked = stack_representations([reps[j] for j in order], prefix_lengths)
+        arrays.update({f"{cue}/{kind}": arr for kind, arr in stacked.items()})
+    return ids, arrays, notes
 
 
 def stack_representations(
@@ -213,6 +286,52 @@ def condition_examples(cond: Condition, gens: pd.DataFrame, tokenizer, max_new_t
     ran = gens[gens["cue"] == cue].set_index("id").loc[cond.ids[:n]]
     texts = [tokenizer.decode([int(t) for t in g[:max_new_tokens]], skip_special_tokens=True) for g in ran["gen_ids"]]
     return pd.DataFrame({"id": list(ran.index), "prompt": list(ran["prompt"]), "text": texts})
+
+
+def model_size_representations(
+    names: Sequence[str],
+    table: pd.DataFrame,
+    cues: Mapping[str, str],
+    stored: tuple[pd.DataFrame, Sequence[str], Mapping[str, np.ndarray]],
+    *,
+    load_model: Callable[[str], lm.LLM],
+    T: int,
+    enable_thinking: bool = False,
+    first_layer: int = 0,
+    gen_batch_size: int | str = 32,
+    rep_batch_size: int | str = 16,
+) -> tuple[dict[str, tuple[list[str], np.ndarray]], pd.DataFrame, pd.DataFrame]:
+    """Notebook 09: every LLM of ``names`` under every cue at ``T`` generated tokens, one model in memory at a time.
+
+    ``table``: the run's prompts (:func:`helpers.prompts.build_prompts`); ``stored``: the run's
+    generations, representation ids and arrays (:func:`helpers.artifacts.stored_representations`),
+    so the run's own model is read from 03's prefix means (:func:`condition_representation`).
+    Returns ``"<llm>|<cue>" -> (ids, [items, hidden])``, one row per model (``llm``, ``n_params``,
+    ``n_layers``, ``hidden_size``, ``chat_template``, ``dtype``, ``cues_from_03``, ``seconds``) and
+    two example generations per (model, cue).
+    """
+    gens, rep_ids, rep_arrays = stored
+    llm_reps, models, examples = {}, [], []
+    for name in names:
+        t0 = time.perf_counter()
+        model = load_model(name)
+        info = {"llm": name, "n_params": sum(p.numel() for p in model.model.parameters()),
+                "n_layers": model.n_layers, "hidden_size": model.hidden_size,
+                "chat_template": model.use_chat_template, "dtype": model.fingerprint["dtype"], "cues_from_03": 0}
+        for cue, template in cues.items():
+            sub = table[table["cue"] == cue]
+            cond = condition_representation(
+                model, gens, rep_ids, rep_arrays, llm=name, cue=cue, template=template, ids=list(sub["id"]),
+                user_texts=list(sub["user_text"]), decoding=Decoding(max_new_tokens=T), enable_thinking=enable_thinking,
+                first_layer=first_layer, gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
+            llm_reps[f"{name}|{cue}"] = (cond.ids, cond.vector)
+            info["cues_from_03"] += cond.stored_key is not None
+            examples.append(condition_examples(cond, gens, model.tokenizer, T).assign(llm=name, cue=cue))
+        info["seconds"] = round(time.perf_counter() - t0, 1)
+        models.append(info)
+        lm.free_llm(model)  # the next (possibly much larger) model needs the memory
+        del model
+    return llm_reps, pd.DataFrame(models), pd.concat(examples, ignore_index=True)
 
 
 @dataclass

@@ -74,6 +74,17 @@ def _wrap(text: str, width: int) -> list[str]:
     return textwrap.wrap(text, width) or [""]
 
 
+def layer_norm_curves(norms: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Notebook 03's check: mean hidden-state norm per layer, one line per cue (:func:`helpers.analysis.layer_norms`)."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(6, 3))
+    sns.lineplot(data=norms, x="layer", y="norm", hue="cue", palette=cue_colors(list(norms["cue"].unique())), ax=ax)
+    ax.set_ylabel("mean ‖h‖ over generated tokens")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
 def alignment_bars(table: pd.DataFrame, title: str = "") -> plt.Figure:
     """Headline figure: mutual k-NN per encoder (x) and cue (hue) with bootstrap CIs and chance level.
 

@@ -19,6 +19,16 @@ DEFAULT_CUES: dict[str, str] = {
     "NONE": "Imagine: {caption}.",
 }
 
+#: The paper's hypothesis in one table: each sensory cue, the word list of its sense (a lexicon is named
+#: by the adjective, ``visual``/``auditory``: it lists visual words) and the encoder modality whose
+#: alignment it should raise (``vision``/``audio``: the kind of encoder). Every analysis that pairs a
+#: cue with a sense or a modality reads it here.
+CUE_SENSES: dict[str, tuple[str, str]] = {"SEE": ("visual", "vision"), "HEAR": ("auditory", "audio")}
+#: Encoder modality → the cue expected to raise alignment with it (the inverse of :data:`CUE_SENSES`).
+MATCHED_CUE: dict[str, str] = {modality: cue for cue, (_, modality) in CUE_SENSES.items()}
+#: The no-cue baseline every cue effect is measured against.
+BASELINE_CUE = "NONE"
+
 
 def check_template(name: str, template: str) -> None:
     """Raise ``ValueError`` unless ``template`` has exactly one ``{caption}`` field and nothing else."""

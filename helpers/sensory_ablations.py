@@ -31,7 +31,7 @@ from helpers.manifest import modality_subset
 from helpers.pipeline import condition_representation, cue_representations, removal_conditions, stored_representation
 
 #: The cues the ablations test, each with its sensory lexicon and the encoder modality it should align with.
-CUE_SENSES: dict[str, tuple[str, str]] = {"SEE": ("visual", "vision"), "HEAR": ("auditory", "audio")}
+CUE_SENSES = prompts.CUE_SENSES
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.lexicon import find_words, load_lexicon
+from helpers.lexicon import find_words, load_lexicons
 
 #: Background colours of highlighted words: light blue for visual (SEE's hue), light red for auditory (HEAR's).
 HIGHLIGHT_COLOURS: dict[str, str] = {"visual": "#aec7e8", "auditory": "#ff9896"}
@@ -24,7 +24,7 @@ HIGHLIGHT_COLOURS: dict[str, str] = {"visual": "#aec7e8", "auditory": "#ff9896"}
 
 def default_lexicons() -> dict[str, Any]:
     """The shipped visual and auditory lexicons of :mod:`helpers.lexicon`."""
-    return {modality: load_lexicon(modality) for modality in ("visual", "auditory")}
+    return dict(load_lexicons())
 
 
 def sensory_spans(

@@ -152,3 +152,38 @@ def test_single_modality_run_and_small_encoders():
     with pytest.warns(UserWarning, match="shares only 4 items"):
         assert AN.layerwise(IDS, reps, tiny, settings=S(k=5)).empty
     assert isinstance(AN.paired_cue_comparisons(IDS, reps, {}, settings=S(k=5)), pd.DataFrame)
+
+
+def test_encoder_agreement_is_perfect_for_one_space_and_lowers_k_for_few_items():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(20, 5))
+    feats = {"a": (IDS[:20], x), "b": (IDS[:20][::-1], 2.0 * x[::-1]), "c": (IDS[:6], rng.normal(size=(6, 5)))}
+    table = AN.encoder_agreement(feats, k=10).set_index(["a", "b"])
+    # a and b are the same space (rescaled, listed in reverse): every neighbour shared
+    assert table.loc[("a", "b"), "mutual_knn"] == pytest.approx(1.0) and table.loc[("a", "b"), "n_items"] == 20
+    # c shares 6 items: k drops to 5 = every other item, so any two spaces agree completely
+    assert table.loc[("a", "c"), "k"] == 5 and table.loc[("a", "c"), "mutual_knn"] == pytest.approx(1.0)
+    assert table.loc[("a", "c"), "chance"] == pytest.approx(1.0)
+    assert AN.encoder_agreement({"only": (IDS[:5], x[:5])}).empty
+
+
+def test_layer_norms_average_each_layers_norm_over_items():
+    arr = np.zeros((2, 3, 2))
+    arr[0, :, 0] = [3.0, 0.0, 1.0]
+    arr[1, :, 1] = [5.0, 2.0, 1.0]  # norms per layer: (3+5)/2, (0+2)/2, (1+1)/2
+    norms = AN.layer_norms({"SEE/gen_mean": arr, "SEE/prompt_last": arr * 10})
+    assert norms["cue"].tolist() == ["SEE"] * 3 and norms["norm"].tolist() == [4.0, 1.0, 1.0]
+
+
+def test_generation_lengths_follow_the_ids_order():
+    gens = pd.DataFrame({"cue": ["SEE", "SEE", "NONE", "NONE"], "id": ["b", "a", "a", "b"], "n_gen_tokens": [7, 3, 5, 9]})
+    lengths, longest = AN.generation_lengths(gens, ["a", "b"], ["SEE", "NONE"])
+    assert lengths["SEE"].tolist() == [3, 7] and lengths["NONE"].tolist() == [5, 9] and longest == 9
+
+
+def test_kind_vectors_leave_prefixes_to_the_length_curve():
+    reps, _, _ = _run()
+    vectors = AN.kind_vectors(IDS, reps, first_layer=1)
+    assert set(vectors) == {f"{c}/{k}" for c in CUES for k in ("gen_mean", "prompt_last", "prompt_mean")}
+    ids, x = vectors["SEE/prompt_mean"]
+    assert ids == IDS and np.allclose(x, reps["SEE/prompt_mean"][:, 1:].mean(axis=1))

@@ -13,6 +13,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 from PIL import Image, ImageDraw
@@ -504,3 +505,42 @@ def test_embed_cached_with_a_real_encoder_loads_no_model_on_hits(tmp_path):
     third = embed_cached(other, paths, cache_root=root)
     assert other.items_encoded == len(paths) and len(list((root / "embeddings" / "efficientnet-lite2").iterdir())) == 2
     assert not np.allclose(third, first)
+
+
+def test_embed_manifest_yields_each_encoder_over_its_modality(tmp_path, tmp_cache):
+    """Notebook 04's loop: images for a vision encoder, sounds for an audio one, a named skip for neither."""
+    seen = {}
+
+    def dummy(name, modality):
+        @E.register_encoder(name, modality, "for this test")
+        class Dummy(Encoder):
+            dim = 2
+
+            def __init__(self, batch_size: int = 16):
+                super().__init__(batch_size)
+                self.name, self.modality = name, modality
+
+            @property
+            def fingerprint(self):
+                return {"encoder": self.name}
+
+            def _embed_batch(self, paths):
+                seen.setdefault(name, []).extend(p.name for p in map(Path, paths))
+                return np.array([[len(p.name), 1.0] for p in map(Path, paths)])
+
+    for f in ("a.png", "bb.png", "ccc.wav"):
+        (tmp_path / f).write_bytes(f.encode())
+    manifest = pd.DataFrame({"id": ["a", "b"], "caption": ["x", "y"], "image_path": [str(tmp_path / "a.png"), str(tmp_path / "bb.png")],
+                             "audio_path": [None, str(tmp_path / "ccc.wav")]})
+    dummy("test-vis", "vision")
+    dummy("test-aud", "audio")
+    try:
+        out = list(E.embed_manifest(manifest, ["test-vis", "test-aud"], batch_size=4))
+        assert [(n, m, ids) for n, m, ids, _ in out] == [("test-vis", "vision", ["a", "b"]), ("test-aud", "audio", ["b"])]
+        np.testing.assert_array_equal(out[0][3], [[5, 1], [6, 1]])
+        assert seen == {"test-vis": ["a.png", "bb.png"], "test-aud": ["ccc.wav"]}
+        no_sound = manifest.assign(audio_path=None)
+        assert [(n, ids, f) for n, _, ids, f in E.embed_manifest(no_sound, ["test-aud"])] == [("test-aud", [], None)]
+    finally:
+        E.ENCODERS.pop("test-vis")
+        E.ENCODERS.pop("test-aud")

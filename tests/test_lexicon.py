@@ -14,6 +14,7 @@ from helpers.lexicon import (
     default_path,
     find_words,
     load_lexicon,
+    load_lexicons,
     remove_spans,
     remove_words,
     word_spans,
@@ -122,3 +123,13 @@ def test_load_lexicon_errors(tmp_path):
     custom.write_text("word\nRed\nglowing\n")
     lex = load_lexicon("visual", custom)
     assert lex.words == {"red", "glowing"} and lex.matches("glows") and lex.modality == "visual"
+
+
+def test_load_lexicons_gives_both_senses_and_names_an_unknown_one(tmp_path):
+    own = tmp_path / "mine.csv"
+    own.write_text("word\nglowing\nshimmer\n")
+    both = load_lexicons({"visual": own, "auditory": None})
+    assert list(both) == ["visual", "auditory"] and both["visual"].words == {"glowing", "shimmer"}
+    assert len(both["auditory"]) == len(load_lexicon("auditory"))
+    with pytest.raises(ValueError, match=r"no lexicon modality \['vision'\]"):
+        load_lexicons({"vision": own})

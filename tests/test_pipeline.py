@@ -6,9 +6,26 @@ import numpy as np
 import pytest
 
 from helpers import lm as L
-from helpers.artifacts import RunPaths, load_encoder_features, save_arrays
+import pandas as pd
+
+from helpers import prompts
+from helpers.artifacts import (
+    RunPaths,
+    load_encoder_features,
+    load_generations,
+    save_arrays,
+    save_table,
+    stored_representations,
+)
 from helpers.lm import Decoding
-from helpers.pipeline import cue_representations, stored_representation
+from helpers.pipeline import (
+    cue_representations,
+    generate_table,
+    model_size_representations,
+    prompt_table,
+    run_representations,
+    stored_representation,
+)
 
 
 def test_cue_representations_matches_the_step_by_step_path(llms, tmp_cache):
@@ -128,3 +145,60 @@ def test_removal_conditions_keep_unedited_tokens_and_drop_emptied_items(llms, tm
     edited = L.represent(model, [gens["prompt_ids"][0]], [model.tokenizer("a few words", add_special_tokens=False)["input_ids"]])
     assert not np.allclose(got.edited["remove_random"][0], want_full[0])
     np.testing.assert_allclose(got.edited["remove_random"][0], edited[0]["gen_mean"].mean(axis=0), rtol=1e-4, atol=1e-5)
+
+
+def test_notebook_02_and_03_steps_equal_the_one_call_path(llms, tmp_cache):
+    """prompt_table → generate_table → run_representations (02, 03) give what cue_representations gives."""
+    model = llms["qwen3"]
+    manifest = pd.DataFrame({"id": ["a", "b"], "caption": ["a red apple", "a barking dog"]})
+    table, batch = prompt_table(model, manifest, {"SEE": prompts.DEFAULT_CUES["SEE"]}, 5, 4)
+    assert batch == 4 and list(table["prompt"]) == [L.format_prompt(model, t) for t in table["user_text"]]
+    gens = generate_table(model, table, Decoding(max_new_tokens=5), batch_size=4, llm="tiny", enable_thinking=False)
+    assert gens["llm"].tolist() == ["tiny", "tiny"] and gens["max_new_tokens"].tolist() == [5, 5]
+    assert (gens["n_gen_tokens"] == gens["gen_ids"].map(len)).all() and "prompt" in table and "text" not in table
+    ids, arrays, notes = run_representations(model, gens, include_embeddings=True, prefix_lengths=[2, 9], batch_size=2)
+    assert ids == ["a", "b"] and set(arrays) == {f"SEE/{k}" for k in ("gen_mean", "prompt_mean", "prompt_last", "prefix_T2", "prefix_T9")}
+    assert len(notes) == 1 and "[9]" in notes[0]  # 9 is not shorter than the longest generation (5)
+    direct = cue_representations(model, ids, list(table["user_text"]), Decoding(max_new_tokens=5), prefix_lengths=[2, 9])
+    np.testing.assert_allclose(arrays["SEE/gen_mean"], direct.per_layer["gen_mean"], rtol=1e-5, atol=1e-6)
+
+
+def test_load_generations_names_the_other_model_and_the_fix(tmp_path):
+    run = RunPaths.of("r", tmp_path)
+    with pytest.raises(FileNotFoundError, match="02_generation"):
+        load_generations(run)
+    save_table(pd.DataFrame({"id": ["x"], "cue": ["SEE"], "llm": ["model-a"]}), run.generations)
+    assert load_generations(run, "model-a")["id"].tolist() == ["x"]
+    with pytest.raises(ValueError, match=r"come from \['model-a'\], not llm='model-b': rerun 02 with this llm"):
+        load_generations(run, "model-b")
+
+
+def test_run_results_carry_the_run_name_and_stored_arrays_may_be_absent(tmp_path):
+    run = RunPaths.of("myrun", tmp_path)
+    gens, rep_ids, rep_arrays = stored_representations(run)
+    assert gens.empty and rep_ids == [] and rep_arrays == {}
+    saved = run.save_results(pd.DataFrame({"score": [0.5]}), "t")
+    assert saved.columns.tolist() == ["run", "score"] and saved["run"].tolist() == ["myrun"]
+    assert pd.read_csv(run.results / "t.csv").equals(saved) and (run.results / "t.json").is_file()
+    again = run.save_results(saved.assign(run="other"), "t")  # a table that has its run column keeps it
+    assert again["run"].tolist() == ["other"]
+
+
+def test_model_size_generates_what_the_run_does_not_hold(llms, model_dirs, tmp_cache):
+    model, name = llms["qwen3"], str(model_dirs["qwen3"])
+    manifest = pd.DataFrame({"id": ["a", "b", "c"], "caption": ["a red apple", "a barking dog", "rain"]})
+    cues = {"SEE": prompts.DEFAULT_CUES["SEE"]}
+    table = prompts.build_prompts(manifest, cues)
+    loaded = []
+
+    def load(name):
+        loaded.append(name)
+        return L.load_llm(name)
+
+    empty = (pd.DataFrame(columns=["cue", "llm"]), [], {})
+    reps, models, examples = model_size_representations([name], table, cues, empty, load_model=load, T=3)
+    assert loaded == [name] and list(reps) == [f"{name}|SEE"]
+    ids, x = reps[f"{name}|SEE"]
+    assert ids == ["a", "b", "c"] and x.shape == (3, model.hidden_size)
+    assert models["cues_from_03"].tolist() == [0] and models["n_layers"].tolist() == [model.n_layers]
+    assert set(examples["cue"]) == {"SEE"} and len(examples) == 2
