@@ -193,3 +193,30 @@ def test_the_size_checks_see_a_long_function(tmp_path):
     body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
     (pkg / "m.py").write_text(f"class C:\n    @staticmethod\n    def f():\n{textwrap.indent(body, '    ')}\n")
     assert dict(_functions(pkg)) == {"m.C.f": MAX_FUNCTION_LINES + 2}
+
+
+#: the notebooks' code cells, on average, read as one step each (the parameters cell is not counted)
+MAX_MEAN_CELL_LINES = 8
+MAX_CELL_LINES = 20
+
+
+def test_notebook_code_cells_are_short_steps():
+    """Logic lives in helpers: a code cell calls a step or two and shows the result.
+
+    Counted: non-blank lines of every code cell but the ``parameters`` one, over all numbered notebooks.
+    """
+    import nbformat
+
+    from helpers.runner import numbered_notebooks
+
+    sizes, long = [], []
+    for nb_path in numbered_notebooks():
+        for i, cell in enumerate(nbformat.read(nb_path, as_version=4).cells):
+            if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
+                continue
+            n = sum(1 for line in cell.source.splitlines() if line.strip())
+            sizes.append(n)
+            if n > MAX_CELL_LINES:
+                long.append(f"{nb_path.name} cell {i}: {n} lines")
+    assert sizes and sum(sizes) / len(sizes) <= MAX_MEAN_CELL_LINES, f"mean {sum(sizes) / len(sizes):.1f} lines per code cell"
+    assert not long, f"cells over {MAX_CELL_LINES} lines: {long}"
