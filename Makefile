@@ -59,6 +59,7 @@ test-browser: setup
 	PERCEIVE_BROWSER=1 PERCEIVE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/browser -rs -p no:cacheprovider
 
 bench: setup
+	$(PY) benchmarks/bench_fused.py
 	$(PY) benchmarks/bench_llm.py
 	$(PY) benchmarks/bench_encoders.py
 	$(PY) benchmarks/bench_memory.py

@@ -16,6 +16,7 @@ One module per concern, each importing only the ones above it (no cycles):
                     :func:`format_prompt`, :func:`encode_prompts`
 ``generation``      :func:`generate`, :class:`Decoding`, :func:`item_seed`
 ``representation``  :func:`represent` (per-layer means computed by forward hooks)
+``fused``           :func:`generate_and_represent`: the same means reduced while decoding (no second pass)
 ``batching``        :func:`suggest_batch_size` from free accelerator memory
 ``cached``          :func:`generate_cached`, :func:`represent_cached` (on-disk, resumable)
 ==================  ======================================================================
@@ -40,6 +41,7 @@ from helpers.lm.gguf import assemble_gguf, embedded_gguf_path
 from helpers.lm.loading import LLM, encode_prompts, format_prompt, free_llm, load_llm
 from helpers.lm.generation import Decoding, generate, item_seed
 from helpers.lm.representation import represent
+from helpers.lm.fused import generate_and_represent
 from helpers.lm.batching import bytes_per_sequence, resolve_batch_size, suggest_batch_size
 from helpers.lm.cached import GENERATE_STEP_VERSION, REPRESENT_STEP_VERSION, generate_cached, represent_cached
 
@@ -60,6 +62,7 @@ __all__ = [
     "format_prompt",
     "free_llm",
     "generate",
+    "generate_and_represent",
     "generate_cached",
     "item_seed",
     "known_models",

@@ -8,9 +8,9 @@ determine the generated tokens (and so the cache key of :func:`helpers.lm.genera
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -35,6 +35,21 @@ def _new_kv_cache(model: Any) -> Any:
         return DynamicCache(config=model.config)
     except TypeError:  # older transformers
         return DynamicCache()
+
+
+class DecodeObserver(Protocol):
+    """What :func:`_generate_batch` tells a reduction that watches it (:mod:`helpers.lm.fused`).
+
+    ``prefill(mask)`` comes before the forward over the left-padded prompts (``mask``: their
+    attention mask, ``[rows, width]``); ``feed(rows)`` before each forward that feeds one token to
+    each of the batch's original ``rows`` still decoding, ``fed(rows)`` after it.
+    """
+
+    def prefill(self, mask: torch.Tensor) -> None: ...
+
+    def feed(self, rows: list[int]) -> None: ...
+
+    def fed(self, rows: list[int]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -121,8 +136,14 @@ def _generate_batch(
     temperature: float,
     top_p: float,
     generators: Sequence[torch.Generator | None],
+    observer: DecodeObserver | None = None,
 ) -> list[tuple[list[int], bool]]:
-    """Decode one left-padded batch; rows leave the batch (and its KV cache) when they hit EOS."""
+    """Decode one left-padded batch; rows leave the batch (and its KV cache) when they hit EOS.
+
+    With an ``observer`` (:class:`DecodeObserver`) the loop also feeds the last sampled token of
+    the rows that reach ``max_new_tokens`` (one more forward without sampling), so that every
+    generated token has passed through the network once; the tokens are the same either way.
+    """
     n = len(prompt_ids)
     out: list[list[int]] = [[] for _ in range(n)]
     stopped = [False] * n
@@ -137,6 +158,8 @@ def _generate_batch(
     ckw = _cache_kwarg(model)
     active = list(range(n))  # original row of each row still in the batch
     mask = mask.to(dev)
+    if observer is not None:
+        observer.prefill(mask)
     logits = model(
         input_ids=ids.to(dev),
         attention_mask=mask,
@@ -154,7 +177,8 @@ def _generate_batch(
             else:
                 out[row].append(tok)
                 keep.append(j)
-        if not keep or step == max_new_tokens - 1:
+        final = step == max_new_tokens - 1
+        if not keep or (final and observer is None):
             break
         if len(keep) < len(active):
             sel = torch.as_tensor(keep, dtype=torch.long)
@@ -163,6 +187,8 @@ def _generate_batch(
             active = [active[j] for j in keep]
         mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
         last_pos = last_pos + 1
+        if observer is not None:
+            observer.feed(active)
         logits = model(
             input_ids=nxt[:, None].to(dev),
             attention_mask=mask,
@@ -170,12 +196,24 @@ def _generate_batch(
             use_cache=True,
             **{ckw: cache},
         ).logits[:, -1, :]
+        if observer is not None:
+            observer.fed(active)
+        if final:
+            break
     return [(o, s) for o, s in zip(out, stopped)]
 
 
 def _generate(
-    llm: LLM, prompts: Sequence[str], decoding: Decoding, batch_size: int, show_progress: bool
+    llm: LLM,
+    prompts: Sequence[str],
+    decoding: Decoding,
+    batch_size: int,
+    show_progress: bool,
+    observe: Callable[[list[list[int]]], Any] | None = None,
 ) -> list[dict[str, Any]]:
+    """Decode ``prompts`` in batches of similar length. With ``observe`` (a factory of a
+    :class:`DecodeObserver` per batch, given the batch's prompt ids, that also has
+    ``summary(row, n_gen)``), each result gets that summary as ``"representation"``."""
     d = decoding
     prompt_ids = encode_prompts(llm, prompts)
     order = sorted(range(len(prompts)), key=lambda i: len(prompt_ids[i]))
@@ -186,10 +224,10 @@ def _generate(
         for start in range(0, len(order), bs):
             rows = order[start : start + bs]
             gens = [torch.Generator().manual_seed(item_seed(d.seed, prompts[i])) if d.do_sample else None for i in rows]
-            outs = _generate_batch(
-                llm, [prompt_ids[i] for i in rows], d.max_new_tokens, d.do_sample, d.temperature, d.top_p, gens
-            )
-            for i, (gen_ids, stopped) in zip(rows, outs):
+            batch_ids = [prompt_ids[i] for i in rows]
+            observer = observe(batch_ids) if observe is not None else None
+            outs = _generate_batch(llm, batch_ids, d.max_new_tokens, d.do_sample, d.temperature, d.top_p, gens, observer)
+            for j, (i, (gen_ids, stopped)) in enumerate(zip(rows, outs)):
                 results[i] = {
                     "prompt": prompts[i],
                     "text": llm.tokenizer.decode(gen_ids, skip_special_tokens=True),
@@ -197,6 +235,8 @@ def _generate(
                     "gen_ids": gen_ids,
                     "stopped_at_eos": stopped,
                 }
+                if observer is not None:
+                    results[i]["representation"] = observer.summary(j, len(gen_ids))
             bar.update(len(rows))
     return results  # type: ignore[return-value]
 
