@@ -191,6 +191,13 @@ class Store:
         if not cfg_path.exists():
             atomic_write_text(cfg_path, json.dumps(_canonical(self.config), indent=2, ensure_ascii=False))
 
+    @classmethod
+    def existing(cls, root: str | Path, namespace: str, config: Mapping[str, Any], kind: Kind = "json") -> Store | None:
+        """The store of ``config`` when something already made its folder, else None (nothing is created)."""
+        if not (Path(root) / namespace / stable_hash(dict(config))).is_dir():
+            return None
+        return cls(root, namespace, config, kind)
+
     def path(self, key: str) -> Path:
         """File that holds item ``key``."""
         if key == "config" or "/" in key or key.startswith("."):
@@ -243,12 +250,15 @@ def map_cached(
     compute_batch: Callable[[list[Any]], Iterable[Any]],
     batch_size: int = 1,
     desc: str | None = None,
+    also_from: Sequence[Store] = (),
 ) -> list[Any]:
     """Return ``compute(inputs[i])`` for every ``i``, computing only the items not yet in ``store``.
 
     ``compute_batch`` takes a list of inputs and returns one result per input, in order.
     Each result is written atomically as soon as its batch finishes, so an interrupted
-    call resumes where it stopped. Duplicate keys are computed once.
+    call resumes where it stopped. Duplicate keys are computed once. An item missing from
+    ``store`` but present in one of ``also_from`` (stores of the same result computed another
+    way, e.g. representations reduced during generation) is read from there, not computed.
     """
     if len(keys) != len(inputs):
         raise ValueError(f"{len(keys)} keys but {len(inputs)} inputs")
@@ -261,6 +271,10 @@ def map_cached(
         if k in found or k in todo:
             continue
         value = store.load(k)  # None when missing or damaged (moved aside): computed again
+        for other in also_from:
+            if value is not None:
+                break
+            value = other.load(k)
         if value is None:
             todo[k] = x
         else:

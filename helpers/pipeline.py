@@ -71,7 +71,8 @@ def cue_representations(
     longest = max((len(p) for p in lm.encode_prompts(model, prompts)), default=1) + decoding.max_new_tokens
     gen_batch_size = lm.resolve_batch_size(gen_batch_size, model, longest, "generate")
     rep_batch_size = lm.resolve_batch_size(rep_batch_size, model, longest, "represent")
-    gens = lm.generate_cached(model, prompts, decoding, batch_size=gen_batch_size)
+    reduction = lm.Reduction(include_embeddings, tuple(prefix_lengths))  # represented while generated
+    gens = lm.generate_cached(model, prompts, decoding, batch_size=gen_batch_size, reduction=reduction)
     empty = [i for i, g in zip(ids, gens) if not g["gen_ids"]]
     if empty:
         raise ValueError(
@@ -93,6 +94,12 @@ def cue_representations(
     return CueResult(list(ids), table, stack_representations(reps, prefix_lengths))
 
 
+def reduction_settings(include_embeddings: bool, prefix_lengths: Sequence[int]) -> lm.Reduction:
+    """Notebook 03's representation settings (prefix lengths sorted, each once), as notebook 02
+    hands them to generation so that its new generations are represented while decoded."""
+    return lm.Reduction(bool(include_embeddings), tuple(sorted({int(t) for t in prefix_lengths})))
+
+
 def prompt_table(
     model: Any, manifest: pd.DataFrame, cues: Mapping[str, str], max_new_tokens: int, gen_batch_size: int | str
 ) -> tuple[pd.DataFrame, int]:
@@ -109,15 +116,23 @@ def prompt_table(
 
 
 def generate_table(
-    model: Any, table: pd.DataFrame, decoding: Decoding, *, batch_size: int, llm: str, enable_thinking: bool
+    model: Any,
+    table: pd.DataFrame,
+    decoding: Decoding,
+    *,
+    batch_size: int,
+    llm: str,
+    enable_thinking: bool,
+    reduction: lm.Reduction | None = None,
 ) -> pd.DataFrame:
     """Notebook 02's generations (cached) as columns of ``table``, with the settings 03, 08 and 09 check.
 
     Adds ``text``, ``prompt_ids``, ``gen_ids``, ``n_gen_tokens``, ``stopped_at_eos``, ``llm``,
     ``max_new_tokens``, ``do_sample`` (greedy runs let 08 and 09 reuse 03's prefix means) and
-    ``enable_thinking``.
+    ``enable_thinking``. With ``reduction`` (03's settings), new generations are represented as
+    they are decoded, so 03 reads their representations instead of running a second pass.
     """
-    gens = lm.generate_cached(model, list(table["prompt"]), decoding, batch_size=batch_size)
+    gens = lm.generate_cached(model, list(table["prompt"]), decoding, batch_size=batch_size, reduction=reduction)
     table = table.copy()
     table["text"] = [g["text"] for g in gens]
     table["prompt_ids"] = [list(g["prompt_ids"]) for g in gens]
@@ -140,7 +155,7 @@ def run_representations(
     (:func:`stack_representations`) and notes for the reader (prefix lengths that are not
     shorter than the longest generation, whose means equal ``gen_mean``).
     """
-    prefix_lengths = sorted({int(t) for t in prefix_lengths})
+    prefix_lengths = list(reduction_settings(include_embeddings, prefix_lengths).prefix_lengths)
     longest = int(gens["n_gen_tokens"].max())
     notes = []
     if any(t >= longest for t in prefix_lengths):

@@ -154,3 +154,12 @@ def test_dtype_and_device_resolution_is_shared():
     assert runtime.resolve_device("cpu") == "cpu" and runtime.runs_on_cpu("cpu:0") and not runtime.runs_on_cpu("cuda")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert runtime.resolve_device("auto") == expected and runtime.runs_on_cpu("auto") == (expected == "cpu")
+
+
+def test_existing_store_is_not_created_by_looking(tmp_path):
+    assert Store.existing(tmp_path, "ns", {"a": 1}) is None and not (tmp_path / "ns").exists()
+    made = Store(tmp_path, "ns", {"a": 1})
+    made.put("k", {"v": 2})
+    found = Store.existing(tmp_path, "ns", {"a": 1})
+    assert found is not None and found.dir == made.dir and found.get("k") == {"v": 2}
+    assert Store.existing(tmp_path, "ns", {"a": 2}) is None

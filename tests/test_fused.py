@@ -98,3 +98,32 @@ def test_sampled_fused_generations_are_the_sampled_ones(llms):
 def test_bad_prefix_lengths_are_refused(llms):
     with pytest.raises(ValueError, match="prefix lengths must be >= 1"):
         generate_and_represent(llms["qwen3"], ["x"], L.Decoding(max_new_tokens=2), prefix_lengths=[0])
+
+
+def test_generation_with_a_reduction_leaves_nothing_for_the_representation_pass(llms, tmp_cache, capsys):
+    llm = dataclasses.replace(llms["qwen3"], eos_token_ids=())
+    prompts = _prompts(llm)
+    d, red = L.Decoding(max_new_tokens=5), L.Reduction(True, (2, 4))
+    gens = L.generate_cached(llm, prompts, d, batch_size=2, reduction=red)
+    capsys.readouterr()
+    reps = L.represent_cached(llm, gens, include_embeddings=True, prefix_lengths=[2, 4], batch_size=2)
+    assert f"represent: {len(prompts)} cached, 0 to compute" in capsys.readouterr().out
+    teacher = L.represent(llm, [g["prompt_ids"] for g in gens], [g["gen_ids"] for g in gens], prefix_lengths=[2, 4],
+                          show_progress=False)
+    _assert_same([{"representation": r, "gen_ids": g["gen_ids"]} for r, g in zip(reps, gens)], teacher, [2, 4])
+    # other settings are another representation: computed by the teacher-forced pass
+    L.represent_cached(llm, gens, include_embeddings=False, prefix_lengths=[2, 4], batch_size=2)
+    assert f"represent: 0 cached, {len(prompts)} to compute" in capsys.readouterr().out
+
+
+def test_cached_generations_are_not_generated_again_for_a_reduction(llms, tmp_cache, capsys):
+    llm = dataclasses.replace(llms["llama"], eos_token_ids=())
+    prompts = _prompts(llm)
+    d = L.Decoding(max_new_tokens=4)
+    first = L.generate_cached(llm, prompts, d, batch_size=2)
+    capsys.readouterr()
+    again = L.generate_cached(llm, prompts, d, batch_size=2, reduction=L.Reduction(True, ()))
+    assert f"generate: {len(prompts)} cached, 0 to compute" in capsys.readouterr().out
+    assert [g["gen_ids"] for g in again] == [g["gen_ids"] for g in first]
+    L.represent_cached(llm, again, batch_size=2)  # nothing was reduced while generating: the teacher-forced pass runs
+    assert f"represent: 0 cached, {len(prompts)} to compute" in capsys.readouterr().out

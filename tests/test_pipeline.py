@@ -37,9 +37,9 @@ def test_cue_representations_matches_the_step_by_step_path(llms, tmp_cache):
     reps = L.represent(model, [g["prompt_ids"] for g in gens], [g["gen_ids"] for g in gens], prefix_lengths=[2, 4])
     assert list(res.table["prompt"]) == prompts and list(res.table["text"]) == [g["text"] for g in gens]
     assert set(res.per_layer) == {"gen_mean", "prompt_mean", "prompt_last", "prefix_T2", "prefix_T4"}
-    for j, r in enumerate(reps):
-        np.testing.assert_allclose(res.per_layer["gen_mean"][j], r["gen_mean"], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(res.per_layer["prefix_T4"][j], r["prefix_means"][1], rtol=1e-5, atol=1e-6)
+    for j, r in enumerate(reps):  # reduced while decoding: equal to the teacher-forced pass to float tolerance
+        np.testing.assert_allclose(res.per_layer["gen_mean"][j], r["gen_mean"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(res.per_layer["prefix_T4"][j], r["prefix_means"][1], rtol=1e-4, atol=1e-5)
     assert res.vector().shape == (3, model.hidden_size)
     np.testing.assert_allclose(res.vector(), res.per_layer["gen_mean"].mean(axis=1), rtol=1e-6)
 

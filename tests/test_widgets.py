@@ -188,12 +188,15 @@ def test_evaluate_gives_custom_and_run_cues_with_ci_reusing_the_cache(playground
     assert (table.loc[table["encoder"] == "toyaudio", "n_items"] == 10).all()  # subset takes items with a sound first
     assert pg.progress.value == pg.progress.max == 4 * 3 and pg.progress.bar_style == "success"
     assert "pg-evaluation" in pg.evaluation.value and "data:image/png;base64," in pg.evaluation.value
-    # SEE/HEAR/NONE at the run's settings come from the cache the run filled: only LISTEN is computed
+    # SEE/HEAR/NONE at the run's settings come from the cache the run filled: only LISTEN is generated,
+    # and represented while it is generated (its representation pass then reads, computes nothing)
     log = [line for line in table.attrs["log"].splitlines() if " cached, " in line]
     assert len(log) == 4 * 3 * 2  # 4 cues x 3 chunks of 5 items x (generate, represent)
-    assert all(line.endswith(" 0 cached, 5 to compute") or line.endswith(" 0 cached, 2 to compute") for line in log[:6])
+    listen_generate, listen_represent = log[:6:2], log[1:6:2]
+    assert all(line.startswith("generate: 0 cached, ") and not line.endswith(" 0 to compute") for line in listen_generate)
+    assert all(line.startswith("represent: ") and line.endswith(" 0 to compute") for line in listen_represent)
     assert all(" 0 to compute" in line for line in log[6:]), log[6:]
-    assert "cache: 72 hits, 24 computed" in pg.evaluation.value
+    assert "cache: 84 hits, 12 computed" in pg.evaluation.value
     # the run's SEE on the subset scored from its saved representations gives the same number
     sub = pipeline.playground_subset(pg.data.manifest, 12)
     ids, x = pg.data.llm_space("SEE")

@@ -4,8 +4,8 @@ Three steps, each a plain function over lists, plus their cached variants::
 
     from helpers import lm
     llm = lm.load_llm("smollm2-135m-instruct")
-    gens = lm.generate_cached(llm, prompts, lm.Decoding(max_new_tokens=128))
-    reps = lm.represent_cached(llm, gens)
+    gens = lm.generate_cached(llm, prompts, lm.Decoding(max_new_tokens=128), reduction=lm.Reduction())
+    reps = lm.represent_cached(llm, gens)  # read: represented while generated (else one teacher-forced pass)
 
 One module per concern, each importing only the ones above it (no cycles):
 
@@ -43,10 +43,18 @@ from helpers.lm.generation import Decoding, generate, item_seed
 from helpers.lm.representation import represent
 from helpers.lm.fused import generate_and_represent
 from helpers.lm.batching import bytes_per_sequence, resolve_batch_size, suggest_batch_size
-from helpers.lm.cached import GENERATE_STEP_VERSION, REPRESENT_STEP_VERSION, generate_cached, represent_cached
+from helpers.lm.cached import (
+    FUSED_STEP_VERSION,
+    GENERATE_STEP_VERSION,
+    REPRESENT_STEP_VERSION,
+    Reduction,
+    generate_cached,
+    represent_cached,
+)
 
 __all__ = [
     "Decoding",
+    "FUSED_STEP_VERSION",
     "EMBEDDED_DEFAULT",
     "GEMMA_BASE",
     "GENERATE_STEP_VERSION",
@@ -55,6 +63,7 @@ __all__ = [
     "ModelSpec",
     "QWEN3_SIZES",
     "REPRESENT_STEP_VERSION",
+    "Reduction",
     "assemble_gguf",
     "bytes_per_sequence",
     "embedded_gguf_path",

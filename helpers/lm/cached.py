@@ -11,6 +11,7 @@ of the cache keys and predate the ``lm`` package; they stay as they are so exist
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from helpers.cache import Store, map_cached, stable_hash
 from helpers.lm.batching import model_devices
+from helpers.lm.fused import generate_and_represent
 from helpers.lm.generation import Decoding, _generate
 from helpers.lm.loading import LLM, encode_prompts
 from helpers.lm.representation import represent
@@ -28,6 +30,8 @@ from helpers.runtime import LLM_PACKAGES, runtime_key
 GENERATE_STEP_VERSION = 1
 #: Bump when a change to the representation code changes its results.
 REPRESENT_STEP_VERSION = 1
+#: Bump when a change to the reduction during generation changes its results.
+FUSED_STEP_VERSION = 1
 
 
 def generate_cached(
@@ -37,8 +41,15 @@ def generate_cached(
     *,
     batch_size: int = 16,
     cache_root: str | Path | None = None,
+    reduction: Reduction | None = None,
 ) -> list[dict[str, Any]]:
     """:func:`generate` with ``decoding``, stored per prompt under ``cache_root/generations/<config hash>/``.
+
+    With ``reduction``, the prompts not yet generated are decoded by
+    :func:`helpers.lm.generate_and_represent` (the same tokens) and their representations stored
+    for :func:`represent_cached` with the same settings, so that it needs no second pass;
+    generations already cached are not generated again (their representations are then
+    computed by :func:`represent_cached`'s teacher-forced pass).
 
     Config: model fingerprint, library versions and device class (:func:`helpers.runtime.runtime_key`),
     ``decoding.cache_config()`` (``max_new_tokens``; seed, temperature
@@ -61,8 +72,17 @@ def generate_cached(
     lengths = {p: len(ids) for p, ids in zip(distinct, encode_prompts(llm, distinct))} if distinct else {}
     order = sorted(range(len(prompts)), key=lambda i: lengths[prompts[i]])
 
+    fused = _fused_store(llm, reduction, cache_root) if reduction is not None else None
+
     def compute(batch: list[str]) -> list[dict[str, Any]]:
-        return _generate(llm, batch, decoding, len(batch), False)
+        if fused is None:
+            return _generate(llm, batch, decoding, len(batch), False)
+        out = generate_and_represent(llm, batch, decoding, batch_size=len(batch), show_progress=False,
+                                     include_embeddings=reduction.include_embeddings,
+                                     prefix_lengths=reduction.prefix_lengths)
+        for o in out:  # the representation first: a generation on disk is one whose representation is too
+            fused.put(_representation_key(o["prompt_ids"], o["gen_ids"]), o.pop("representation"))
+        return out
 
     got = map_cached(
         store, [keys[i] for i in order], [prompts[i] for i in order], compute, batch_size=batch_size, desc="generate"
@@ -71,6 +91,44 @@ def generate_cached(
     for i, r in zip(order, got):
         results[i] = r
     return results  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """What the representation pass reduces (the settings of :func:`represent_cached`): given to
+    :func:`generate_cached`, fresh generations are represented while they are decoded
+    (:func:`helpers.lm.generate_and_represent`) and :func:`represent_cached` with the same
+    settings reads those representations instead of running its pass."""
+
+    include_embeddings: bool = True
+    prefix_lengths: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prefix_lengths", tuple(int(t) for t in self.prefix_lengths))
+
+
+def _representation_config(llm: LLM, reduction: Reduction) -> dict[str, Any]:
+    return {
+        "step": "llm.represent",
+        "version": REPRESENT_STEP_VERSION,
+        "model": llm.fingerprint,
+        "runtime": runtime_key(LLM_PACKAGES, model_devices(llm)),
+        "include_embeddings": bool(reduction.include_embeddings),
+        "prefix_lengths": list(reduction.prefix_lengths),
+    }
+
+
+def _fused_store(llm: LLM, reduction: Reduction, cache_root: str | Path | None, *, create: bool = True) -> Store | None:
+    """Representations computed during generation: the teacher-forced config with ``"method": "fused"``
+    (the two agree to float tolerance, not bit for bit, so they are kept apart). With ``create=False``,
+    None unless such a store exists already."""
+    config = {**_representation_config(llm, reduction), "method": "fused", "fused_version": FUSED_STEP_VERSION}
+    make = Store if create else Store.existing
+    return make(cache_root or default_cache_root(), "representations", config, kind="npz")
+
+
+def _representation_key(prompt_ids: Sequence[int], gen_ids: Sequence[int]) -> str:
+    return stable_hash({"prompt_ids": list(map(int, prompt_ids)), "gen_ids": list(map(int, gen_ids))})
 
 
 def _label(generation: Mapping[str, Any], index: int) -> str:
@@ -93,17 +151,12 @@ def represent_cached(
     ``cue``, when present, name an item in errors), stored as npz.
 
     Config: model fingerprint, library versions and device class, ``include_embeddings``, ``prefix_lengths``, ``on_empty`` and
-    ``REPRESENT_STEP_VERSION``. Item key: hash of ``prompt_ids`` + ``gen_ids``.
+    ``REPRESENT_STEP_VERSION``. Item key: hash of ``prompt_ids`` + ``gen_ids``. An item that
+    :func:`generate_cached` represented while generating it (``reduction`` with these settings)
+    is read from there instead of computed.
     """
-    config = {
-        "step": "llm.represent",
-        "version": REPRESENT_STEP_VERSION,
-        "model": llm.fingerprint,
-        "runtime": runtime_key(LLM_PACKAGES, model_devices(llm)),
-        "include_embeddings": bool(include_embeddings),
-        "prefix_lengths": [int(t) for t in prefix_lengths],
-        "on_empty": on_empty,
-    }
+    reduction = Reduction(include_embeddings, tuple(prefix_lengths))
+    config = {**_representation_config(llm, reduction), "on_empty": on_empty}
     store = Store(cache_root or default_cache_root(), "representations", config, kind="npz")
     pairs = [(list(map(int, g["prompt_ids"])), list(map(int, g["gen_ids"]))) for g in generations]
     if on_empty == "error" and (empty := [i for i, (_, q) in enumerate(pairs) if not q]):
@@ -113,7 +166,7 @@ def represent_cached(
             f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}. The model ended its answer at once; "
             "drop these items from the run, or pass on_empty='nan' to keep them as NaN"
         )
-    keys = [stable_hash({"prompt_ids": p, "gen_ids": q}) for p, q in pairs]
+    keys = [_representation_key(p, q) for p, q in pairs]
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
 
     def compute(batch: list[tuple[list[int], list[int]]]) -> list[dict[str, np.ndarray]]:
@@ -129,7 +182,8 @@ def represent_cached(
         )
 
     got = map_cached(
-        store, [keys[i] for i in order], [pairs[i] for i in order], compute, batch_size=batch_size, desc="represent"
+        store, [keys[i] for i in order], [pairs[i] for i in order], compute, batch_size=batch_size, desc="represent",
+        also_from=[s for s in [_fused_store(llm, reduction, cache_root, create=False)] if s is not None],
     )
     results: list[dict[str, np.ndarray] | None] = [None] * len(pairs)
     for i, r in zip(order, got):
@@ -137,4 +191,4 @@ def represent_cached(
     return results  # type: ignore[return-value]
 
 
-__all__ = ["GENERATE_STEP_VERSION", "REPRESENT_STEP_VERSION", "generate_cached", "represent_cached"]
+__all__ = ["FUSED_STEP_VERSION", "GENERATE_STEP_VERSION", "REPRESENT_STEP_VERSION", "Reduction", "generate_cached", "represent_cached"]
