@@ -26,7 +26,7 @@ import torch
 
 from helpers.lm.generation import Decoding, _generate
 from helpers.lm.loading import LLM, decoder_parts
-from helpers.lm.representation import _reduction_hooks, _weights
+from helpers.lm.representation import _reduction_hooks, _unpack, _weights
 
 
 class _StreamingReducer:
@@ -98,14 +98,11 @@ class _StreamingReducer:
         self._flush()
         if int(self.count[row]) != n_gen:
             raise RuntimeError(f"row {row}: {int(self.count[row])} tokens fed for {n_gen} generated")
-        gen = (self.gen[row] / n_gen if n_gen else torch.full_like(self.gen[row], float("nan"))).cpu().numpy()
-        item = {"gen_mean": gen, "prompt_mean": self.prompt[row, :, 0].cpu().numpy(), "prompt_last": self.prompt[row, :, 1].cpu().numpy()}
-        item["n_gen"] = np.asarray(n_gen, dtype=np.int64)
-        if self.prefix_lengths:
-            # a prefix at least as long as the generation is its whole mean (as represent's weights make it)
-            means = [self.prefix[row, :, k].cpu().numpy() if t <= n_gen else gen for k, t in enumerate(self.prefix_lengths)]
-            item["prefix_means"] = np.ascontiguousarray(np.stack(means))
-        return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in item.items()}
+        gen = self.gen[row] / max(n_gen, 1)  # _unpack writes NaN generative means when n_gen == 0
+        # a prefix at least as long as the generation is its whole mean (as represent's weights make it)
+        prefixes = [self.prefix[row, :, k] if t <= n_gen else gen for k, t in enumerate(self.prefix_lengths)]
+        out = torch.stack([gen, self.prompt[row, :, 0], self.prompt[row, :, 1], *prefixes], dim=1)
+        return _unpack(out.cpu().numpy(), n_gen, bool(self.prefix_lengths))
 
 
 @torch.inference_mode()
