@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from helpers.cache import stable_hash
+from helpers.lm.kvcache import new_kv_cache
 from helpers.lm.loading import LLM, encode_prompts
 from helpers.progress import progress
 
@@ -26,15 +27,6 @@ def _cache_kwarg(model: Any) -> str:
 
     params = inspect.signature(type(model).forward).parameters
     return "cache" if "cache" in params else "past_key_values"
-
-
-def _new_kv_cache(model: Any) -> Any:
-    from transformers import DynamicCache
-
-    try:
-        return DynamicCache(config=model.config)
-    except TypeError:  # older transformers
-        return DynamicCache()
 
 
 class DecodeObserver(Protocol):
@@ -154,7 +146,8 @@ def _generate_batch(
     ids, mask = _left_pad(prompt_ids, int(llm.tokenizer.pad_token_id))
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     last_pos = positions[:, -1].clone()
-    cache = _new_kv_cache(model)
+    # room for the prompt and every new token (the observer feeds the last one too): filled in place
+    cache = new_kv_cache(model, capacity=ids.shape[1] + max_new_tokens)
     ckw = _cache_kwarg(model)
     active = list(range(n))  # original row of each row still in the batch
     mask = mask.to(dev)
