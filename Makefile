@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PROFILE ?= default
 PARAMS ?=
 
-.PHONY: setup reproduce tiny paper test test-fast test-browser bench clean-outputs
+.PHONY: setup reproduce tiny paper check-reference reference test test-fast test-browser bench clean-outputs
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,15 @@ paper: setup
 	$(PY) -m helpers.runner --profile paper-clotho $(PARAMS) $(CLOTHO_PARAMS)
 	$(PY) -m helpers.runner --profile paper --only 11 --param run_name=paper-figures \
 	    --param "cross_runs=$(PAPER_RUNS)"
+
+## Compare your run with the committed reference (reference/<run>/): item by item, table by table, with a verdict
+RUN ?= $(PROFILE)
+check-reference: setup
+	$(PY) -m helpers.reference --run $(RUN)
+
+## Rewrite reference/<run>/ from your run (maintainers, after a change that is meant to move the results)
+reference: setup
+	$(PY) -m helpers.reference --write --run $(RUN)
 
 ## The full test suite, notebooks included (what CI runs)
 test: setup

@@ -12,7 +12,9 @@ peak resident memory is its own), best wall time of ``--repeats`` runs:
 
 Every approach generates all T tokens (EOS disabled), so the work is the same. Also printed: the
 measured fp32 GEMM rate, the compute roofline for the model (2 FLOP per parameter per token) and
-the fraction of it that batched decoding reaches, and the load average (the machines are shared).
+the fraction of it that batched decoding reaches, the rate of the model's own matrix products at the
+benchmark's batch size (a tighter bound: decoding streams each weight once per step) and the load
+average (the machines are shared).
 
     .venv/bin/python benchmarks/bench_fused.py [--n-prompts 64] [--max-new-tokens 128] [--batch-size 64]
 """
@@ -121,6 +123,24 @@ def _gemm_rate(size: int = 1024, repeats: int = 20) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - t0)
 
 
+@torch.inference_mode()
+def _linear_bound(llm: L.LLM, batch: int, repeats: int = 3) -> tuple[float, float]:
+    """Seconds and GFLOP/s of one decode step's matrix products alone: every ``nn.Linear`` of the model
+    (the LM head included) once, in module order, on ``[batch, in]`` inputs, as decoding uses each weight
+    once per step (so the weights come from memory, not cache). ``batch`` / seconds bounds decoding's
+    tokens/s at this batch size even if everything else (attention, norms, sampling) were free."""
+    linears = [m for m in llm.model.modules() if isinstance(m, torch.nn.Linear)]
+    inputs = {m.in_features: torch.randn(batch, m.in_features, dtype=m.weight.dtype) for m in linears}
+    best = float("inf")
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        for m in linears:
+            torch.nn.functional.linear(inputs[m.in_features], m.weight)
+        best = min(best, time.perf_counter() - t0)
+    flops = sum(2 * batch * m.weight.numel() for m in linears)
+    return best, flops / best / 1e9
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=L.EMBEDDED_DEFAULT)
@@ -160,6 +180,12 @@ def main() -> None:
     decode = next(iter(rows.values()))["tokens"] / gen_alone
     print(f"fp32 GEMM rate {rate / 1e9:.0f} GFLOP/s; roofline {roofline:.0f} tok/s for {params / 1e6:.0f} M parameters; "
           f"batched decoding {decode:.0f} tok/s = {100 * decode / roofline:.0f} % of it")
+    llm = L.load_llm(args.model)
+    step, gflops = _linear_bound(llm, args.batch_size)
+    bound = args.batch_size / step
+    print(f"the model's own matrix products at batch {args.batch_size} (each weight once per step, as decoding uses it): "
+          f"{step * 1e3:.0f} ms/step = {gflops:.0f} GFLOP/s, so at most {bound:.0f} tok/s even with free attention, norms "
+          f"and sampling; batched decoding reaches {100 * decode / bound:.0f} % of that bound")
     print(f"load average at the end (1/5/15 min): {os.getloadavg()} -- other processes on the cores skew all numbers")
 
 

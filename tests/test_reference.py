@@ -1,0 +1,131 @@
+"""helpers.reference: a run compared with the reference says reproduced, near-ties or differs, and where."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import reference as R
+from helpers.artifacts import RunPaths, save_table
+
+K, N = 10, 101
+STEP = 1 / (K * N)  # one shared neighbour of one item: the smallest move of a mutual-k-NN score
+
+
+def _alignment() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = [{"run": "default", "cue": c, "encoder": e, "n_items": N, "k": K, "score": s, "ci_low": s - 0.01, "ci_high": s + 0.01}
+            for c in ("SEE", "HEAR", "NONE") for e, s in zip(("vision", "audio"), rng.uniform(0.1, 0.2, 2))]
+    return pd.DataFrame(rows)
+
+
+def _generations() -> pd.DataFrame:
+    return pd.DataFrame({"id": ["a", "a", "b"], "cue": ["SEE", "HEAR", "SEE"],
+                         "gen_ids": [[5, 6, 7], [8, 9], []], "stopped_at_eos": [False, True, True]})
+
+
+def _run(root, name="mine", alignment=None, gens=None):
+    run = RunPaths.of(name, root)
+    run.results.mkdir(parents=True, exist_ok=True)
+    (alignment if alignment is not None else _alignment()).to_csv(run.results / "alignment.csv", index=False)
+    pd.DataFrame({"run": [name], "T": [8], "p": [0.03]}).to_csv(run.results / "length_curve.csv", index=False)
+    save_table(gens if gens is not None else _generations(), run.generations)
+    return run
+
+
+@pytest.fixture
+def ref(tmp_path):
+    run = _run(tmp_path / "ref_outputs", "default")
+    R.write_reference(run.results, tmp_path / "reference", pd.read_parquet(run.generations), "default")
+    return tmp_path / "reference"
+
+
+def _compare(run, ref):
+    return R.compare_run(run.results, ref, pd.read_parquet(run.generations))
+
+
+def test_the_reference_holds_tables_fingerprints_and_versions(ref):
+    assert sorted(p.name for p in ref.iterdir()) == ["alignment.csv", "generations.csv", "length_curve.csv", "versions.json"]
+    fp = pd.read_csv(ref / "generations.csv")
+    assert list(fp["n_gen_tokens"]) == [2, 3, 0] and list(fp["cue"]) == ["HEAR", "SEE", "SEE"]  # sorted by id, cue
+    assert json.loads((ref / "versions.json").read_text())["libraries"]["numpy"] == np.__version__
+
+
+def test_an_identical_run_under_another_name_is_reproduced(tmp_path, ref):
+    report = _compare(_run(tmp_path / "out"), ref)
+    assert report.verdict == "reproduced" and report.generations == (3, 3)
+    assert report.cells == 6 * 5 + 2  # n_items, k, score, ci_low, ci_high in 6 rows; T and p
+    assert "verdict: reproduced" in report.format()
+
+
+def test_float_noise_within_tolerance_is_reproduced(tmp_path, ref):
+    a = _alignment()
+    a["score"] = a["score"] * (1 + 1e-6)
+    assert _compare(_run(tmp_path / "out", alignment=a), ref).verdict == "reproduced"
+
+
+def test_one_neighbour_near_tie_is_named_but_tolerated(tmp_path, ref):
+    a = _alignment()
+    a.loc[3, "score"] += STEP
+    report = _compare(_run(tmp_path / "out", alignment=a), ref)
+    assert report.verdict == "reproduced up to near-ties"
+    (d,) = report.differences
+    assert (d.table, d.column, d.near_tie) == ("alignment.csv", "score", True)
+    assert d.row == "cue=HEAR, encoder=audio" and d.size == pytest.approx(STEP)
+
+
+def test_a_planted_difference_differs_and_says_where_by_how_much(tmp_path, ref):
+    a = _alignment()
+    a.loc[0, "score"] += 0.05  # SEE × vision: fifty neighbour steps
+    report = _compare(_run(tmp_path / "out", alignment=a), ref)
+    assert report.verdict == "differs"
+    (d,) = report.differences
+    assert (d.row, d.column, d.near_tie) == ("cue=SEE, encoder=vision", "score", False)
+    assert d.size == pytest.approx(0.05)
+    text = report.format()
+    line = next(x for x in text.splitlines() if "DIFFERS" in x)
+    assert "alignment.csv [cue=SEE, encoder=vision] score" in line and "|diff| 0.05" in line
+
+
+def test_a_changed_generation_differs(tmp_path, ref):
+    gens = _generations()
+    gens.at[0, "gen_ids"] = [5, 6, 1]
+    report = _compare(_run(tmp_path / "out", gens=gens), ref)
+    assert report.verdict == "differs" and report.generations == (2, 3)
+    assert [(d.table, d.row, d.column) for d in report.differences] == [("generations.csv", "id=a, cue=SEE", "tokens")]
+
+
+def test_missing_tables_rows_and_nan_mismatches_differ(tmp_path, ref):
+    run = _run(tmp_path / "out")
+    (run.results / "length_curve.csv").unlink()
+    pd.DataFrame({"x": [1.0]}).to_csv(run.results / "new.csv", index=False)
+    report = _compare(run, ref)
+    assert report.missing == ["length_curve.csv"] and report.extra == ["new.csv"] and report.verdict == "differs"
+    short = _run(tmp_path / "out2", alignment=_alignment().iloc[:-1])
+    assert _compare(short, ref).structure and _compare(short, ref).verdict == "differs"
+    a = _alignment()
+    a.loc[1, "ci_low"] = np.nan
+    nan = _compare(_run(tmp_path / "out3", alignment=a), ref)
+    assert nan.verdict == "differs" and nan.differences[0].column == "ci_low"
+
+
+def test_many_near_ties_are_not_reproduced(tmp_path, ref):
+    a = _alignment()
+    a["score"] += STEP  # every score moved: a systematic shift, not a near-tie
+    a["ci_low"] += STEP
+    assert _compare(_run(tmp_path / "out", alignment=a), ref).verdict == "differs"
+
+
+def test_the_command_compares_and_exits_by_verdict(tmp_path, ref, capsys):
+    _run(tmp_path / "out")
+    assert R.main(["--run", "mine", "--outputs", str(tmp_path / "out"), "--reference", str(ref)]) == 0
+    assert "verdict: reproduced" in capsys.readouterr().out
+    a = _alignment()
+    a.loc[0, "score"] += 0.05
+    _run(tmp_path / "out", alignment=a)
+    assert R.main(["--run", "mine", "--outputs", str(tmp_path / "out"), "--reference", str(ref)]) == 1
+    with pytest.raises(FileNotFoundError, match="no reference tables"):
+        R.main(["--run", "mine", "--outputs", str(tmp_path / "out"), "--reference", str(tmp_path / "none")])
