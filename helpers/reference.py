@@ -250,12 +250,18 @@ def write_reference(results: Path, reference: Path, generations: pd.DataFrame | 
     return sorted(reference.iterdir())
 
 
-def _run_inputs(run_name: str, outputs: Path | None) -> tuple[Path, pd.DataFrame | None]:
-    from helpers.artifacts import load_table, open_run
+def load_generations(run) -> pd.DataFrame | None:
+    """A run's generations table (notebook 02's), or None where it has none."""
+    from helpers.artifacts import load_table
 
-    run = open_run(run_name, outputs)
-    gens = load_table(run.generations) if run.generations.is_file() else None
-    return run.results, gens
+    return load_table(run.generations) if run.generations.is_file() else None
+
+
+def _run_inputs(run_name: str, outputs: Path | None) -> tuple[Path, pd.DataFrame | None]:
+    from helpers.artifacts import RunPaths
+
+    run = RunPaths.of(run_name, outputs)
+    return run.results, load_generations(run)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,11 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     reference = args.reference or REFERENCE_ROOT / args.run
     results, gens = _run_inputs(args.run, args.outputs)
-    if args.write:
-        written = write_reference(results, reference, gens, args.run)
-        print(f"wrote {len(written)} files to {reference}")
-        return 0
-    report = compare_run(results, reference, gens)
+    try:
+        if args.write:
+            written = write_reference(results, reference, gens, args.run)
+            print(f"wrote {len(written)} files to {reference}")
+            return 0
+        report = compare_run(results, reference, gens)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(report.format())
     return 0 if report.verdict.startswith("reproduced") else 1
 

@@ -320,7 +320,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[runner] FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
     print(f"[runner] profile {args.profile!r} finished in {time.perf_counter() - t0:.1f} s", flush=True)
+    if not (args.only or args.param or args.params_file):
+        _check_reference(str(params["run_name"]), args.outputs)
     return 0
+
+
+def _check_reference(run_name: str, outputs: Path | None) -> None:
+    """After a whole run of a profile as shipped, its comparison with ``reference/<run>/`` (if there is one)."""
+    from helpers import reference
+
+    ref = reference.REFERENCE_ROOT / run_name
+    if not ref.is_dir():
+        return
+    run = RunPaths.of(run_name, outputs)
+    gens = reference.load_generations(run)
+    print("[runner] compared with the reference (make check-reference):", flush=True)
+    print(reference.compare_run(run.results, ref, gens).format(), flush=True)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,16 @@ def test_duplicate_keys_are_computed_once(tmp_path):
     assert c.calls == [[1, 2]] and [o["square"] for o in out] == [1, 4, 1]
 
 
+def test_balanced_batches_leave_no_small_last_batch(tmp_path):
+    c = Counter()
+    out = map_cached(Store(tmp_path, "b", {}), [str(i) for i in range(10)], list(range(10)), c, batch_size=4, balanced=True)
+    assert c.calls == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]  # three batches as at 4, sizes 4/3/3 instead of 4/4/2
+    assert [o["square"] for o in out] == [i * i for i in range(10)]
+    plain = Counter()
+    map_cached(Store(tmp_path, "p", {}), [str(i) for i in range(10)], list(range(10)), plain, batch_size=4)
+    assert [len(b) for b in plain.calls] == [4, 4, 2]
+
+
 def test_interrupted_run_resumes_without_redoing_finished_items(tmp_path):
     keys = [str(i) for i in range(10)]
     interrupted = Counter(fail_after=4)

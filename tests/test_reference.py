@@ -127,5 +127,21 @@ def test_the_command_compares_and_exits_by_verdict(tmp_path, ref, capsys):
     a.loc[0, "score"] += 0.05
     _run(tmp_path / "out", alignment=a)
     assert R.main(["--run", "mine", "--outputs", str(tmp_path / "out"), "--reference", str(ref)]) == 1
-    with pytest.raises(FileNotFoundError, match="no reference tables"):
-        R.main(["--run", "mine", "--outputs", str(tmp_path / "out"), "--reference", str(tmp_path / "none")])
+    capsys.readouterr()
+    assert R.main(["--run", "mine", "--outputs", str(tmp_path / "out"), "--reference", str(tmp_path / "none")]) == 2
+    assert "no reference tables in" in capsys.readouterr().err
+    assert R.main(["--run", "nothing", "--outputs", str(tmp_path / "out"), "--reference", str(ref)]) == 2
+    assert "no results folder" in capsys.readouterr().err
+
+
+def test_a_whole_run_of_a_profile_ends_with_its_comparison(tmp_path, ref, capsys, monkeypatch):
+    from helpers import runner
+
+    _run(tmp_path / "out", "default")
+    monkeypatch.setattr(R, "REFERENCE_ROOT", ref.parent)
+    (ref.parent / "default").symlink_to(ref)
+    runner._check_reference("default", tmp_path / "out")
+    out = capsys.readouterr().out
+    assert "compared with the reference" in out and out.rstrip().endswith("verdict: reproduced")
+    runner._check_reference("tiny", tmp_path / "out")  # no reference/tiny: nothing printed
+    assert capsys.readouterr().out == ""

@@ -85,7 +85,8 @@ def generate_cached(
         return out
 
     got = map_cached(
-        store, [keys[i] for i in order], [prompts[i] for i in order], compute, batch_size=batch_size, desc="generate"
+        store, [keys[i] for i in order], [prompts[i] for i in order], compute, batch_size=batch_size, desc="generate",
+        balanced=True,  # no small last batch that still decodes for max_new_tokens steps
     )
     results: list[dict[str, Any] | None] = [None] * len(prompts)
     for i, r in zip(order, got):
