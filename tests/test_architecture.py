@@ -220,3 +220,19 @@ def test_notebook_code_cells_are_short_steps():
                 long.append(f"{nb_path.name} cell {i}: {n} lines")
     assert sizes and sum(sizes) / len(sizes) <= MAX_MEAN_CELL_LINES, f"mean {sum(sizes) / len(sizes):.1f} lines per code cell"
     assert not long, f"cells over {MAX_CELL_LINES} lines: {long}"
+
+
+def _github_slug(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_readme_contents_link_every_section():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    sections = re.findall(r"^## (.+)$", readme, flags=re.M)
+    contents = readme[readme.index("**Contents**") : readme.index("\n## ")]
+    links = re.findall(r"\[([^\]]+)\]\(#([^)]+)\)", contents)
+    slugs = {_github_slug(h) for h in re.findall(r"^#{2,3} (.+)$", readme, flags=re.M)}
+    assert [a for _, a in links if a not in slugs] == [], "contents links to no heading"
+    assert {_github_slug(s) for s in sections} <= {a for _, a in links}, "a section is missing from the contents"
+    assert _github_slug("Did it reproduce? `make check-reference`") == "did-it-reproduce-make-check-reference"
