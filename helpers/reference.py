@@ -39,6 +39,13 @@ from helpers.runtime import ENCODER_PACKAGES, LLM_PACKAGES, package_versions
 REFERENCE_ROOT = PROJECT_ROOT / "reference"
 GENERATIONS = "generations.csv"
 VERSIONS = "versions.json"
+FIGURES = "figures"
+FINDINGS = "FINDINGS.md"
+NOTEBOOK_TITLES = {"05": "05 · Alignment", "06": "06 · Generation length and layers", "07": "07 · Statistics",
+                   "08": "08 · Sensory words", "09": "09 · Model size"}
+#: the figures the README shows, copied from the run by ``make reference`` so they never drift from the code
+HEADLINE_FIGURES = ("05_alignment_bars", "05_alignment_scatter", "06_length_curve", "07_paired_comparisons",
+                    "08_sensory_words", "09_model_size_aisfx")
 IGNORED_COLUMNS = frozenset({"run"})  # the run's own name: yours may differ
 RTOL, ATOL = 1e-4, 1e-6
 NEAR_TIE_STEPS = 2  # a near-tie moves a score by one neighbour, 1/(k n); its CI bounds by about as much
@@ -231,8 +238,11 @@ def compare_run(results: Path, reference: Path, generations: pd.DataFrame | None
     return report
 
 
-def write_reference(results: Path, reference: Path, generations: pd.DataFrame | None, profile: str) -> list[Path]:
-    """Copy a run's results tables, its generation fingerprints and the library versions into ``reference``."""
+def write_reference(
+    results: Path, reference: Path, generations: pd.DataFrame | None, profile: str, figures: Path | None = None
+) -> list[Path]:
+    """Copy a run's results tables, its generation fingerprints, the library versions and (from ``figures``,
+    the run's figure folder) the PNGs of :data:`HEADLINE_FIGURES` that exist into ``reference``."""
     reference = Path(reference)
     tables = sorted(Path(results).glob("*.csv"))
     if not tables:
@@ -245,9 +255,33 @@ def write_reference(results: Path, reference: Path, generations: pd.DataFrame | 
     if generations is not None:
         generation_fingerprints(generations).to_csv(tmp / GENERATIONS, index=False)
     (tmp / VERSIONS).write_text(json.dumps({"profile": profile, "libraries": library_versions()}, indent=2) + "\n")
+    if (summary := findings_summary(Path(results), profile)) is not None:
+        (tmp / FINDINGS).write_text(summary)
+    pngs = [Path(figures) / f"{stem}.png" for stem in HEADLINE_FIGURES] if figures is not None else []
+    if any(p.is_file() for p in pngs):
+        (tmp / FIGURES).mkdir()
+        for png in filter(Path.is_file, pngs):
+            shutil.copy2(png, tmp / FIGURES / png.name)
     shutil.rmtree(reference, ignore_errors=True)
     tmp.rename(reference)
     return sorted(reference.iterdir())
+
+
+def findings_summary(results: Path, profile: str) -> str | None:
+    """The "What this shows" cells of 05–09 (:func:`helpers.findings.report` of each ``findings_NN.csv``) on one page."""
+    from helpers import findings
+
+    tables = sorted(Path(results).glob("findings_*.csv"))
+    if not tables:
+        return None
+    parts = [f"# What the `{profile}` run shows", "",
+             f"Rendered by `make reference` from the `findings_NN.csv` tables of the run in this folder; the same text ends "
+             f"each analysis notebook. Regenerate it, never edit it.", ""]
+    for path in tables:
+        nb = path.stem.split("_", 1)[1]
+        body = findings.report(findings.read(path))
+        parts += [f"## {NOTEBOOK_TITLES.get(nb, nb)}", "", body.replace("### What this shows\n\n", "", 1), ""]
+    return "\n".join(parts)
 
 
 def load_generations(run) -> pd.DataFrame | None:
@@ -257,11 +291,11 @@ def load_generations(run) -> pd.DataFrame | None:
     return load_table(run.generations) if run.generations.is_file() else None
 
 
-def _run_inputs(run_name: str, outputs: Path | None) -> tuple[Path, pd.DataFrame | None]:
+def _run_inputs(run_name: str, outputs: Path | None) -> tuple[Path, pd.DataFrame | None, Path]:
     from helpers.artifacts import RunPaths
 
     run = RunPaths.of(run_name, outputs)
-    return run.results, load_generations(run)
+    return run.results, load_generations(run), run.figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,10 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true", help="write the reference from this run instead of comparing")
     args = ap.parse_args(argv)
     reference = args.reference or REFERENCE_ROOT / args.run
-    results, gens = _run_inputs(args.run, args.outputs)
+    results, gens, figures = _run_inputs(args.run, args.outputs)
     try:
         if args.write:
-            written = write_reference(results, reference, gens, args.run)
+            written = write_reference(results, reference, gens, args.run, figures)
             print(f"wrote {len(written)} files to {reference}")
             return 0
         report = compare_run(results, reference, gens)

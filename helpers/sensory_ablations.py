@@ -29,6 +29,7 @@ from helpers import ablations, lm, prompts
 from helpers.lm import Decoding
 from helpers.manifest import modality_subset
 from helpers.pipeline import condition_representation, cue_representations, removal_conditions, stored_representation
+from helpers.stats import holm, stars
 
 #: The cues the ablations test, each with its sensory lexicon and the encoder modality it should align with.
 CUE_SENSES = prompts.CUE_SENSES
@@ -199,7 +200,10 @@ def label_ablations(
     paired: pd.DataFrame, *, run_name: str, append_k: int, replace_n: int, random_T: int, full_T: int
 ) -> pd.DataFrame:
     """:func:`helpers.ablations.paired_alignment`'s rows with ``cue``, a readable ``ablation``, its
-    ``family`` (random sensory words, removal) and ``T``, and the ``run`` name first."""
+    ``family`` (random sensory words, removal) and ``T``, and the ``run`` name first.
+
+    ``p_holm`` and ``stars`` correct the sign-flip p-values over the whole table (every ablation ×
+    cue × encoder: the family 08 tests), as 07 does over its cue comparisons."""
     labels = {"random_append": f"+{append_k} random words", "random_replace": f"caption → {replace_n} random words",
               "remove_sensory": "sensory words removed", "remove_random": "random words removed (control)"}
     out = paired.copy()
@@ -208,6 +212,9 @@ def label_ablations(
     out["family"] = np.where(out["condition"].str.contains("random_"), "random sensory words", "removal")
     out["T"] = np.where(out["family"] == "removal", full_T, random_T)
     out.insert(0, "run", run_name)
+    if not out.empty:
+        out["p_holm"] = holm(out["p_value"].to_numpy())
+        out["stars"] = [stars(p) for p in out["p_holm"]]
     return out
 
 

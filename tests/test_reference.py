@@ -145,3 +145,28 @@ def test_a_whole_run_of_a_profile_ends_with_its_comparison(tmp_path, ref, capsys
     assert "compared with the reference" in out and out.rstrip().endswith("verdict: reproduced")
     runner._check_reference("tiny", tmp_path / "out")  # no reference/tiny: nothing printed
     assert capsys.readouterr().out == ""
+
+
+def test_the_reference_keeps_the_readme_figures_of_the_run(tmp_path):
+    run = _run(tmp_path / "out", "default")
+    run.figures.mkdir(parents=True)
+    (run.figures / "05_alignment_bars.png").write_bytes(b"\x89PNG bars")
+    (run.figures / "06_layerwise.png").write_bytes(b"\x89PNG not a headline figure")
+    R.write_reference(run.results, tmp_path / "reference", None, "default", run.figures)
+    assert sorted(p.name for p in (tmp_path / "reference" / "figures").iterdir()) == ["05_alignment_bars.png"]
+    assert (tmp_path / "reference" / "figures" / "05_alignment_bars.png").read_bytes() == b"\x89PNG bars"
+    # the figures are not tables: a comparison ignores them
+    assert R.compare_run(run.results, tmp_path / "reference").verdict == "reproduced"
+
+
+def test_the_reference_renders_the_findings_of_the_run(tmp_path):
+    from helpers import findings
+
+    run = _run(tmp_path / "out", "default")
+    rows = [findings.finding("07", "SEE raises alignment with the vision encoder", "SEE − NONE · vis (vision) · generative",
+                             -0.03, expected=1, ci=(-0.05, -0.01), p=0.001, p_holm=0.004, n=300)]
+    findings.table(rows).to_csv(run.results / "findings_07.csv", index=False)
+    R.write_reference(run.results, tmp_path / "reference", None, "default")
+    text = (tmp_path / "reference" / "FINDINGS.md").read_text()
+    assert text.startswith("# What the `default` run shows")
+    assert "## 07 · Statistics" in text and "**contradicted**" in text and "-0.030 [-0.050, -0.010]" in text

@@ -1,0 +1,431 @@
+"""What a run's results say about the paper's claims: one findings table per notebook, and its prose.
+
+Every analysis notebook (05–09) ends with a "What this shows" cell that is *computed* from the
+results tables it just saved, never written by hand. A finding is one paper claim tested once:
+
+- ``claim``: the paper's statement (e.g. "SEE raises alignment with the vision encoder");
+- ``test``: what was compared (``SEE − NONE · efficientnet-lite2 (vision) · generative``);
+- ``effect`` with its 95 % bootstrap CI (``ci_low``, ``ci_high``), the sign-flip ``p`` and ``p_holm``
+  (Holm–Bonferroni over the family the notebook tests), ``n`` items;
+- ``expected``: the sign the paper predicts (+1, −1, or 0 where the paper expects no effect);
+- ``paper_sign`` (the effect has that sign), ``ci_excludes_0``, and a ``verdict``
+  (:data:`VERDICTS`), plus ``cautions`` (:data:`CAUTIONS`, ``;``-separated codes) where the
+  evidence is weak: few items, significance lost to the Holm correction, an effect smaller than its
+  spread across k, a sign that flips across k or metrics, generations that stop early.
+
+:func:`report` turns the table into Markdown: a one-line tally, the table, and one sentence per
+finding that contradicts the paper or carries a caution. Numbers are rounded for reading only; the
+saved table keeps them whole. pandas only: the tables come from :mod:`helpers.analysis`,
+:mod:`helpers.ablations` and :mod:`helpers.sensory_ablations`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from helpers.prompts import BASELINE_CUE, CUE_SENSES, MATCHED_CUE
+from helpers.stats import holm
+
+ALPHA = 0.05
+SMALL_N = 100  # fewer items than this: percentile CIs are wide and a few neighbours move a score visibly
+EOS_GAP = 0.2  # cues whose EOS rates differ by more than this average different numbers of tokens
+
+VERDICTS = {
+    "supports": "agrees with the paper (its sign, CI excludes 0, Holm p < 0.05)",
+    "weak": "in the paper's direction and the CI excludes 0, but not significant after Holm correction",
+    "direction": "in the paper's direction, but the CI includes 0: not distinguishable from no effect",
+    "opposite": "opposite to the paper's direction, but the CI includes 0",
+    "contradicts": "contradicts the paper: the opposite sign, and the CI excludes 0",
+    "consistent": "as the paper expects: no effect (the CI includes 0)",
+    "differs": "the paper expects no effect here, but the CI excludes 0",
+    "no_ci": "a point estimate without a CI: its sign only",
+    "zero": "no difference at all",
+}
+SHORT = {"supports": "agreeing", "weak": "in its direction, not after Holm", "direction": "in its direction, CI includes 0",
+         "opposite": "opposite, CI includes 0", "contradicts": "contradicting", "consistent": "as expected",
+         "differs": "showing an unexpected effect", "no_ci": "without a CI", "zero": "no difference"}
+CAUTIONS = {
+    "small_n": "only {n} items",
+    "holm_lost": "p = {p:.3g} before, {p_holm:.3g} after Holm correction",
+    "below_spread": "the effect is smaller than its spread across k ({spread:.3f})",
+    "flips": "its sign flips across k and metrics (the paper's sign in {agree} of {total} settings)",
+    "eos": "{eos}",
+    "few_models": "{note}",
+}
+COLUMNS = ["notebook", "claim", "test", "encoder", "modality", "n", "k", "effect", "ci_low", "ci_high", "p", "p_holm",
+           "expected", "paper_sign", "ci_excludes_0", "verdict", "cautions", "spread", "note"]
+KIND_NAMES = {"gen_mean": "generative", "prompt_last": "single pass, last prompt token",
+              "prompt_mean": "single pass, prompt mean"}
+
+
+# ----------------------------------------------------------------------------- judging one effect
+
+
+def verdict(effect: float, ci_low: float, ci_high: float, p_holm: float, expected: int) -> str:
+    """The :data:`VERDICTS` code of one effect against the sign the paper predicts (+1, −1, 0)."""
+    if any(map(_missing, (ci_low, ci_high))):
+        return "no_ci"
+    excludes = ci_low > 0 or ci_high < 0
+    if expected == 0:
+        return "differs" if excludes else "consistent"
+    if effect == 0:
+        return "zero"
+    if np.sign(effect) != expected:
+        return "contradicts" if excludes else "opposite"
+    if not excludes:
+        return "direction"
+    return "supports" if not _missing(p_holm) and p_holm < ALPHA else "weak"
+
+
+def _missing(x: object) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x)) or bool(pd.isna(x))
+
+
+def finding(
+    notebook: str, claim: str, test: str, effect: float, *, expected: int, ci: tuple[float, float] = (np.nan, np.nan),
+    p: float = np.nan, p_holm: float = np.nan, n: int = 0, k: float = np.nan, encoder: str = "", modality: str = "",
+    cautions: Sequence[str] = (), spread: float = np.nan, note: str = "",
+) -> dict:
+    """One row of a findings table; the verdict and the ``small_n`` / ``holm_lost`` cautions are added here."""
+    low, high = float(ci[0]), float(ci[1])
+    codes = list(cautions)
+    if 0 < n < SMALL_N:
+        codes.insert(0, "small_n")
+    if not _missing(p) and not _missing(p_holm) and p < ALPHA <= p_holm:
+        codes.append("holm_lost")
+    excludes = bool(not _missing(low) and (low > 0 or high < 0))
+    return {
+        "notebook": notebook, "claim": claim, "test": test, "encoder": encoder, "modality": modality, "n": int(n),
+        "k": k, "effect": float(effect), "ci_low": low, "ci_high": high, "p": float(p), "p_holm": float(p_holm),
+        "expected": int(expected), "paper_sign": bool(expected != 0 and np.sign(effect) == expected),
+        "ci_excludes_0": excludes, "verdict": verdict(effect, low, high, p_holm, expected),
+        "cautions": ";".join(dict.fromkeys(codes)), "spread": float(spread), "note": note,
+    }
+
+
+def table(rows: Sequence[dict]) -> pd.DataFrame:
+    """Findings rows as a DataFrame with the :data:`COLUMNS` (empty but typed when there are none)."""
+    return pd.DataFrame(list(rows), columns=COLUMNS)
+
+
+def read(path) -> pd.DataFrame:
+    """A saved ``findings_NN.csv`` (its text columns empty, not NaN, where a finding has none)."""
+    df = pd.read_csv(path, dtype={c: str for c in ("claim", "test", "verdict", "cautions", "note")})
+    text = ["claim", "test", "encoder", "modality", "verdict", "cautions", "note"]
+    df[text] = df[text].astype(object).fillna("")
+    return df
+
+
+# ----------------------------------------------------------------------------- the claims of each notebook
+
+
+def cue_pairs(names: Sequence[str], kinds: Sequence[str] = ("gen_mean", "prompt_last", "prompt_mean")) -> dict[str, str]:
+    """``{"SEE/<kind>": "NONE/<kind>", "HEAR/<kind>": "NONE/<kind>"}`` for every kind among ``names``
+    (05's ``kind_vectors``): the comparisons for :func:`helpers.ablations.paired_alignment`."""
+    have = set(names)
+    return {f"{cue}/{kind}": f"{BASELINE_CUE}/{kind}" for kind in kinds for cue in CUE_SENSES
+            if {f"{cue}/{kind}", f"{BASELINE_CUE}/{kind}"} <= have}
+
+
+def llm_cue_pairs(names: Sequence[str]) -> dict[str, str]:
+    """``{"<llm>|SEE": "<llm>|NONE", ...}`` among 09's representation names ``<llm>|<cue>``."""
+    have = set(names)
+    llms = dict.fromkeys(n.rsplit("|", 1)[0] for n in names)
+    return {f"{llm}|{cue}": f"{llm}|{BASELINE_CUE}" for llm in llms for cue in CUE_SENSES
+            if {f"{llm}|{cue}", f"{llm}|{BASELINE_CUE}"} <= have}
+
+
+def _matched(modality: str, cue: str) -> bool:
+    return MATCHED_CUE.get(modality) == cue
+
+
+def _encoder_label(row) -> str:
+    return f"{row['encoder']} ({row['modality']})"
+
+
+def _spread(robust: pd.DataFrame | None, encoder: str, column: str) -> tuple[float, int, int]:
+    """(range of ``column`` across k for mutual k-NN, settings with the paper's sign, settings) for one encoder."""
+    if robust is None or robust.empty or column not in robust:
+        return float("nan"), 0, 0
+    rows = robust[robust["encoder"] == encoder].dropna(subset=[column])
+    knn = rows[rows["metric"] == "mutual_knn"][column]
+    spread = float(knn.max() - knn.min()) if len(knn) > 1 else float("nan")
+    return spread, int((rows[column] > 0).sum()), len(rows)
+
+
+def _robustness_cautions(effect: float, robust: pd.DataFrame | None, encoder: str, column: str, sign: int) -> tuple[list[str], dict]:
+    spread, positive, total = _spread(robust, encoder, column)
+    codes, values = [], {"spread": spread, "agree": positive if sign > 0 else total - positive, "total": total}
+    if not math.isnan(spread) and abs(effect) < spread:
+        codes.append("below_spread")
+    if total and 0 < positive < total:
+        codes.append("flips")
+    return codes, values
+
+
+def cue_effects(paired: pd.DataFrame, notebook: str, robust: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Findings from paired cue comparisons: the matched cue against NONE (and SEE − HEAR) per encoder.
+
+    ``paired`` is 07's ``paired_comparisons`` (``comparison``, ``diff``, ``p_value``, ``p_holm``) or
+    05's :func:`helpers.ablations.paired_alignment` over :func:`cue_pairs` (``condition``,
+    ``baseline``: ``<cue>/<kind>``; Holm is applied here over its rows). Only the comparisons the
+    paper makes a claim about are kept: SEE − NONE against vision, HEAR − NONE against audio, and
+    SEE − HEAR (positive for vision, negative for audio); for a single-pass kind the paper expects
+    no cue effect. ``robust``: 07's robustness table, for the spread and sign-flip cautions.
+    """
+    df = _as_comparisons(paired)
+    rows = []
+    for r in df.to_dict("records"):
+        c1, c2, mod = r["cue_1"], r["cue_2"], r["modality"]
+        if c2 == BASELINE_CUE and _matched(mod, c1):
+            sign, claim = 1, f"{c1} raises alignment with the {mod} encoder"
+        elif {c1, c2} == set(CUE_SENSES) and mod in MATCHED_CUE:
+            sign = 1 if _matched(mod, c1) else -1
+            claim = f"{MATCHED_CUE[mod]} beats {c2 if sign > 0 else c1} against the {mod} encoder"
+        else:
+            continue
+        kind = r.get("kind", "gen_mean")
+        if kind != "gen_mean":
+            sign, claim = 0, "single-pass embeddings do not show the cue effect"
+        codes, values = ([], {"spread": np.nan})
+        if kind == "gen_mean" and c2 == BASELINE_CUE:
+            codes, values = _robustness_cautions(r["diff"], robust, r["encoder"], f"{c1}-{c2}", sign)
+        rows.append(finding(
+            notebook, claim, f"{c1} − {c2} · {_encoder_label(r)} · {KIND_NAMES.get(kind, kind)}", r["diff"],
+            expected=sign, ci=(r["ci_low"], r["ci_high"]), p=r["p_value"], p_holm=r["p_holm"], n=r["n_items"],
+            k=r.get("k", np.nan), encoder=r["encoder"], modality=mod, cautions=codes, spread=values.pop("spread"),
+            note=_note(values)))
+    return table(rows)
+
+
+def _as_comparisons(paired: pd.DataFrame) -> pd.DataFrame:
+    """07's table as is; ``paired_alignment`` rows over ``<cue>/<kind>`` names split into cues and kind, Holm added."""
+    if paired.empty or "comparison" in paired:
+        return paired
+    df = paired.copy()
+    df[["cue_1", "kind"]] = df["condition"].str.split("/", n=1, expand=True)
+    df["cue_2"] = df["baseline"].str.split("/", n=1).str[0]
+    df["p_holm"] = holm(df["p_value"].to_numpy())
+    return df
+
+
+def _note(values: Mapping) -> str:
+    return ";".join(f"{k}={v}" for k, v in values.items() if not _missing(v)) if values else ""
+
+
+def generation_effects(svg: pd.DataFrame, curve: pd.DataFrame, notebook: str = "06") -> pd.DataFrame:
+    """Findings of 06: does generating help the matched cue (generative − last prompt token, paired),
+    and does alignment rise with T (the sign of the rank correlation of score with T, no CI)?
+
+    The EOS confound is attached to every row of a cue whose generations stop early far more often
+    than another cue's (``frac_shorter`` at the longest T, from the length curve).
+    """
+    rows, eos = [], _eos_notes(curve)
+    for r in svg[svg["baseline"] == "prompt_last"].to_dict("records"):
+        if not _matched(r["modality"], r["cue"]):
+            continue
+        rows.append(finding(
+            notebook, "generating raises alignment above a single pass", f"{r['cue']} generative − last prompt token · "
+            f"{_encoder_label(r)}", r["diff"], expected=1, ci=(r["ci_low"], r["ci_high"]), p=r["p_value"],
+            p_holm=r["p_holm"], n=r["n_items"], k=r.get("k", np.nan), encoder=r["encoder"], modality=r["modality"],
+            cautions=["eos"] if r["cue"] in eos else [], note=eos.get(r["cue"], "")))
+    for (enc, cue), sub in curve[curve["representation"].isin(["prefix", "gen_mean"])].groupby(["encoder", "cue"], sort=False):
+        mod = sub["modality"].iloc[0]
+        if not _matched(mod, cue) or sub["T"].nunique() < 3:
+            continue
+        rho = sub[["T", "score"]].rank().corr().iloc[0, 1]
+        rows.append(finding(
+            notebook, "alignment grows with generation length T", f"{cue} · {enc} ({mod}) · rank correlation of score "
+            f"with T over T = {', '.join(map(str, sorted(sub['T'].unique())))}", float(rho), expected=1,
+            n=int(sub["n_items"].iloc[0]), encoder=enc, modality=mod, cautions=["eos"] if cue in eos else [],
+            note=eos.get(cue, "")))
+    return table(rows)
+
+
+def _eos_notes(curve: pd.DataFrame) -> dict[str, str]:
+    """Cue → a sentence, for cues whose share of generations ended before the longest T exceeds another's by :data:`EOS_GAP`."""
+    full = curve[curve["representation"] == "gen_mean"].dropna(subset=["frac_shorter"])
+    if full.empty:
+        return {}
+    rate = full.groupby("cue", sort=False)["frac_shorter"].max()
+    low = rate.min()
+    return {
+        cue: (f"{cue}'s generations ended (EOS) before T = {int(full['T'].max())} for {r:.0%} of items against "
+              f"{low:.0%} for {rate.idxmin()}, so its long-T means average fewer tokens")
+        for cue, r in rate.items() if r - low > EOS_GAP
+    }
+
+
+ABLATION_EXPECTED = {"random": -1, "caption →": -1, "sensory words removed": -1, "control": 0}
+
+
+def ablation_effects(sensory: pd.DataFrame, notebook: str = "08") -> pd.DataFrame:
+    """Findings of 08 on the matched rows (SEE × vision, HEAR × audio): random sensory words lower
+    alignment (appended or replacing the caption), removing sensory words lowers it, removing as many
+    random words (the control) does not. ``p_holm`` is 08's, over all its rows."""
+    rows = []
+    for r in sensory.to_dict("records"):
+        if not _matched(r["modality"], r["cue"]):
+            continue
+        ablation = r["ablation"]
+        key = next(k for k in ("control", "sensory words removed", "caption →", "random") if k in ablation)
+        claim = {"random": "random sensory words do not help (they lower alignment)",
+                 "caption →": "random sensory words do not help (they lower alignment)",
+                 "sensory words removed": "deleting the sensory words removes the gain",
+                 "control": "deleting as many random words changes nothing"}[key]
+        rows.append(finding(
+            notebook, claim, f"{r['cue']} · {ablation} · {_encoder_label(r)}", r["diff"], expected=ABLATION_EXPECTED[key],
+            ci=(r["ci_low"], r["ci_high"]), p=r["p_value"], p_holm=r.get("p_holm", np.nan), n=r["n_items"],
+            k=r.get("k", np.nan), encoder=r["encoder"], modality=r["modality"]))
+    return table(rows)
+
+
+def model_size_effects(paired: pd.DataFrame, models: pd.DataFrame, notebook: str = "09") -> pd.DataFrame:
+    """Findings of 09: per LLM the matched cue effect (paired, Holm over the table), and whether it
+    grows with size (the largest LLM's effect minus the smallest's, a point estimate).
+
+    ``paired``: :func:`helpers.ablations.paired_alignment` over ``<llm>|<cue>`` names (:func:`llm_cue_pairs`); ``models``: 09's table with ``llm`` and ``n_params``.
+    """
+    if paired.empty:
+        return table([])
+    df = paired.copy()
+    df[["llm", "cue_1"]] = df["condition"].str.rsplit("|", n=1, expand=True)
+    df["p_holm"] = holm(df["p_value"].to_numpy())
+    df = df.merge(models[["llm", "n_params"]], on="llm", how="left")
+    df = df[[_matched(m, c) for m, c in zip(df["modality"], df["cue_1"])]]
+    rows = [finding(
+        notebook, f"{r['cue_1']} raises alignment with the {r['modality']} encoder", f"{r['llm']} · {r['cue_1']} − "
+        f"{BASELINE_CUE} · {_encoder_label(r)}", r["diff"], expected=1, ci=(r["ci_low"], r["ci_high"]),
+        p=r["p_value"], p_holm=r["p_holm"], n=r["n_items"], k=r.get("k", np.nan), encoder=r["encoder"],
+        modality=r["modality"]) for r in df.to_dict("records")]
+    for (enc, cue), sub in df.groupby(["encoder", "cue_1"], sort=False):
+        rows.extend(_size_trend(sub.dropna(subset=["n_params"]).sort_values("n_params"), enc, cue, notebook))
+    return table(rows)
+
+
+def _size_trend(sub: pd.DataFrame, encoder: str, cue: str, notebook: str) -> list[dict]:
+    """With two LLMs the larger one's effect minus the smaller one's; with three or more the rank
+    correlation of the effect with the parameter count. Neither has a CI."""
+    n_llms = sub["llm"].nunique()
+    if n_llms < 2:
+        return []
+    mod = sub["modality"].iloc[0]
+    if n_llms == 2:
+        small, large = sub.iloc[0], sub.iloc[-1]
+        test, effect = f"{large['llm']} minus {small['llm']}", float(large["diff"] - small["diff"])
+        codes, note = ["few_models"], "two LLMs: a direction, not a trend test"
+    else:
+        test, effect = f"rank correlation of the effect with size over {n_llms} LLMs", float(
+            sub[["n_params", "diff"]].rank().corr().iloc[0, 1])
+        codes, note = [], ""
+    return [finding(notebook, "the cue effect grows with model size", f"{cue} − {BASELINE_CUE} · {encoder} ({mod}) · {test}",
+                    effect, expected=1, encoder=encoder, modality=mod, cautions=codes, note=note)]
+
+
+def null_line(null: pd.DataFrame) -> str:
+    """07's permutation table in one sentence: how many alignment values beat their null after Holm."""
+    if null.empty:
+        return ""
+    above = null["p_holm"] < ALPHA
+    gen = null["kind"] == "gen_mean"
+    return (f"Against their permutation nulls, {int(above.sum())} of {len(null)} alignment values are above chance "
+            f"after Holm correction ({int((above & gen).sum())} of {int(gen.sum())} generative ones): "
+            + ("every kernel carries signal, so the cue comparisons compare real alignments." if above.all() else
+               "the values at chance cannot show a cue effect."))
+
+
+# ----------------------------------------------------------------------------- prose
+
+
+def _fmt(x: float, signed: bool = True) -> str:
+    return "–" if _missing(x) else (f"{x:+.3f}" if signed else f"{x:.3f}")
+
+
+def _p(x: float) -> str:
+    return "–" if _missing(x) else ("< 0.001" if x < 0.001 else f"{x:.2g}")
+
+
+def _effect_text(r: Mapping) -> str:
+    ci = "" if _missing(r["ci_low"]) else f" [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+    return f"{_fmt(r['effect'])}{ci}"
+
+
+def caution_text(r: Mapping) -> str:
+    """The cautions of one finding as one sentence fragment (empty when there are none)."""
+    values = dict(item.split("=", 1) for item in str(r.get("note") or "").split(";") if "=" in item)
+    parts = []
+    for code in filter(None, str(r.get("cautions") or "").split(";")):
+        if code == "small_n":
+            parts.append(CAUTIONS[code].format(n=r["n"]))
+        elif code == "holm_lost":
+            parts.append(CAUTIONS[code].format(p=r["p"], p_holm=r["p_holm"]))
+        elif code == "below_spread":
+            parts.append(CAUTIONS[code].format(spread=r["spread"]))
+        elif code == "flips":
+            parts.append(CAUTIONS[code].format(agree=values.get("agree", "?"), total=values.get("total", "?")))
+        else:
+            parts.append(str(r.get("note") or code))
+    return "; ".join(parts)
+
+
+CLAIM_OUTCOMES = {
+    "reproduced": "reproduced", "partly": "partly reproduced", "contradicted": "**contradicted**",
+    "inconclusive": "not shown: in the paper's direction, but inconclusive",
+    "not_shown": "not shown: no effect in the paper's direction", "as_expected": "as the paper says",
+    "not_as_expected": "**not as the paper says**", "sign_only": "in the paper's direction (a point estimate, no CI)",
+    "sign_against": "against the paper's direction (a point estimate, no CI)",
+}
+
+
+def claim_outcome(findings: pd.DataFrame) -> str:
+    """One claim's :data:`CLAIM_OUTCOMES` code from its tests' verdicts (and signs, where there is no CI)."""
+    v = set(findings["verdict"])
+    if v == {"no_ci"}:
+        return "sign_only" if findings["paper_sign"].all() else "sign_against"
+    v -= {"no_ci"}
+    if v <= {"consistent", "differs"}:
+        return "not_as_expected" if "differs" in v else "as_expected"
+    if "contradicts" in v:
+        return "contradicted"
+    if v == {"supports"}:
+        return "reproduced"
+    if "supports" in v:
+        return "partly"
+    return "inconclusive" if v & {"weak", "direction"} else "not_shown"
+
+
+def report(findings: pd.DataFrame, setting: str = "") -> str:
+    """Markdown: per claim its outcome, the table of tests, then the contradictions and cautions in words."""
+    if findings.empty:
+        return "### What this shows\n\nNo paper claim can be tested with this run's tables (a cue or a modality is missing)."
+    lines = ["### What this shows", ""]
+    if setting:
+        lines += [f"*{setting}*", ""]
+    for claim, sub in findings.groupby("claim", sort=False):
+        outcome = CLAIM_OUTCOMES[claim_outcome(sub)]
+        tally = ", ".join(f"{n} {SHORT[v]}" for v, n in sub["verdict"].value_counts().items())
+        lines.append(f"- **{claim}** — {outcome} ({len(sub)} test{'s' * (len(sub) > 1)}: {tally}).")
+    lines += ["", "| test | effect [95 % CI] | p | p (Holm) | paper's sign | CI excludes 0 | verdict |", "|---|---|---|---|---|---|---|"]
+    for r in findings.to_dict("records"):
+        sign = "–" if r["expected"] == 0 else ("yes" if r["paper_sign"] else "**no**")
+        lines.append(f"| {r['test']} | {_effect_text(r)} | {_p(r['p'])} | {_p(r['p_holm'])} | {sign} | "
+                     f"{'yes' if r['ci_excludes_0'] else 'no'} | {r['verdict']} |")
+    lines.append("")
+    for r in findings.to_dict("records"):
+        if r["verdict"] in ("contradicts", "differs"):
+            lines.append(f"- **Against the paper:** {r['test']}: {_effect_text(r)}, Holm p {_p(r['p_holm'])} — {VERDICTS[r['verdict']]}.")
+    return "\n".join(lines + _caution_lines(findings))
+
+
+def _caution_lines(findings: pd.DataFrame) -> list[str]:
+    """One line per distinct caution, naming the tests it applies to (or "every test")."""
+    tests: dict[str, list[str]] = {}
+    for r in findings.to_dict("records"):
+        for code in filter(None, str(r["cautions"]).split(";")):
+            tests.setdefault(caution_text({**r, "cautions": code}), []).append(r["test"])
+    return [f"- *Caution* ({'every test' if len(t) == len(findings) > 1 else '; '.join(t)}): {text}."
+            for text, t in tests.items()]
