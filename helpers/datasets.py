@@ -610,6 +610,31 @@ def build_byo_manifest(
     return _frame(rows, f"bring-your-own CSV {csv}", report), report
 
 
+def write_byo_csv(manifest: pd.DataFrame, path: str | Path, media: Iterable[str] = ("image", "audio")) -> Path:
+    """A manifest (e.g. a run's, from notebook 01) as a bring-your-own CSV that keeps only ``media``.
+
+    ``media``: ``"image"`` and/or ``"audio"``; items with none of them are left out, the others
+    keep ``id``, ``category``, their caption as the source wrote it (so :func:`build_byo_manifest`
+    normalises it to the same caption, and the same prompts hit the cache) and absolute media
+    paths. ``media=("image",)`` turns a Tux Paint run into an image-only dataset.
+    """
+    media = tuple(media)
+    if not media or set(media) - {"image", "audio"}:
+        raise ValueError(f"media must be 'image' and/or 'audio', got {media!r}")
+    cols = [f"{m}_path" for m in media]
+    keep = manifest[manifest[cols].notna().any(axis=1)]
+    if keep.empty:
+        raise ManifestError(f"no item of this manifest has {' or '.join(media)}: nothing to write")
+    caption = keep["caption_raw"] if "caption_raw" in keep.columns else keep["caption"]
+    out = pd.DataFrame({"id": keep["id"].astype(str), "caption": caption, "category": keep.get("category", "")})
+    for col in cols:
+        out[col] = keep[col].map(lambda p: str(Path(p).resolve()) if isinstance(p, str) and p else "")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, index=False)
+    return path
+
+
 # --------------------------------------------------------------------------- by name
 
 

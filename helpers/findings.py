@@ -326,12 +326,18 @@ def _size_trend(sub: pd.DataFrame, encoder: str, cue: str, notebook: str) -> lis
                     effect, expected=1, encoder=encoder, modality=mod, cautions=codes, note=note)]
 
 
-def null_line(null: pd.DataFrame) -> str:
-    """07's permutation table in one sentence: how many alignment values beat their null after Holm."""
+def null_line(null: pd.DataFrame, n_perm: int) -> str:
+    """07's permutation table in one sentence: how many alignment values beat their null after Holm
+    (or that none can: with ``n_perm`` permutations the smallest p is 1/(n_perm + 1))."""
     if null.empty:
         return ""
     above = null["p_holm"] < ALPHA
     gen = null["kind"] == "gen_mean"
+    floor = 1 / (n_perm + 1)
+    if not above.any() and floor * len(null) > ALPHA:
+        return (f"No alignment value can beat its permutation null after Holm correction here: the smallest p that "
+                f"{n_perm} permutations can give, {floor:.3g}, times {len(null)} values exceeds {ALPHA}. Too few "
+                f"permutations (`n_perm`) for this many tests; this says nothing about chance.")
     return (f"Against their permutation nulls, {int(above.sum())} of {len(null)} alignment values are above chance "
             f"after Holm correction ({int((above & gen).sum())} of {int(gen.sum())} generative ones): "
             + ("every kernel carries signal, so the cue comparisons compare real alignments." if above.all() else
@@ -378,6 +384,7 @@ CLAIM_OUTCOMES = {
     "not_shown": "not shown: no effect in the paper's direction", "as_expected": "as the paper says",
     "not_as_expected": "**not as the paper says**", "sign_only": "in the paper's direction (a point estimate, no CI)",
     "sign_against": "against the paper's direction (a point estimate, no CI)",
+    "sign_mixed": "mixed: some in the paper's direction, some against (point estimates, no CI)",
 }
 
 
@@ -385,7 +392,8 @@ def claim_outcome(findings: pd.DataFrame) -> str:
     """One claim's :data:`CLAIM_OUTCOMES` code from its tests' verdicts (and signs, where there is no CI)."""
     v = set(findings["verdict"])
     if v == {"no_ci"}:
-        return "sign_only" if findings["paper_sign"].all() else "sign_against"
+        agree = findings["paper_sign"]
+        return "sign_only" if agree.all() else "sign_against" if not agree.any() else "sign_mixed"
     v -= {"no_ci"}
     if v <= {"consistent", "differs"}:
         return "not_as_expected" if "differs" in v else "as_expected"
@@ -411,7 +419,7 @@ def report(findings: pd.DataFrame, setting: str = "") -> str:
         lines.append(f"- **{claim}** — {outcome} ({len(sub)} test{'s' * (len(sub) > 1)}: {tally}).")
     lines += ["", "| test | effect [95 % CI] | p | p (Holm) | paper's sign | CI excludes 0 | verdict |", "|---|---|---|---|---|---|---|"]
     for r in findings.to_dict("records"):
-        sign = "–" if r["expected"] == 0 else ("yes" if r["paper_sign"] else "**no**")
+        sign = "–" if r["expected"] == 0 or r["effect"] == 0 else ("yes" if r["paper_sign"] else "**no**")
         lines.append(f"| {r['test']} | {_effect_text(r)} | {_p(r['p'])} | {_p(r['p_holm'])} | {sign} | "
                      f"{'yes' if r['ci_excludes_0'] else 'no'} | {r['verdict']} |")
     lines.append("")
@@ -427,5 +435,15 @@ def _caution_lines(findings: pd.DataFrame) -> list[str]:
     for r in findings.to_dict("records"):
         for code in filter(None, str(r["cautions"]).split(";")):
             tests.setdefault(caution_text({**r, "cautions": code}), []).append(r["test"])
-    return [f"- *Caution* ({'every test' if len(t) == len(findings) > 1 else '; '.join(t)}): {text}."
-            for text, t in tests.items()]
+    return [f"- *Caution* ({_which(findings, t)}): {text}." for text, t in tests.items()]
+
+
+def _which(findings: pd.DataFrame, tests: Sequence[str]) -> str:
+    """The tests a caution applies to: "every test", the claims all of whose tests it covers, or the tests."""
+    if len(tests) == len(findings) > 1:
+        return "every test"
+    by_claim = findings.groupby("claim", sort=False)["test"].apply(list)
+    whole = [c for c, ts in by_claim.items() if set(ts) <= set(tests)]
+    if whole and sum(len(by_claim[c]) for c in whole) == len(tests) and len(tests) > 2:
+        return "every test of " + "; ".join(f"“{c}”" for c in whole)
+    return "; ".join(tests)

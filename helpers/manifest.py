@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -168,6 +169,61 @@ def modality_subset(manifest: pd.DataFrame, modality: str) -> pd.DataFrame:
     """Rows that have the given modality (``"image"`` or ``"audio"``), in manifest order."""
     col = {"image": "image_path", "audio": "audio_path"}[modality]
     return manifest[manifest[col].notna() & (manifest[col] != "")].reset_index(drop=True)
+
+
+#: each medium of a manifest: what a reader calls its items, and the modality of its encoders
+MEDIA_NOUNS = {"image": "images", "audio": "sounds"}
+ENCODER_MODALITY = {"image": "vision", "audio": "audio"}
+
+
+def missing_media(manifest: pd.DataFrame) -> list[str]:
+    """The media (``"image"``, ``"audio"``) no item of ``manifest`` has: ``["audio"]`` for an
+    image-only dataset (a bring-your-own CSV of pictures, WiT, DCI), ``["image"]`` for sounds only."""
+    return [m for m in MEDIA_NOUNS if modality_subset(manifest, m).empty]
+
+
+def skip_line(medium: str, what: str, plural: bool = True) -> str:
+    """The one line a notebook prints instead of the cells of an absent medium, e.g.
+    ``skip_line("audio", "the audio players")`` → ``"no sounds in this run: the audio players are skipped"``."""
+    if medium not in MEDIA_NOUNS:
+        raise ValueError(f"medium must be one of {list(MEDIA_NOUNS)}, got {medium!r}")
+    return f"no {MEDIA_NOUNS[medium]} in this run: {what} {'are' if plural else 'is'} skipped"
+
+
+def skipped_medium(manifest: pd.DataFrame, medium: str, what: str, plural: bool = True) -> str | None:
+    """:func:`skip_line` when no item of ``manifest`` has ``medium``, else None (the cell goes on)."""
+    return skip_line(medium, what, plural) if medium in missing_media(manifest) else None
+
+
+def media_encoders(
+    manifest: pd.DataFrame, vision_encoders: Sequence[str], audio_encoders: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Notebook 04: the encoders to run over ``manifest`` (vision first), and one :func:`skip_line` for
+    each medium no item has, naming the encoders left out instead of one empty result per encoder."""
+    wanted = {"image": list(vision_encoders), "audio": list(audio_encoders)}
+    notes = []
+    for medium in missing_media(manifest):
+        if wanted[medium]:
+            names = ", ".join(wanted.pop(medium))
+            notes.append(skip_line(medium, f"the {ENCODER_MODALITY[medium]} encoders ({names})"))
+    return [n for names in wanted.values() for n in names], notes
+
+
+def encoders_left_out(
+    manifest: pd.DataFrame | None, vision_encoders: Sequence[str], audio_encoders: Sequence[str], absent: Sequence[str]
+) -> str:
+    """The one line the analysis notebooks (05-09) print for the encoders without features (``absent``):
+    a :func:`skip_line` when every encoder of a medium is absent because ``manifest`` has no item of it
+    (an image-only run), else the encoders named as left out (04 ran for fewer encoders)."""
+    parts, rest = [], list(absent)
+    for medium, names in (("image", vision_encoders), ("audio", audio_encoders)):
+        gone = [n for n in names if n in absent]
+        if gone and len(gone) == len(names) and manifest is not None and medium in missing_media(manifest):
+            parts.append(skip_line(medium, f"the {ENCODER_MODALITY[medium]} encoders ({', '.join(gone)}) and their tables and figures"))
+            rest = [n for n in rest if n not in gone]
+    if rest:
+        parts.append(f"no features for {rest} in this run (04 made none): left out")
+    return "; ".join(parts)
 
 
 def load_manifest(path: Path) -> pd.DataFrame:

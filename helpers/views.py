@@ -84,6 +84,7 @@ def highlight_html(
 
 
 def legend_html(colours: Mapping[str, str] | None = None, modalities: Sequence[str] = ("visual", "auditory")) -> str:
+    """The highlight colours of ``modalities`` as marked words (the generation's legend)."""
     colours = {**HIGHLIGHT_COLOURS, **(colours or {})}
     return " ".join(f'<mark style="background: {colours[m]}">{html.escape(m)}</mark>' for m in modalities)
 
@@ -125,8 +126,57 @@ def audio_html(path: str | None, max_seconds: float = 5.0, sr: int = 16000, auto
     )
 
 
+#: Border of a neighbour that is in both lists (the LLM's and the encoder's k nearest), and of one that is not.
+SHARED_BORDER = "3px solid #2ca02c"
+UNSHARED_BORDER = "1px solid #ddd"
+
+
+def neighbour_legend_html(k: int, quantile: float = 0.95, first_layer: int = 0) -> str:
+    """What the neighbour table shows: the green outline (shared neighbours), the numbers and ranks, the spaces.
+
+    The numbers are what :func:`helpers.neighbours.item_neighbours` puts in ``similarity``: the
+    cosine similarity to the selected item after :func:`helpers.alignment.prepare_features`
+    (PRH's clamp at the ``quantile`` of |x|, then L2 normalisation), over the items both spaces cover.
+    """
+    clamp = (
+        f"each feature clamped to ±c, c = the {100 * quantile:g}th percentile of an item's |values| averaged over items; "
+        if quantile < 1 else ""
+    )
+    layers = "all its layers" if first_layer == 0 else f"its layers from {first_layer} on"
+    swatch = f'<span style="border:{SHARED_BORDER};padding:0 4px;background:#fff">outlined in green</span>'
+    plain = f'<span style="border:{UNSHARED_BORDER};padding:0 4px;background:#fff">thin grey border</span>'
+    return (
+        '<div class="pg-legend pg-nn-legend" style="border:1px solid #ccc;background:#fafafa;padding:4px 10px;'
+        'margin:4px 0;font-size:90%;line-height:1.5"><b>Reading the neighbours</b> '
+        f"(k={int(k)} per list; rank 1 = nearest)<br>"
+        f"{swatch}: a <b>shared</b> neighbour, among the item's k nearest under the LLM representation "
+        f"<i>and</i> under that encoder; {plain}: in one list only. Shared ÷ k is this item's mutual k-NN score "
+        "(notebook 05 averages it over all items).<br>"
+        "<code>0.83</code> under a neighbour: its <b>cosine similarity</b> to the selected item in that space, "
+        f"after the PRH preprocessing mutual k-NN uses ({clamp}each vector L2-normalised), computed over the items "
+        "both spaces cover. Numbers of the two lists are on different scales: compare ranks, not values.<br>"
+        "LLM representation: the hidden states of the tokens the model generated under the chosen cue, "
+        f"averaged over those tokens and over {layers}.</div>"
+    )
+
+
+def evaluation_legend_html(k: int) -> str:
+    """What the columns of the playground's evaluation table are."""
+    return (
+        '<div class="pg-legend pg-eval-legend" style="font-size:90%;margin:4px 0">'
+        f"<b>score</b>: mutual k-NN alignment (k={int(k)}), the mean over items of the fraction of the k nearest "
+        "neighbours the LLM representation and the encoder share (0 to 1); <b>ci_low</b>–<b>ci_high</b>: its 95% "
+        "bootstrap CI over items; <b>chance</b>: k/(n−1), the score of unrelated spaces; <b>n_items</b>: items both "
+        "cover.</div>"
+    )
+
+
 def neighbours_html(table: pd.DataFrame, manifest: pd.DataFrame, thumb: int = 64, players: bool = True) -> str:
-    """The neighbour table as rows of thumbnails (and players for audio encoders), shared ones outlined in green."""
+    """The neighbour table as rows of thumbnails (and players for audio encoders), shared ones outlined in green.
+
+    Shared cells carry ``class="pg-nn pg-shared"`` and :data:`SHARED_BORDER`, the others ``pg-nn`` and
+    :data:`UNSHARED_BORDER`; :func:`neighbour_legend_html` explains both and the numbers.
+    """
     if table.empty:
         return "<p>No encoder covers this item.</p>"
     by_id = manifest.set_index("id")
@@ -146,14 +196,14 @@ def neighbours_html(table: pd.DataFrame, manifest: pd.DataFrame, thumb: int = 64
                 media = image_html(item["image_path"] if item is not None else None, thumb, title=r.id) if modality == "vision" or not players else ""
                 if modality == "audio" and players and item is not None:
                     media = audio_html(item["audio_path"], width=thumb + 40)
-                border = "3px solid #2ca02c" if r.shared else "1px solid #ddd"
+                border, cls = (SHARED_BORDER, "pg-nn pg-shared") if r.shared else (UNSHARED_BORDER, "pg-nn")
                 cells.append(
-                    f'<td style="border:{border};padding:2px;vertical-align:top;text-align:center;font-size:80%">'
-                    f"{media}<br>{r.rank}. {html.escape(caption)}<br><code>{r.similarity:.2f}</code></td>"
+                    f'<td class="{cls}" style="border:{border};padding:2px;vertical-align:top;text-align:center;font-size:80%">'
+                    f"{media}<br>{r.rank}. {html.escape(caption)}<br>"
+                    f'<code title="cosine similarity to the selected item (PRH-prepared features)">{r.similarity:.2f}</code></td>'
                 )
             out.append(f"<div><i>{html.escape(label)}</i><table><tr>{''.join(cells)}</tr></table></div>")
         out.append("</div>")
-    out.append('<p style="font-size:80%">Green outline: a neighbour in both spaces. Mutual k-NN alignment is the mean of that fraction over all items.</p>')
     return "\n".join(out)
 
 
@@ -169,13 +219,17 @@ def figure_html(fig) -> str:
 
 __all__ = [
     "HIGHLIGHT_COLOURS",
+    "SHARED_BORDER",
+    "UNSHARED_BORDER",
     "audio_html",
     "count_sensory",
     "default_lexicons",
+    "evaluation_legend_html",
     "figure_html",
     "highlight_html",
     "image_html",
     "legend_html",
+    "neighbour_legend_html",
     "neighbours_html",
     "sensory_spans",
 ]

@@ -45,10 +45,12 @@ from helpers.views import (
     audio_html,
     count_sensory,
     default_lexicons,
+    evaluation_legend_html,
     figure_html,
     highlight_html,
     image_html,
     legend_html,
+    neighbour_legend_html,
     neighbours_html,
 )
 
@@ -56,6 +58,32 @@ from helpers.views import (
 # --------------------------------------------------------------------------------------
 # The widgets
 # --------------------------------------------------------------------------------------
+
+#: Short names of the registry's models whose own names are not what a person reads (the others are
+#: shortened by :func:`model_label`'s rules).
+MODEL_LABELS: dict[str, str] = {"smollm2-135m-instruct": "SmolLM2-135M-Instruct", "gemma-3-270m": "Gemma-3-270M"}
+
+
+def model_label(name: str) -> str:
+    """What the model dropdown shows for ``name``: a short name, never a long id or path.
+
+    :data:`MODEL_LABELS` for the embedded models, the model part of a hub id
+    (``Qwen/Qwen3-0.6B`` → ``Qwen3-0.6B``), the folder name of a local path.
+    """
+    if name in MODEL_LABELS:
+        return MODEL_LABELS[name]
+    return Path(str(name).rstrip("/\\")).name or str(name)
+
+
+def model_options(names: Sequence[str]) -> list[tuple[str, str]]:
+    """``(label, name)`` pairs for a dropdown: short labels, the registry name (or path) as the value.
+
+    Names are deduplicated in order; two names with the same short label keep the full name as label,
+    so every label picks one model.
+    """
+    names = list(dict.fromkeys(str(n) for n in names))
+    labels = [model_label(n) for n in names]
+    return [(label if labels.count(label) == 1 else name, name) for label, name in zip(labels, names)]
 
 
 def _error_html(exc: BaseException) -> str:
@@ -190,7 +218,7 @@ class Playground:
         self.cue_name = W.Text(value=custom_cue, description="cue name")
         self.template = W.Textarea(value=self.data.cues[first_cue], description="template", layout=W.Layout(width="95%", height="4em"))
         self.preset = W.Dropdown(options=list(self.data.cues), value=first_cue, description="start from")
-        self.model = W.Dropdown(options=list(dict.fromkeys([llm, *models, *known_models()])), value=llm, description="model", layout=wide)
+        self.model = W.Dropdown(options=model_options([llm, *models, *known_models()]), value=llm, description="model", layout=wide)
         self.T = W.IntSlider(value=int(max_new_tokens), min=1, max=max(512, int(max_new_tokens)), description="T (tokens)", style={"description_width": "initial"})
         label = {"description_width": "initial"}
         self.do_sample = W.Checkbox(value=bool(do_sample), description="sample (else greedy)", style=label)
@@ -201,11 +229,13 @@ class Playground:
         self.media = W.HTML()
         self.generation = W.HTML()
         self.nn_cue = W.Dropdown(options=list(self.data.cues), value=first_cue, description="LLM cue")
+        self.nn_legend = W.HTML(neighbour_legend_html(self.settings.k, self.settings.quantile, self.settings.first_layer))
         self.neighbours = W.HTML()
-        self.evaluate_button = W.Button(description=f"Evaluate on {playground_items or 'all'} items", button_style="info")
+        fit = W.Layout(width="max-content")  # the whole label, not "Evaluate on 60 it…", and no wider
+        self.evaluate_button = W.Button(description=f"Evaluate on {playground_items or 'all'} items", button_style="info", layout=fit)
         self.progress = W.IntProgress(value=0, min=0, max=1, description="evaluate")
         self.evaluation = W.HTML()
-        self.save_button = W.Button(description="Save template to run params", button_style="success")
+        self.save_button = W.Button(description="Save template to run params", button_style="success", layout=fit)
         self.saved = W.HTML()
 
     def _layout(self) -> Any:
@@ -232,6 +262,7 @@ class Playground:
                 self.generation,
                 W.HTML("<h4>Nearest neighbours: LLM representation vs encoders</h4>"),
                 self.nn_cue,
+                self.nn_legend,
                 self.neighbours,
                 W.HTML("<h4>Alignment of the edited template on a subset</h4>"),
                 W.HBox([self.evaluate_button, self.progress]),
@@ -354,8 +385,9 @@ class Playground:
             todo = sum(int(m.group(1)) for m in (re.search(r"(\d+) to compute", line) for line in cache_lines) if m)
             shown = table[["cue", "encoder", "modality", "n_items", "score", "ci_low", "ci_high", "chance"]].round(3)
             self.evaluation.value = (
-                f'<div class="pg-evaluation">{len(subset)} items · model <code>{html.escape(str(self.model.value))}</code> · '
+                f'<div class="pg-evaluation">{len(subset)} items · model <code>{html.escape(model_label(self.model.value))}</code> · '
                 f"T={self.T.value} · cache: {hits} hits, {todo} computed<br>"
+                + evaluation_legend_html(self.settings.k)
                 + shown.to_html(index=False, classes="pg-table")
                 + figure_html(plots.alignment_bars(table, title=f"{name} vs the run's cues ({len(subset)} items, 95% CI)"))
                 + "</div>"
@@ -437,10 +469,11 @@ def static_summary(
     try:
         table = item_neighbours(item_id, data.llm_space(cue, settings.first_layer), data.encoder_feats, settings=settings)
         parts.append(f"<h4>Nearest neighbours (LLM representation under {html.escape(cue)} vs encoders)</h4>")
+        parts.append(neighbour_legend_html(settings.k, settings.quantile, settings.first_layer))
         parts.append(neighbours_html(table, data.manifest, players=False))
     except (KeyError, ValueError) as exc:
         parts.append(_error_html(exc))
     return "\n".join(parts)
 
 
-__all__ = ["Playground", "RunData", "has_frontend", "static_summary"]
+__all__ = ["MODEL_LABELS", "Playground", "RunData", "has_frontend", "model_label", "model_options", "static_summary"]

@@ -187,3 +187,58 @@ def test_kind_vectors_leave_prefixes_to_the_length_curve():
     assert set(vectors) == {f"{c}/{k}" for c in CUES for k in ("gen_mean", "prompt_last", "prompt_mean")}
     ids, x = vectors["SEE/prompt_mean"]
     assert ids == IDS and np.allclose(x, reps["SEE/prompt_mean"][:, 1:].mean(axis=1))
+
+
+def _gens_with_early_stops() -> pd.DataFrame:
+    """T = 8: SEE runs to T on all four items; NONE stops at EOS on three of them (after 2, 4 and 6 tokens)."""
+    return pd.DataFrame(
+        {
+            "cue": ["SEE"] * 4 + ["NONE"] * 4,
+            "id": list("abcd") * 2,
+            "n_gen_tokens": [8, 8, 8, 8, 2, 4, 6, 8],
+            "stopped_at_eos": [False] * 4 + [True, True, True, False],
+            "max_new_tokens": 8,
+        }
+    )
+
+
+def test_generation_length_summary_counts_eos_and_tokens_per_cue():
+    s = AN.generation_length_summary(_gens_with_early_stops()).set_index("cue")
+    assert list(s.index) == ["SEE", "NONE"]  # 02's cue order
+    assert s.loc["SEE", "eos_rate"] == 0.0 and s.loc["NONE", "eos_rate"] == 0.75
+    assert s.loc["SEE", "mean_tokens"] == 8.0 and s.loc["NONE", "mean_tokens"] == 5.0  # (2+4+6+8)/4
+    assert s.loc["NONE", "median_tokens"] == 5.0 and s.loc["NONE", "min_tokens"] == 2
+    assert s.loc["NONE", "mean_fraction_of_T"] == 5.0 / 8 and (s["n_items"] == 4).all()
+
+
+def test_length_confound_note_names_the_extreme_cues_only_when_they_differ():
+    gens = _gens_with_early_stops()
+    note = AN.length_confound_note(AN.generation_length_summary(gens))
+    assert note.startswith("length confound: NONE stopped at EOS in 75%") and "against 0% for SEE" in note
+    assert "5.0 vs 8.0 tokens of T = 8" in note
+    alike = gens.assign(stopped_at_eos=False, n_gen_tokens=8)
+    alike.loc[0, ["stopped_at_eos", "n_gen_tokens"]] = [True, 3]  # SEE 25 %, NONE 0 %: above a 10 % gap
+    assert AN.length_confound_note(AN.generation_length_summary(alike)).startswith("length confound: SEE")
+    assert "less than 30%" in AN.length_confound_note(AN.generation_length_summary(alike), min_gap=0.30)
+    assert "one cue only" in AN.length_confound_note(AN.generation_length_summary(gens[gens["cue"] == "SEE"]))
+
+
+def test_length_curve_notes_give_each_cues_frac_shorter_and_eos_rate():
+    gens = _gens_with_early_stops()
+    ids = list("abcd")
+    rng = np.random.default_rng(0)
+    reps = {f"{c}/{k}": rng.normal(size=(4, 2, 3)) for c in ("SEE", "NONE") for k in ("gen_mean", "prompt_last", "prompt_mean", "prefix_T4")}
+    feats = {"vis": ("vision", ids, rng.normal(size=(4, 3)))}
+    lengths, full_T = AN.generation_lengths(gens, ids, ["SEE", "NONE"])
+    curve = AN.length_curve(ids, reps, feats, gen_lengths=lengths, full_T=full_T, settings=S(k=2, n_boot=10))
+    see, none = AN.length_curve_notes(curve, AN.generation_length_summary(gens))
+    assert see.startswith("SEE: 0% of generations stopped at EOS") and "T=4: 0%, T=8: 0%" in see and "close to T" in see
+    # NONE: lengths 2, 4, 6, 8 -> before T=4 only the 2 (25 %), before T=8 three of four (75 %)
+    assert none.startswith("NONE: 75% of generations stopped at EOS") and "T=4: 25%, T=8: 75%" in none
+    assert "fewer tokens than T" in none
+
+
+def test_length_confound_note_when_every_cue_stops_alike():
+    gens = _gens_with_early_stops().assign(stopped_at_eos=False, n_gen_tokens=8)
+    note = AN.length_confound_note(AN.generation_length_summary(gens))
+    assert note.startswith("every cue stopped at EOS in 0%") and "SEE" not in note

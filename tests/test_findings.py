@@ -187,3 +187,22 @@ def test_llm_cue_pairs():
 
 def test_an_empty_findings_table_says_why():
     assert "No paper claim can be tested" in findings.report(findings.table([]))
+
+
+def test_the_permutation_sentence_tells_too_few_permutations_from_chance():
+    def null(p):
+        return pd.DataFrame({"kind": ["gen_mean", "prompt_last"] * 5, "p_value": p, "p_holm": np.minimum(1, np.asarray(p) * 10)})
+    assert "Too few permutations" in findings.null_line(null([1 / 101] * 10), n_perm=100)  # 10 x 0.0099 > 0.05
+    assert "the values at chance" in findings.null_line(null([0.2] * 10), n_perm=10000)  # enough permutations, at chance
+    assert "every kernel carries signal" in findings.null_line(null([1e-4] * 10), n_perm=10000)
+
+
+def test_point_estimates_of_both_signs_are_called_mixed_and_cautions_name_whole_claims():
+    rows = [findings.finding("09", "grows", f"t{i}", e, expected=1, cautions=["few_models"], note="two LLMs")
+            for i, e in enumerate((0.03, -0.01, 0.02))]
+    rows += [findings.finding("09", "raises", f"u{i}", 0.01, expected=1, ci=(-0.01, 0.03), n=40) for i in range(3)]
+    f = findings.table(rows)
+    assert findings.claim_outcome(f[f["claim"] == "grows"]) == "sign_mixed"
+    text = findings.report(f)
+    assert "*Caution* (every test of “raises”): only 40 items." in text
+    assert "*Caution* (every test of “grows”): two LLMs." in text

@@ -197,6 +197,8 @@ def test_evaluate_gives_custom_and_run_cues_with_ci_reusing_the_cache(playground
     assert all(line.startswith("represent: ") and line.endswith(" 0 to compute") for line in listen_represent)
     assert all(" 0 to compute" in line for line in log[6:]), log[6:]
     assert "cache: 84 hits, 12 computed" in pg.evaluation.value
+    assert "pg-eval-legend" in pg.evaluation.value and "bootstrap CI" in pg.evaluation.value
+    assert pg.evaluation.value.index("pg-eval-legend") < pg.evaluation.value.index("pg-table")
     # the run's SEE on the subset scored from its saved representations gives the same number
     sub = pipeline.playground_subset(pg.data.manifest, 12)
     ids, x = pg.data.llm_space("SEE")
@@ -253,3 +255,97 @@ def test_the_highlighter_and_the_removal_split_words_alike():
     assert [(s, e) for s, e, _ in lexicon_words(text, visual["visual"])] == [(2, 5), (10, 14)]
     assert mark_words(text, visual["visual"]) == "A [red]-hot [lamp], it's loud"
     assert "red" not in remove_spans(text, lexicon_words(text, visual["visual"]))
+
+
+# --- what the playground explains on screen ----------------------------------------
+
+
+def _widgets_in(widget):
+    """``widget`` and every widget below it (the VBox/HBox tree), in order."""
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _widgets_in(child)
+
+
+def test_neighbour_legend_is_on_screen_and_matches_the_table(playground):
+    pg = playground
+    shown = [w for w in _widgets_in(pg.widget) if "pg-nn-legend" in str(getattr(w, "value", ""))]
+    assert shown == [pg.nn_legend]  # rendered once, in the layout (not only built)
+    order = list(_widgets_in(pg.widget))
+    assert order.index(pg.nn_cue) < order.index(pg.nn_legend) < order.index(pg.neighbours)  # above the table
+    legend = pg.nn_legend.value
+    assert "outlined in green" in legend and "shared" in legend and "k=3" in legend
+    assert "cosine similarity" in legend and "95th percentile" in legend and "L2-normalised" in legend
+    # the legend's swatches are the borders the table draws, shared ones exactly where the table says so
+    assert f"border:{views.SHARED_BORDER}" in legend and f"border:{views.UNSHARED_BORDER}" in legend
+    cells = re.findall(r'<td class="([^"]+)" style="border:([^;]+);', pg.neighbours.value)
+    table = pg.last_neighbours
+    assert len(cells) == len(table)
+    assert [c == "pg-nn pg-shared" for c, _ in cells] == table["shared"].tolist()
+    assert [b for _, b in cells] == [views.SHARED_BORDER if s else views.UNSHARED_BORDER for s in table["shared"]]
+
+
+def test_neighbour_numbers_are_the_cosine_similarities_the_legend_describes(playground):
+    """The numbers under the thumbnails: cosine after PRH's clamp + L2 normalisation, over the shared items."""
+    pg = playground
+    pg.item.value, pg.nn_cue.value = "toy/02", "SEE"
+    shown = [float(v) for v in re.findall(r"<code title=\"cosine similarity[^\"]*\">([-0-9.]+)</code>", pg.neighbours.value)]
+    table = pg.last_neighbours
+    assert shown == pytest.approx(table["similarity"].round(2).tolist(), abs=0.006)
+    ids, x = pg.data.llm_space("SEE")
+    for (enc, space), sub in table.groupby(["encoder", "space"], sort=False):
+        _, enc_ids, feats = pg.data.encoder_feats[enc]
+        common = [i for i in ids if i in set(enc_ids)]
+        raw = x[[ids.index(i) for i in common]] if space == "LLM" else np.asarray(feats)[[list(enc_ids).index(i) for i in common]]
+        prepared = alignment.prepare_features(raw, 0.95)
+        me = common.index("toy/02")
+        expected = [prepared[me] @ prepared[common.index(j)] for j in sub["id"]]
+        assert sub["similarity"].tolist() == pytest.approx(expected)
+        # not the plain cosine of the raw features: the clamp is part of what is shown
+        plain = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+        assert not np.allclose(expected, [plain[me] @ plain[common.index(j)] for j in sub["id"]], atol=1e-3)
+
+
+def test_legends_without_the_clamp_and_in_the_static_summary(tiny_run):
+    assert "clamped" not in views.neighbour_legend_html(5, quantile=1.0) and "k=5" in views.neighbour_legend_html(5, 1.0)
+    assert "layers from 1 on" in views.neighbour_legend_html(5, 0.95, first_layer=1)
+    out = Wd.static_summary(tiny_run, ["toyvision"], ["toyaudio"], lexicons=LEX, colours=COLOURS, settings=S(k=3))
+    assert out.count('class="pg-legend pg-nn-legend"') == 1 and out.index("pg-nn-legend") < out.index('class="pg-neighbours"')
+
+
+def test_model_dropdown_shows_short_names_and_keeps_registry_values(playground, model_dirs):
+    from helpers.lm import known_models
+
+    pg = playground
+    options = dict(pg.model.options)  # label -> value
+    assert options["SmolLM2-135M-Instruct"] == "smollm2-135m-instruct"
+    assert options["Gemma-3-270M"] == "gemma-3-270m"
+    assert options["Qwen3-0.6B"] == "Qwen/Qwen3-0.6B" and options["Qwen3-32B"] == "Qwen/Qwen3-32B"
+    assert set(known_models()) <= set(options.values()) and len(options) == len(pg.model.options)  # labels unique
+    assert all("/" not in label and len(label) <= 24 for label in options)
+    assert pg.model.value == str(model_dirs["qwen3"]) and pg.model.label == model_dirs["qwen3"].name  # a path: its folder
+    pg.model.label = "Gemma-3-270M"
+    assert pg.model.value == "gemma-3-270m"
+
+
+def test_picking_a_short_label_loads_the_registry_name(tiny_run):
+    asked = []
+
+    def load(name):
+        asked.append(name)
+        raise RuntimeError("not loaded in this test")
+
+    pg = Wd.Playground(tiny_run, llm="smollm2-135m-instruct", vision_encoders=["toyvision"], settings=S(k=3), load_model=load)
+    assert pg.model.label == "SmolLM2-135M-Instruct"
+    pg.model.label = "Qwen3-0.6B"
+    pg.on_generate()
+    assert asked == ["Qwen/Qwen3-0.6B"] and "not loaded in this test" in pg.generation.value
+
+
+def test_model_options_keep_labels_unique():
+    assert Wd.model_options(["gemma-3-270m", "/tmp/x/Qwen3-0.6B", "Qwen/Qwen3-0.6B", "gemma-3-270m"]) == [
+        ("Gemma-3-270M", "gemma-3-270m"),
+        ("/tmp/x/Qwen3-0.6B", "/tmp/x/Qwen3-0.6B"),
+        ("Qwen/Qwen3-0.6B", "Qwen/Qwen3-0.6B"),
+    ]
+    assert Wd.model_label("/models/my-llm/") == "my-llm" and Wd.model_label("org/Name-1B") == "Name-1B"

@@ -13,7 +13,7 @@ One module per concern, each importing only the ones above it (no cycles):
 ``registry``        the known names (:data:`MODEL_REGISTRY`, :class:`ModelSpec`); no torch
 ``gguf``            the embedded models' GGUF files from PyPI: locate, assemble, convert once
 ``loading``         :func:`load_llm` (registry name, local folder or HF id) -> :class:`LLM`,
-                    :func:`format_prompt`, :func:`encode_prompts`
+                    :func:`format_prompt`, :func:`encode_prompts`, :func:`system_prompt_note`
 ``generation``      :func:`generate`, :class:`Decoding`, :func:`item_seed`
 ``representation``  :func:`represent` (per-layer means computed by forward hooks)
 ``fused``           :func:`generate_and_represent`: the same means reduced while decoding (no second pass)
@@ -38,7 +38,15 @@ from __future__ import annotations
 
 from helpers.lm.registry import EMBEDDED_DEFAULT, GEMMA_BASE, MODEL_REGISTRY, QWEN3_SIZES, ModelSpec, known_models
 from helpers.lm.gguf import assemble_gguf, embedded_gguf_path
-from helpers.lm.loading import LLM, encode_prompts, format_prompt, free_llm, load_llm
+from helpers.lm.loading import (
+    LLM,
+    encode_prompts,
+    format_prompt,
+    free_llm,
+    load_llm,
+    system_prompt_note,
+    template_system_prompt,
+)
 from helpers.lm.generation import Decoding, generate, item_seed
 from helpers.lm.representation import represent
 from helpers.lm.fused import generate_and_represent
@@ -80,4 +88,6 @@ __all__ = [
     "represent_cached",
     "resolve_batch_size",
     "suggest_batch_size",
+    "system_prompt_note",
+    "template_system_prompt",
 ]

@@ -277,6 +277,49 @@ def format_prompt(llm: LLM, user_text: str) -> str:
     )
 
 
+_USER_MARK, _SYSTEM_MARK = "\x00user-text\x00", "\x00system-text\x00"
+
+
+def template_system_prompt(tokenizer: Any, **chat_template_kwargs: Any) -> str | None:
+    """The system message a chat template adds on its own when the messages have none, else None.
+
+    Read off the formatted prompt: a user message alone is formatted once as is and once behind
+    an explicit system message; where the first has, in the place of that system message's text,
+    some other text, that text is what the template injects (SmolLM2: "You are a helpful AI
+    assistant named SmolLM, trained by Hugging Face"). None when the template adds nothing there
+    (Qwen3), has no such place (templates that reject or merge a system message), or is absent.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+
+    def render(messages: list[dict[str, str]]) -> str:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False, **chat_template_kwargs)
+        return text[: text.index(_USER_MARK)] if _USER_MARK in text else ""
+
+    user = {"role": "user", "content": _USER_MARK}
+    try:
+        plain, explicit = render([user]), render([{"role": "system", "content": _SYSTEM_MARK}, user])
+    except Exception:  # a template that refuses a system message has no default one to report either
+        return None
+    if _SYSTEM_MARK not in explicit:
+        return None
+    before, after = explicit.split(_SYSTEM_MARK, 1)
+    if len(plain) <= len(before) + len(after) or not (plain.startswith(before) and plain.endswith(after)):
+        return None
+    injected = plain[len(before) : len(plain) - len(after)].strip()
+    return injected or None
+
+
+def system_prompt_note(llm: LLM) -> str:
+    """One line for notebook 02: which system message every prompt of ``llm`` carries, and from where."""
+    if not llm.use_chat_template:
+        return f"{llm.name}: no chat template, the prompt is the cue text itself (no system prompt)"
+    injected = template_system_prompt(llm.tokenizer, **llm.chat_template_kwargs)
+    if injected is None:
+        return f"{llm.name}: the chat template adds no system prompt"
+    return f"{llm.name}: the chat template injects the system prompt {injected!r} into every prompt (none is given)"
+
+
 def encode_prompts(llm: LLM, prompts: Sequence[str]) -> list[list[int]]:
     """Token ids of exact prompt strings, without padding.
 
@@ -293,4 +336,13 @@ def encode_prompts(llm: LLM, prompts: Sequence[str]) -> list[list[int]]:
     return out
 
 
-__all__ = ["LLM", "decoder_parts", "encode_prompts", "format_prompt", "free_llm", "load_llm"]
+__all__ = [
+    "LLM",
+    "decoder_parts",
+    "encode_prompts",
+    "format_prompt",
+    "free_llm",
+    "load_llm",
+    "system_prompt_note",
+    "template_system_prompt",
+]

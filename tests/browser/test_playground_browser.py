@@ -4,10 +4,22 @@ Slow and needs the Debian ``chromium`` package and the ``playwright`` Python pac
 browser download: Playwright drives the system Chromium). Run it with ``make test-browser``
 (installs both when missing), or ``PERCEIVE_BROWSER=1 .venv/bin/python -m pytest tests/browser -rs``.
 
-A tiny finished run (random-weight LLM, generated images and tones, random encoder
-features; see ``tests/playground_run.py``) is written to a temporary folder; JupyterLab
-starts on a free localhost port with a token and opens a copy of
-``notebooks/10_playground.ipynb`` whose parameters point at that run.
+Two runs, each in its own JupyterLab (free localhost port, token) opening a copy of
+``notebooks/10_playground.ipynb`` whose parameters point at the run:
+
+* ``toy``: a tiny finished run (random-weight LLM, generated images and tones, random encoder
+  features; see ``tests/playground_run.py``) written to a temporary folder; always;
+* ``real``: a finished run of the real pipeline, when ``PERCEIVE_BROWSER_OUTPUTS`` names its
+  outputs folder (the run of profile ``PERCEIVE_BROWSER_PROFILE``, default ``tiny``; its
+  parameters are the profile's), e.g. after
+  ``PERCEIVE_OUTPUTS=/tmp/run/outputs python -m helpers.runner --profile tiny``:
+  ``PERCEIVE_BROWSER_OUTPUTS=/tmp/run/outputs make test-browser``. Skipped otherwise.
+  The run's cache (``PERCEIVE_CACHE``, default ``data/cache``) makes Generate a cache hit.
+
+After Generate shows the run's own generation, the page is made as tall as the notebook's
+scroll area, so the screenshots hold the whole notebook (``playground-<run>.png``) and the whole
+widget (``playground-<run>-widget.png``), legends included, in ``outputs/browser-test/``
+(``PERCEIVE_BROWSER_ARTIFACTS``).
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.paths import PROJECT_ROOT
+from helpers.paths import PROJECT_ROOT, outputs_root
 
 CHROMIUM = os.environ.get("PERCEIVE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -38,8 +50,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 180_000
+#: Tallest page the screenshot makes (px): Chromium's limit on one capture is 16384.
+MAX_PAGE_HEIGHT = 16_000
 #: Screenshot and JupyterLab log of the last browser test run (kept for a person to look at).
-ARTIFACTS = Path(os.environ.get("PERCEIVE_BROWSER_ARTIFACTS", PROJECT_ROOT / "outputs" / "browser-test"))
+ARTIFACTS = Path(os.environ.get("PERCEIVE_BROWSER_ARTIFACTS", outputs_root() / "browser-test"))
 
 pytestmark = [
     pytest.mark.slow,
@@ -70,28 +84,12 @@ def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float
     raise TimeoutError(f"jupyter lab did not answer {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A tiny run, the parameterised playground notebook and a JupyterLab server: (url, expected texts)."""
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} not found: `apt-get install -y chromium chromium-driver` (or `make test-browser`)")
-    import papermill as pm
-
-    from helpers.artifacts import load_table
+def _toy_run(root: Path, env: dict[str, str]):
+    """The toy run under ``root`` (its own cache): (run, notebook parameters)."""
     from playground_run import MAX_NEW_TOKENS, make_run
     from tiny_models import save_tiny_llm
 
-    root = tmp_path_factory.mktemp("browser")
-    env = {k: v for k, v in os.environ.items() if k not in ("PERCEIVE_HEADLESS", "CI")}  # live widgets, not the summary
-    env.update(
-        PERCEIVE_CACHE=str(root / "cache"),
-        PERCEIVE_OUTPUTS=str(root / "outputs"),
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        JUPYTER_CONFIG_DIR=str(root / "jupyter_config"),
-        JUPYTER_RUNTIME_DIR=str(root / "jupyter_runtime"),
-        OMP_NUM_THREADS="1",
-    )
+    env.update(PERCEIVE_CACHE=str(root / "cache"), PERCEIVE_OUTPUTS=str(root / "outputs"))
     saved = dict(os.environ)
     os.environ["PERCEIVE_CACHE"] = env["PERCEIVE_CACHE"]
     try:
@@ -100,20 +98,63 @@ def lab(tmp_path_factory):
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    return run, dict(
+        run_name=run.name, llm=str(model_dir), vision_encoders=["toyvision"], audio_encoders=["toyaudio"],
+        max_new_tokens=MAX_NEW_TOKENS, k=3, n_boot=50, playground_items=12, gen_batch_size=5,
+    )
+
+
+def _real_run(env: dict[str, str]):
+    """The finished run of profile ``PERCEIVE_BROWSER_PROFILE`` under ``PERCEIVE_BROWSER_OUTPUTS``: (run, parameters)."""
+    from helpers import runner
+    from helpers.artifacts import RunPaths
+
+    outputs = os.environ.get("PERCEIVE_BROWSER_OUTPUTS")
+    if not outputs:
+        pytest.skip("real run: set PERCEIVE_BROWSER_OUTPUTS to the outputs folder of a finished run (e.g. the tiny profile's)")
+    params = runner.load_profile(os.environ.get("PERCEIVE_BROWSER_PROFILE", "tiny"))
+    run = RunPaths.of(params["run_name"], Path(outputs))
+    if not run.generations.is_file():
+        pytest.fail(f"{run.generations} not found: run the profile's notebooks 01-04 with PERCEIVE_OUTPUTS={outputs}")
+    env["PERCEIVE_OUTPUTS"] = str(Path(outputs).resolve())
+    declared = runner.notebook_parameters(PROJECT_ROOT / "notebooks" / "10_playground.ipynb")
+    return run, {k: v for k, v in params.items() if k in declared}
+
+
+@pytest.fixture(scope="module", params=["toy", "real"])
+def lab(request, tmp_path_factory):
+    """A finished run, the parameterised playground notebook and a JupyterLab server: (url, expected texts)."""
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} not found: `apt-get install -y chromium chromium-driver` (or `make test-browser`)")
+    import papermill as pm
+
+    from helpers.artifacts import load_table
+    from helpers.manifest import load_manifest
+    from helpers.pipeline import run_cues
+
+    root = tmp_path_factory.mktemp(f"browser-{request.param}")
+    env = {k: v for k, v in os.environ.items() if k not in ("PERCEIVE_HEADLESS", "CI")}  # live widgets, not the summary
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        JUPYTER_CONFIG_DIR=str(root / "jupyter_config"),
+        JUPYTER_RUNTIME_DIR=str(root / "jupyter_runtime"),
+        OMP_NUM_THREADS="1",
+    )
+    run, parameters = _toy_run(root, env) if request.param == "toy" else _real_run(env)
     nb_dir = root / "notebooks"
     nb_dir.mkdir()
     pm.execute_notebook(
         str(PROJECT_ROOT / "notebooks" / "10_playground.ipynb"),
         str(nb_dir / "10_playground.ipynb"),
-        parameters=dict(
-            run_name=run.name, llm=str(model_dir), vision_encoders=["toyvision"], audio_encoders=["toyaudio"],
-            max_new_tokens=MAX_NEW_TOKENS, k=3, n_boot=50, playground_items=12, gen_batch_size=5,
-        ),
+        parameters=parameters,
         prepare_only=True,
         kernel_name="python3",
     )
+    # what Generate shows at the start: the first item under the run's first cue, from the cache
     gens = load_table(run.generations)
-    expected = gens[(gens["cue"] == "SEE")].sort_values("id")["text"].iloc[0]
+    first_item = str(load_manifest(run.manifest)["id"].iloc[0])
+    expected = gens[(gens["cue"] == next(iter(run_cues(gens)))) & (gens["id"] == first_item)]["text"].iloc[0]
 
     port, token = _free_port(), secrets.token_hex(16)
     log = root / "jupyter.log"
@@ -127,7 +168,7 @@ def lab(tmp_path_factory):
     try:
         _wait_for_server(f"http://127.0.0.1:{port}/api/status?token={token}", proc, log)
         yield {"url": f"http://127.0.0.1:{port}/lab/tree/10_playground.ipynb?token={token}", "expected": expected,
-               "root": root, "log": log}
+               "root": root, "log": log, "name": request.param, "k": parameters["k"]}
     finally:
         proc.terminate()
         try:
@@ -144,11 +185,50 @@ def _dismiss(page, name: str) -> None:
         button.first.click()
 
 
+def _fit_page_to_notebook(page) -> int:
+    """Make the page as tall as the notebook's scroll area, so a screenshot holds every cell; the new height."""
+    overflow = page.evaluate(
+        """() => {
+            const panel = document.querySelector('.jp-NotebookPanel');
+            const scrollers = [panel, ...panel.querySelectorAll('*')].filter(
+                e => e.scrollHeight > e.clientHeight + 1 && ['auto', 'scroll'].includes(getComputedStyle(e).overflowY));
+            return Math.max(0, ...scrollers.map(e => e.scrollHeight - e.clientHeight));
+        }"""
+    )
+    size = page.viewport_size
+    height = min(MAX_PAGE_HEIGHT, size["height"] + int(overflow) + 40)
+    page.set_viewport_size({"width": size["width"], "height": height})
+    page.wait_for_timeout(1500)  # relayout; a windowed notebook renders the cells now in view
+    return height
+
+
+def _screenshots(page, name: str) -> list[Path]:
+    """The whole notebook (top to last cell) and the whole playground widget, after fitting the page to the notebook."""
+    _fit_page_to_notebook(page)
+    page.evaluate("() => document.querySelectorAll('.jp-NotebookPanel *').forEach(e => { e.scrollTop = 0; })")
+    page.wait_for_timeout(500)
+    box = page.evaluate(
+        """() => {
+            const panel = document.querySelector('.jp-NotebookPanel').getBoundingClientRect();
+            const cells = [...document.querySelectorAll('.jp-NotebookPanel .jp-Cell')];
+            const bottom = Math.max(...cells.map(c => c.getBoundingClientRect().bottom));
+            return {x: panel.left, y: panel.top, width: panel.width, height: Math.min(bottom, panel.bottom) - panel.top + 16};
+        }"""
+    )
+    shots = [ARTIFACTS / f"playground-{name}.png", ARTIFACTS / f"playground-{name}-widget.png"]
+    page.screenshot(path=str(shots[0]), clip=box)
+    widget = page.locator(".jp-OutputArea-output", has=page.locator(".pg-media")).first
+    if widget.count():
+        widget.screenshot(path=str(shots[1]))
+    return [s for s in shots if s.is_file()]
+
+
 def test_generate_in_jupyterlab(lab):
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "playground.png"
+    for old in ARTIFACTS.glob(f"playground-{lab['name']}*.png"):
+        old.unlink()
     t0 = time.perf_counter()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -168,15 +248,25 @@ def test_generate_in_jupyterlab(lab):
             expect(generate).to_be_visible(timeout=TIMEOUT_MS)
             expect(page.locator(".pg-media img").first).to_be_visible()  # the item's image
             expect(page.locator(".pg-neighbours").first).to_be_visible()  # neighbours beside the encoders'
+            # the legend of the neighbour table, on screen, and short model names in the dropdown
+            legend = page.locator(".pg-nn-legend").first
+            expect(legend).to_be_visible()
+            expect(legend).to_contain_text("outlined in green")
+            expect(legend).to_contain_text("cosine similarity")
+            expect(legend).to_contain_text(f"k={lab['k']}")
+            labels = page.locator(".widget-dropdown select").filter(has=page.locator("option", has_text="Gemma-3-270M"))
+            expect(labels.first).to_be_attached()
+            assert not labels.first.locator("option", has_text="/").count(), labels.first.inner_text()
             generate.click()
             generation = page.locator(".pg-generation").first
             expect(generation).to_have_text(lab["expected"], timeout=TIMEOUT_MS)
-            page.screenshot(path=str(shot), full_page=True)
+            shots = _screenshots(page, lab["name"])
+            assert len(shots) == 2, shots
         except Exception:
-            page.screenshot(path=str(shot), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / f"playground-{lab['name']}-failed.png"), full_page=True)
             raise
         finally:
             browser.close()
-            shutil.copy(lab["log"], ARTIFACTS / "jupyter.log")
-            print(f"screenshot: {shot}; jupyter log: {ARTIFACTS / 'jupyter.log'}")
+            shutil.copy(lab["log"], ARTIFACTS / f"jupyter-{lab['name']}.log")
+    print(f"{lab['name']}: screenshots {[str(s) for s in shots]}; jupyter log {ARTIFACTS / ('jupyter-' + lab['name'] + '.log')}")
     print(f"generation shown in JupyterLab after {time.perf_counter() - t0:.0f} s in the browser: {lab['expected']!r}")
