@@ -12,14 +12,17 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from helpers.cache import atomic_write_bytes, atomic_write_text
+from helpers.manifest import encoders_left_out
 from helpers.paths import outputs_root
+from helpers.settings import AlignmentSettings
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,50 @@ class RunPaths:
     def results(self) -> Path:
         return self.root / "results" / self.name
 
+    def setting(
+        self,
+        settings: AlignmentSettings | None = None,
+        encoders: Mapping[str, Any] | None = None,
+        *,
+        llm: str | Sequence[str] | None = None,
+        T: int | str | None = None,
+        results: bool = False,
+    ) -> "RunSetting":
+        """What a figure of this run needs to stand alone (:class:`RunSetting`; ``.line()`` for the footer).
+
+        Read from the run's files: the dataset (the manifest's ``source``), its items and those with
+        a sound (01); the LLM, T and greedy or sampled decoding (02's generations). ``settings``: the
+        :class:`AlignmentSettings` in use (its ``k``); ``encoders``: name -> modality, or the
+        ``name -> (modality, ids, features)`` of :func:`run_encoder_features`. With ``results`` (a
+        finished run read back, notebook 11), ``k`` and the encoders not given are read from 05's
+        ``alignment.csv``. ``llm`` and ``T`` replace the recorded ones for figures of other models or
+        lengths (09: its LLMs at ``size_T``).
+        """
+        manifest = load_table(self.manifest) if self.manifest.is_file() else pd.DataFrame()
+        gens = load_table(self.generations) if self.generations.is_file() else pd.DataFrame()
+        table = self.results / "alignment.csv"
+        stored = pd.read_csv(table) if results and table.is_file() else pd.DataFrame()
+        if encoders is None and {"encoder", "modality"} <= set(stored.columns):
+            encoders = dict(zip(stored["encoder"], stored["modality"]))
+        named = tuple((str(n), m if isinstance(m, str) else str(m[0])) for n, m in (encoders or {}).items())
+        k = settings.k if settings is not None else (int(stored["k"].iloc[0]) if "k" in stored.columns and len(stored) else None)
+
+        def recorded(col: str) -> list:
+            return list(dict.fromkeys(gens[col].dropna().tolist())) if col in gens.columns else []
+
+        sampled = recorded("do_sample")
+        return RunSetting(
+            run=self.name,
+            dataset="+".join(map(str, dict.fromkeys(manifest["source"]))) if "source" in manifest.columns else None,
+            n_items=len(manifest) if len(manifest.columns) else None,
+            n_sound=int(manifest["audio_path"].notna().sum()) if "audio_path" in manifest.columns else None,
+            llm=(llm if isinstance(llm, str) else ", ".join(llm)) if llm is not None else ", ".join(map(str, recorded("llm"))) or None,
+            T=T if T is not None else (int(max(recorded("max_new_tokens"))) if recorded("max_new_tokens") else None),
+            decoding=None if not sampled else ("sampled" if any(sampled) else "greedy"),
+            k=k,
+            encoders=named,
+        )
+
     def require(self, path: Path, made_by: str) -> Path:
         """Return ``path`` or raise a message saying which notebook makes it."""
         if not path.exists():
@@ -84,6 +131,45 @@ class RunPaths:
             df.insert(0, "run", self.name)
         save_results(df, self.results, stem)
         return df
+
+
+@dataclass(frozen=True)
+class RunSetting:
+    """The setting a figure states in its footer (:meth:`RunPaths.setting` reads it from a run).
+
+    ``n_sound``: items with a sound (shown when an audio encoder is among ``encoders``); ``T``:
+    generated tokens (a number, or text such as ``"64 (random words), 128"``); ``encoders``:
+    ``(name, modality)`` pairs. A field that is ``None`` or empty was not recorded and is left out.
+    """
+
+    run: str
+    dataset: str | None = None
+    n_items: int | None = None
+    n_sound: int | None = None
+    llm: str | None = None
+    T: int | str | None = None
+    decoding: str | None = None
+    k: int | None = None
+    encoders: tuple[tuple[str, str], ...] = ()
+
+    def line(self) -> str:
+        """One line, e.g. ``tuxpaint, 300 items (101 with a sound) · LLM smollm2-135m-instruct, T = 128,
+        greedy · mutual k-NN, k = 10 · encoders efficientnet-lite2 (vision), aisfx (audio) · run default``."""
+        parts = []
+        if self.dataset is not None or self.n_items is not None:
+            data = ", ".join(x for x in (self.dataset, None if self.n_items is None else f"{self.n_items} items") if x)
+            if self.n_sound is not None and any(m == "audio" for _, m in self.encoders):
+                data += f" ({self.n_sound} with a sound)"
+            parts.append(data)
+        if self.llm or self.T is not None:
+            gen = ", ".join(x for x in (self.llm and f"LLM {self.llm}", None if self.T is None else f"T = {self.T}") if x)
+            parts.append(gen + (f", {self.decoding}" if self.decoding and self.T is not None else ""))
+        if self.k is not None:
+            parts.append(f"mutual k-NN, k = {self.k}")
+        if self.encoders:
+            parts.append("encoders " + ", ".join(f"{n} ({m})" for n, m in self.encoders))
+        parts.append(f"run {self.run}")
+        return " · ".join(parts)
 
 
 def save_table(df: pd.DataFrame, path: Path) -> Path:
@@ -155,8 +241,9 @@ def run_encoder_features(
     features in this run (an image-only dataset has no audio features) are named and left out;
     a run with none at all stops with the fix (run 04)."""
     feats, absent = load_encoder_features(run, vision_encoders, audio_encoders)
-    if absent:
-        print(f"no features for {absent} in this run (04 made none): left out")
+    if absent:  # one line: "no sounds in this run: the audio encoders (...) ... are skipped" for an image-only run
+        manifest = load_table(run.manifest) if run.manifest.is_file() else None
+        print(encoders_left_out(manifest, vision_encoders, audio_encoders, absent))
     if not feats:
         raise FileNotFoundError(f"no encoder features in {run.run_dir}: run 04_encoder_features first")
     return feats

@@ -1,11 +1,18 @@
 """The figures, one function per figure, in one shared seaborn style.
 
 Every function returns the matplotlib Figure; :func:`save_figure` writes it as PNG
-and PDF under the run's figures folder.
+and PDF under the run's figures folder. Each takes ``setting``: the run's setting in one
+line (:meth:`helpers.artifacts.RunPaths.setting`), drawn as a grey footer so that a figure
+read on its own says what was measured (dataset, items, LLM, T, k, encoders). Figures use
+matplotlib's constrained layout (no ``tight_layout``); the legends explain every marker,
+line style, hatch and shaded band.
+
+One module because the figures share one style, one palette and the footer; each function is one figure.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,8 +20,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 CUE_PALETTE = {"SEE": "#1f77b4", "HEAR": "#d62728", "NONE": "#7f7f7f"}
+#: The kind of representation drawn solid in :func:`alignment_bars`; every other kind is a single-pass baseline, hatched.
+GENERATIVE_KINDS = ("generative", "gen_mean")
+#: Hatches of the single-pass kinds, in order of appearance.
+HATCHES = ("//", "..", "xx", "\\\\", "++")
+#: What the stars mean (:func:`helpers.stats.stars`), for legends.
+STARS_LEGEND = "*** p < 0.001, ** p < 0.01, * p < 0.05, n.s. otherwise (Holm-adjusted)"
+CHANCE_LEGEND = "chance level k/(n−1)"
+CI_LEGEND = "95% bootstrap CI"
+FOOTER_GID = "setting"
 
 
 def set_style() -> None:
@@ -53,72 +72,187 @@ def save_figure(fig: plt.Figure, directory: Path, stem: str) -> list[Path]:
     return paths
 
 
-def image_gallery(images: Sequence, captions: Sequence[str], ncols: int = 6, size: float = 2.0) -> plt.Figure:
+def _wrap(text: str, width: int) -> list[str]:
+    return textwrap.wrap(text, width) or [""]
+
+
+def _chars(fig: plt.Figure, fontsize: float) -> int:
+    """About how many characters of ``fontsize`` fit across ``fig``."""
+    return max(20, int(fig.get_figwidth() * 72 / (0.52 * fontsize)))
+
+
+def _panels(n: int, width: float, height: float, sharey: bool = False, extra: float = 0.0) -> tuple[plt.Figure, np.ndarray]:
+    """``n`` panels side by side, each ``width`` inches wide (plus ``extra`` for a legend), constrained layout."""
+    fig, axes = plt.subplots(1, max(1, n), figsize=(extra + width * max(1, n), height), squeeze=False, sharey=sharey, layout="constrained")
+    return fig, axes[0]
+
+
+def _finish(fig: plt.Figure, title: str, setting: str, ax: plt.Axes | None = None) -> plt.Figure:
+    """Title (on ``ax``, else the figure's), wrapped to the figure's width, and ``setting`` as a grey footer."""
+    if title:
+        size = 11.0
+        wrapped = "\n".join(textwrap.wrap(title, _chars(fig, size)))
+        if ax is not None:
+            ax.set_title(wrapped, fontsize=size)
+        else:
+            fig.suptitle(wrapped, fontsize=size)
+    if setting:
+        fig.text(0.0, 0.0, _wrap_setting(setting, _chars(fig, 7.5)), ha="left", va="top", fontsize=7.5, color="0.35", gid=FOOTER_GID)
+    return fig
+
+
+def _wrap_setting(setting: str, width: int) -> str:
+    """``setting`` in lines of at most ``width`` characters, broken between its `` · ``-separated parts where it can."""
+    lines: list[str] = []
+    for part in setting.split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines += textwrap.wrap(part, width, break_on_hyphens=False) or [""]
+    return "\n".join(lines)
+
+
+def footer_text(fig: plt.Figure) -> str:
+    """The setting a figure carries (its footer) as drawn, its lines joined by spaces; ``""`` when it has none."""
+    texts = [t.get_text() for t in fig.texts if t.get_gid() == FOOTER_GID]
+    return " ".join(" ".join(texts).split("\n"))
+
+
+def _legend(ax: plt.Axes, handles: list, title: str | None = None, fontsize: float = 8) -> None:
+    """One legend right of ``ax``, outside the plot (constrained layout makes room for it)."""
+    ax.legend(handles=handles, title=title, frameon=False, fontsize=fontsize, title_fontsize=fontsize + 1,
+              bbox_to_anchor=(1.02, 1), loc="upper left", borderaxespad=0)
+
+
+def _note(label: str) -> Line2D:
+    """A legend entry that is only text."""
+    return Line2D([], [], ls="", marker="", label=label)
+
+
+def _cue_handles(colors: dict[str, str], marker: str | None = None) -> list:
+    if marker:
+        return [Line2D([], [], ls="", marker=marker, color=c, label=cue) for cue, c in colors.items()]
+    return [Patch(facecolor=c, label=cue) for cue, c in colors.items()]
+
+
+def _chance_handle() -> Line2D:
+    return Line2D([], [], color="black", linestyle="dotted", linewidth=1, label=CHANCE_LEGEND)
+
+
+def _few_ticks(ax: plt.Axes, n: int = 6) -> None:
+    """At most ``n`` ticks on both axes, so that tick labels never run into each other."""
+    ax.xaxis.set_major_locator(MaxNLocator(n, steps=[1, 2, 2.5, 5, 10]))
+    ax.yaxis.set_major_locator(MaxNLocator(n, steps=[1, 2, 2.5, 5, 10]))
+
+
+def _panel_title(sub: pd.DataFrame, name: str) -> str:
+    n = f", n = {int(sub['n_items'].iloc[0])}" if "n_items" in sub.columns else ""
+    mod = sub["modality"].iloc[0] if "modality" in sub.columns else ""
+    return f"{name}\n({mod}{n})" if mod or n else name
+
+
+def image_gallery(images: Sequence, captions: Sequence[str], ncols: int = 6, size: float = 2.0, setting: str = "") -> plt.Figure:
     """A grid of images with their captions underneath."""
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, int(np.ceil(n / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 1.25 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 1.25 * nrows), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, cap in zip(axes.flat, images, captions):
         ax.imshow(img)
         ax.set_title("\n".join(_wrap(cap, 24)[:3]), fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, "", setting)
 
 
-def _wrap(text: str, width: int) -> list[str]:
-    import textwrap
+def layer_norm_curves(norms: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
+    """Notebook 03's check: mean hidden-state norm per layer, one line per cue (:func:`helpers.analysis.layer_norms`).
 
-    return textwrap.wrap(text, width) or [""]
-
-
-def layer_norm_curves(norms: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Notebook 03's check: mean hidden-state norm per layer, one line per cue (:func:`helpers.analysis.layer_norms`)."""
+    Log y axis (the residual stream grows by orders of magnitude over the layers); the last index,
+    the output after the model's final norm, is annotated: its step is the norm, not the model.
+    """
     set_style()
-    fig, ax = plt.subplots(figsize=(6, 3))
-    sns.lineplot(data=norms, x="layer", y="norm", hue="cue", palette=cue_colors(list(norms["cue"].unique())), ax=ax)
-    ax.set_ylabel("mean ‖h‖ over generated tokens")
-    if title:
-        ax.set_title(title)
-    return fig
+    colors = cue_colors(list(dict.fromkeys(norms["cue"])))
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    for cue, c in colors.items():
+        line = norms[norms["cue"] == cue].sort_values("layer")
+        ax.plot(line["layer"], line["norm"], "-o", ms=3, color=c, label=cue)
+    ax.set_yscale("log")
+    last = int(norms["layer"].max())
+    at = norms[norms["layer"] == last]["norm"]
+    before = norms[norms["layer"] == last - 1]["norm"]
+    step = f"×{float(at.mean() / before.mean()):.2g} " if len(before) else ""
+    ax.annotate(f"final norm applied\n(layer {last}: {step}step)", xy=(last, float(at.mean())), xytext=(-12, 0),
+                textcoords="offset points", ha="right", va="center", fontsize=8,
+                arrowprops={"arrowstyle": "->", "color": "0.3", "lw": 0.8})
+    ax.set_xlabel("layer (0: the embedding output, where 03 keeps it)")
+    ax.set_ylabel("mean ‖h‖ over generated tokens (log)")
+    _legend(ax, _cue_handles(colors, marker="o"), title="cue")
+    return _finish(fig, title or "Hidden-state norm per layer (generative representation)", setting, ax)
 
 
-def alignment_bars(table: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Headline figure: mutual k-NN per encoder (x) and cue (hue) with bootstrap CIs and chance level.
+def _kinds(table: pd.DataFrame) -> list[str]:
+    """The kinds of representation in ``table``, generative first; ``["generative"]`` when it has no ``kind``."""
+    if "kind" not in table.columns:
+        return ["generative"]
+    kinds = list(dict.fromkeys(table["kind"]))
+    return [k for k in kinds if k in GENERATIVE_KINDS] + [k for k in kinds if k not in GENERATIVE_KINDS]
 
-    ``table`` needs columns ``encoder``, ``cue``, ``score``, ``ci_low``, ``ci_high``, ``chance``.
+
+def alignment_bars(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
+    """Headline figure: mutual k-NN per encoder (one panel each), kind of representation (x) and cue (colour).
+
+    ``table`` needs columns ``encoder``, ``cue``, ``score``, ``ci_low``, ``ci_high``, ``chance`` (and
+    ``modality``, ``n_items`` for the panel titles); with a ``kind`` column, the generative bars are
+    solid and each single-pass baseline (e.g. last prompt token, prompt mean) is hatched beside them:
+    the paper's contrast. Error bars: 95% bootstrap CIs; dotted: chance.
     """
     set_style()
     encoders = list(dict.fromkeys(table["encoder"]))
     cues = list(dict.fromkeys(table["cue"]))
+    kinds = _kinds(table)
+    data = table if "kind" in table.columns else table.assign(kind="generative")
     colors = cue_colors(cues)
+    single = [k for k in kinds if k not in GENERATIVE_KINDS]
+    hatch = {k: HATCHES[single.index(k) % len(HATCHES)] if k in single else "" for k in kinds}
     width = 0.8 / len(cues)
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(encoders), 3.6))
-    for j, cue in enumerate(cues):
-        sub = table[table["cue"] == cue].set_index("encoder").reindex(encoders)
-        x = np.arange(len(encoders)) - 0.4 + width * (j + 0.5)
-        err = np.vstack([sub["score"] - sub["ci_low"], sub["ci_high"] - sub["score"]])
-        ax.bar(x, sub["score"], width, yerr=err, capsize=3, color=colors[cue], label=cue)
-    for i, enc in enumerate(encoders):
-        chance = float(table.loc[table["encoder"] == enc, "chance"].iloc[0])
-        ax.hlines(chance, i - 0.45, i + 0.45, colors="black", linestyles="dotted", linewidth=1)
-    ax.set_xticks(np.arange(len(encoders)))
-    ax.set_xticklabels([f"{e}\n({table.loc[table['encoder'] == e, 'modality'].iloc[0]})" for e in encoders])
-    ax.set_ylabel("mutual k-NN alignment")
-    ax.set_title(title or "LLM ↔ encoder alignment by cue (95% bootstrap CI; dotted: chance)")
-    ax.legend(title="cue", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
-    fig.tight_layout()
-    return fig
+    fig, axes = _panels(len(encoders), width=max(2.6, 0.8 + 0.32 * len(cues) * len(kinds)), height=4.0, sharey=True, extra=2.6)
+    for ax, enc in zip(axes, encoders):
+        sub = data[data["encoder"] == enc]
+        for j, cue in enumerate(cues):
+            s = sub[sub["cue"] == cue].set_index("kind").reindex(kinds)
+            x = np.arange(len(kinds)) - 0.4 + width * (j + 0.5)
+            err = np.vstack([s["score"] - s["ci_low"], s["ci_high"] - s["score"]])
+            bars = ax.bar(x, s["score"], width, yerr=err, capsize=2, color=colors[cue], edgecolor="0.2", linewidth=0.5,
+                          error_kw={"elinewidth": 0.8})
+            for bar, kind in zip(bars, kinds):
+                bar.set_hatch(hatch[kind])
+                bar.set_alpha(1.0 if not hatch[kind] else 0.75)
+        ax.axhline(float(sub["chance"].iloc[0]), color="black", linestyle="dotted", linewidth=1)
+        ax.set_xticks(np.arange(len(kinds)))
+        ax.set_xticklabels(["\n".join(_wrap(k, 14)) for k in kinds], fontsize=8)
+        ax.grid(axis="x", visible=False)
+        ax.set_title(_panel_title(sub, enc), fontsize=10)
+    axes[0].set_ylabel("mutual k-NN alignment")
+    handles = _cue_handles(colors)
+    handles += [Patch(facecolor="white", edgecolor="0.2", hatch=hatch[k], label=k if k not in single or "single" in k else f"{k} (single pass)")
+                for k in kinds]
+    handles += [_chance_handle(), Line2D([], [], color="0.2", marker="|", ls="", ms=10, label=f"error bars: {CI_LEGEND}")]
+    _legend(axes[-1], handles, title="cue / representation")
+    return _finish(fig, title or "LLM ↔ encoder alignment by cue: generative vs single-pass representations", setting)
 
 
-def alignment_scatter(table: pd.DataFrame, vision_encoder: str, audio_encoder: str, title: str = "") -> plt.Figure:
-    """Each cue as a point at (alignment with vision encoder, alignment with audio encoder), with CIs."""
+def alignment_scatter(table: pd.DataFrame, vision_encoder: str, audio_encoder: str, title: str = "", setting: str = "") -> plt.Figure:
+    """Each cue as a point at (alignment with vision encoder, alignment with audio encoder), with CIs.
+
+    With a ``kind`` column only the generative rows are drawn.
+    """
     set_style()
+    if "kind" in table.columns:
+        table = table[table["kind"].isin(GENERATIVE_KINDS)]
     cues = list(dict.fromkeys(table["cue"]))
     colors = cue_colors(cues)
-    fig, ax = plt.subplots(figsize=(4.4, 4.0))
+    fig, ax = plt.subplots(figsize=(6.2, 4.2), layout="constrained")
     for cue in cues:
         v = table[(table["cue"] == cue) & (table["encoder"] == vision_encoder)].iloc[0]
         a = table[(table["cue"] == cue) & (table["encoder"] == audio_encoder)].iloc[0]
@@ -130,25 +264,18 @@ def alignment_scatter(table: pd.DataFrame, vision_encoder: str, audio_encoder: s
             fmt="o",
             color=colors[cue],
             capsize=3,
-            label=cue,
         )
     ax.set_xlabel(f"alignment with {vision_encoder} (vision)")
     ax.set_ylabel(f"alignment with {audio_encoder} (audio)")
-    ax.set_title(title or "Cues in (vision, audio) alignment space")
-    ax.legend(frameon=False)
-    fig.tight_layout()
-    return fig
+    _legend(ax, _cue_handles(colors, marker="o") + [_note(f"bars: {CI_LEGEND}")], title="cue")
+    _few_ticks(ax)
+    return _finish(fig, title or "Cues in (vision, audio) alignment space (generative representation)", setting, ax)
 
 
 # ----------------------------------------------------------------------------- ablations (06, 07)
 
 
-def _facets(n: int, width: float = 3.6, height: float = 3.2) -> tuple[plt.Figure, np.ndarray]:
-    fig, axes = plt.subplots(1, max(1, n), figsize=(0.6 + width * max(1, n), height), squeeze=False, sharey=False)
-    return fig, axes[0]
-
-
-def length_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
+def length_curves(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
     """Alignment against generation length T, one panel per encoder, one line per cue.
 
     ``table`` is :func:`helpers.analysis.length_curve`'s: T = 0 is the last prompt token
@@ -161,53 +288,61 @@ def length_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
     colors = cue_colors(cues)
     ts = sorted(set(table["T"]))
     pos = {t: i for i, t in enumerate(ts)}
-    fig, axes = _facets(len(encoders))
+    fig, axes = _panels(len(encoders), width=max(3.4, 0.55 * len(ts) + 1.2), height=3.6, extra=2.4)
     for ax, enc in zip(axes, encoders):
         sub = table[table["encoder"] == enc]
         for cue in cues:
             line = sub[(sub["cue"] == cue) & (sub["representation"] != "prompt_mean")].sort_values("T")
             x = line["T"].map(pos)
-            ax.plot(x, line["score"], "-o", color=colors[cue], label=cue, markersize=4)
+            ax.plot(x, line["score"], "-o", color=colors[cue], markersize=4)
             ax.fill_between(x, line["ci_low"], line["ci_high"], color=colors[cue], alpha=0.15, linewidth=0)
             pm = sub[(sub["cue"] == cue) & (sub["representation"] == "prompt_mean")]
-            ax.plot([pos[0] + 0.12] * len(pm), pm["score"], "o", mfc="white", color=colors[cue], markersize=5)
+            ax.plot([pos[0] + 0.15] * len(pm), pm["score"], "o", mfc="white", color=colors[cue], markersize=5)
         ax.axhline(float(sub["chance"].iloc[0]), color="black", linestyle="dotted", linewidth=1)
         full_t = int(sub.loc[sub["representation"] == "gen_mean", "T"].max())
         ax.set_xticks(range(len(ts)))
-        ax.set_xticklabels(["0\nprompt" if t == 0 else f"{t}\nfull" if t == full_t else str(t) for t in ts])
+        ax.set_xticklabels(["0\nprompt" if t == 0 else f"{t}\nfull" if t == full_t else str(t) for t in ts], fontsize=8)
         ax.set_xlabel("generated tokens T")
-        ax.set_title(f"{enc} ({sub['modality'].iloc[0]}, n={int(sub['n_items'].iloc[0])})")
+        ax.set_title(_panel_title(sub, enc), fontsize=10)
     axes[0].set_ylabel("mutual k-NN alignment")
-    axes[-1].legend(title="cue", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
-    fig.suptitle(title or "Alignment vs generation length (T=0: single pass; hollow: prompt mean; dotted: chance)")
-    fig.tight_layout()
-    return fig
+    handles = _cue_handles(colors, marker="o")
+    handles += [Line2D([], [], ls="", marker="o", color="0.3", ms=5, label="T = 0: last prompt token"),
+                Line2D([], [], ls="", marker="o", mfc="white", color="0.3", ms=5, label="T = 0: prompt mean"),
+                Patch(facecolor="0.3", alpha=0.2, label=f"shaded: {CI_LEGEND}"), _chance_handle()]
+    _legend(axes[-1], handles, title="cue")
+    return _finish(fig, title or "Alignment vs generation length T (mean over the first T generated tokens)", setting)
 
 
-def layerwise_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
+def layerwise_curves(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
     """Alignment of each layer's representation, one panel per encoder; dashed: the layer mean per cue."""
     set_style()
     encoders = list(dict.fromkeys(table["encoder"]))
     cues = list(dict.fromkeys(table["cue"]))
     colors = cue_colors(cues)
-    fig, axes = _facets(len(encoders), width=4.0)
+    fig, axes = _panels(len(encoders), width=3.8, height=3.6, extra=2.4)
     for ax, enc in zip(axes, encoders):
         sub = table[table["encoder"] == enc]
         for cue in cues:
             c = sub[sub["cue"] == cue].sort_values("layer")
-            ax.plot(c["layer"], c["score"], "-", color=colors[cue], label=cue, linewidth=1.5)
+            ax.plot(c["layer"], c["score"], "-", color=colors[cue], linewidth=1.5)
             ax.axhline(float(c["layer_mean_score"].iloc[0]), color=colors[cue], linestyle="--", linewidth=1)
         ax.axhline(float(sub["chance"].iloc[0]), color="black", linestyle="dotted", linewidth=1)
-        ax.set_xlabel("layer")
-        ax.set_title(f"{enc} ({sub['modality'].iloc[0]}, n={int(sub['n_items'].iloc[0])})")
+        ax.set_xlabel("layer (0: the embedding output, where 03 keeps it)")
+        ax.set_title(_panel_title(sub, enc), fontsize=10)
     axes[0].set_ylabel("mutual k-NN alignment")
-    axes[-1].legend(title="cue", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
-    fig.suptitle(title or "Alignment per layer (dashed: mean over layers; dotted: chance)")
-    fig.tight_layout()
-    return fig
+    handles = [Line2D([], [], color=c, label=cue) for cue, c in colors.items()]
+    handles += [Line2D([], [], color="0.3", linestyle="--", linewidth=1, label="mean over layers (05's value)"), _chance_handle()]
+    _legend(axes[-1], handles, title="cue")
+    return _finish(fig, title or "Alignment of each layer's generative representation", setting)
 
 
-def paired_differences(table: pd.DataFrame, title: str = "") -> plt.Figure:
+def _significance_handles(color: str = "0.3") -> list:
+    return [Line2D([], [], ls="", marker="o", color=color, label="filled: Holm p < 0.05"),
+            Line2D([], [], ls="", marker="o", mfc="white", color=color, label="hollow: not significant"),
+            _note(f"bars: {CI_LEGEND}"), _note("stars: " + STARS_LEGEND.replace(", ", "\n   "))]
+
+
+def paired_differences(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
     """Cue differences per encoder with bootstrap CIs, marked with their Holm-adjusted significance.
 
     ``table`` is :func:`helpers.analysis.paired_cue_comparisons`'s (``comparison``, ``diff``,
@@ -218,7 +353,7 @@ def paired_differences(table: pd.DataFrame, title: str = "") -> plt.Figure:
     comparisons = list(dict.fromkeys(table["comparison"]))
     palette = dict(zip(comparisons, sns.color_palette("colorblind", len(comparisons)).as_hex()))
     width = 0.8 / max(1, len(comparisons))
-    fig, ax = plt.subplots(figsize=(1.8 + 1.7 * len(encoders), 3.6))
+    fig, ax = plt.subplots(figsize=(3.4 + max(2.2, 0.8 * len(comparisons)) * len(encoders), 4.0), layout="constrained")
     span = float(np.nanmax(table["ci_high"]) - np.nanmin(table["ci_low"])) or 1.0
     for j, comp in enumerate(comparisons):
         sub = table[table["comparison"] == comp].set_index("encoder").reindex(encoders)
@@ -228,37 +363,44 @@ def paired_differences(table: pd.DataFrame, title: str = "") -> plt.Figure:
         significant = sub["p_holm"].to_numpy() < 0.05
         ax.scatter(x[significant], sub["diff"][significant], color=palette[comp], zorder=3)
         ax.scatter(x[~significant], sub["diff"][~significant], facecolor="white", edgecolor=palette[comp], zorder=3)
-        ax.scatter([], [], color=palette[comp], label=comp)  # one legend entry per comparison
         for xi, hi, mark in zip(x, sub["ci_high"], sub["stars"]):
-            ax.text(xi, hi + 0.02 * span, mark, ha="center", va="bottom", fontsize=8)
+            ax.text(xi, hi + 0.02 * span, mark, ha="center", va="bottom", fontsize=7)
     ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_ylim(top=max(ax.get_ylim()[1], float(np.nanmax(table["ci_high"])) + 0.12 * span))  # room for the stars
     ax.set_xticks(np.arange(len(encoders)))
-    ax.set_xticklabels([f"{e}\n({table.loc[table['encoder'] == e, 'modality'].iloc[0]})" for e in encoders])
+    ax.set_xticklabels([_panel_title(table[table["encoder"] == e], e) for e in encoders], fontsize=8)
+    ax.grid(axis="x", visible=False)
     ax.set_ylabel("Δ mutual k-NN alignment")
-    ax.set_title(title or "Paired cue differences (95% bootstrap CI)\nfilled / stars: Holm-adjusted sign-flip p < 0.05")
-    ax.legend(title="comparison", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
-    fig.tight_layout()
-    return fig
+    handles = [Line2D([], [], ls="", marker="o", color=c, label=comp) for comp, c in palette.items()]
+    _legend(ax, handles + _significance_handles(), title="comparison (paired, same items)")
+    return _finish(fig, title or "Paired cue differences (generative representation)", setting, ax)
 
 
-def calibrated_scores(table: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Permutation-calibrated alignment (0 = chance, 1 = identical neighbourhoods) per kind × cue × encoder."""
+def calibrated_scores(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
+    """Permutation-calibrated alignment (0 = chance, 1 = identical neighbourhoods) per kind × cue × encoder.
+
+    ``kind`` is shown as given: map it to plain names first (``analysis.KIND_LABELS``).
+    """
     set_style()
     data = table.assign(label=table["kind"] + " · " + table["cue"])
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * data["encoder"].nunique(), 0.8 + 0.28 * data["label"].nunique()))
+    n_enc = data["encoder"].nunique()
+    fig, ax = plt.subplots(figsize=(8.0, 1.2 + 0.2 * data["label"].nunique() * max(1, n_enc)), layout="constrained")
     sns.barplot(data=data, y="label", x="calibrated", hue="encoder", ax=ax, orient="h")
     for container, (_, grp) in zip(ax.containers, data.groupby("encoder", sort=False)):
         ax.bar_label(container, labels=list(grp["stars"]), fontsize=7, padding=2)
     ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlim(right=ax.get_xlim()[1] * 1.08)  # room for the stars
+    ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.set_xlabel("calibrated score (score − null mean) / (1 − null mean)")
     ax.set_ylabel("")
-    ax.set_title(title or "Alignment above the permutation null (stars: Holm-adjusted p)")
-    ax.legend(title="encoder", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
-    fig.tight_layout()
-    return fig
+    handles = [Patch(facecolor=h.get_facecolor(), label=lab) for h, lab in zip(*ax.get_legend_handles_labels())]
+    handles += [Line2D([], [], color="black", linewidth=0.8, label="0: the permutation null (chance)"),
+                _note("stars: " + STARS_LEGEND.replace(", ", "\n   "))]
+    _legend(ax, handles, title="encoder")
+    return _finish(fig, title or "Alignment above the permutation null (one-sided permutation p)", setting, ax)
 
 
-def sensory_word_deltas(table: pd.DataFrame, title: str = "") -> plt.Figure:
+def sensory_word_deltas(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
     """Notebook 08: change in alignment under each sensory-word ablation, one panel per cue.
 
     ``table`` needs ``cue``, ``ablation`` (x axis, in order of appearance), ``encoder``, ``diff``,
@@ -266,31 +408,32 @@ def sensory_word_deltas(table: pd.DataFrame, title: str = "") -> plt.Figure:
     """
     set_style()
     cues = list(dict.fromkeys(table["cue"]))
-    fig, axes = plt.subplots(1, len(cues), figsize=(0.4 + 4.8 * len(cues), 4.0), squeeze=False, sharey=True)
-    for ax, cue in zip(axes[0], cues):
+    palette = dict(zip(dict.fromkeys(table["encoder"]), sns.color_palette("colorblind", table["encoder"].nunique()).as_hex()))
+    n_ablations = max(table.groupby("cue")["ablation"].nunique())
+    fig, axes = _panels(len(cues), width=max(3.6, 1.1 * n_ablations + 0.6), height=4.2, sharey=True, extra=2.2)
+    for ax, cue in zip(axes, cues):
         sub = table[table["cue"] == cue]
         ablations = list(dict.fromkeys(sub["ablation"]))
         encoders = list(dict.fromkeys(sub["encoder"]))
-        palette = dict(zip(encoders, sns.color_palette("colorblind", len(encoders))))
         width = 0.8 / max(1, len(encoders))
         for j, enc in enumerate(encoders):
             s = sub[sub["encoder"] == enc].set_index("ablation").reindex(ablations)
             x = np.arange(len(ablations)) - 0.4 + width * (j + 0.5)
             err = np.vstack([s["diff"] - s["ci_low"], s["ci_high"] - s["diff"]])
-            ax.bar(x, s["diff"], width, yerr=err, capsize=3, color=palette[enc], label=enc)
+            ax.bar(x, s["diff"], width, yerr=err, capsize=3, color=palette[enc])
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(np.arange(len(ablations)))
         ax.set_xticklabels(["\n".join(_wrap(a, 13)) for a in ablations], fontsize=8)
-        ax.set_title(cue)
-        ax.legend(title="encoder", frameon=False, fontsize=8, loc="best")
-    axes[0][0].set_ylabel("Δ mutual k-NN vs. the cue's baseline")
-    fig.suptitle(title or "Sensory-word ablations (paired difference, 95% bootstrap CI)", fontsize=11)
-    fig.tight_layout()
-    return fig
+        ax.grid(axis="x", visible=False)
+        ax.set_title(cue, fontsize=10)
+    axes[0].set_ylabel("Δ mutual k-NN vs. the cue's baseline")
+    handles = [Patch(facecolor=c, label=enc) for enc, c in palette.items()] + [_note(f"error bars: {CI_LEGEND}")]
+    _legend(axes[-1], handles, title="encoder")
+    return _finish(fig, title or "Sensory-word ablations (paired difference to the cue's own baseline)", setting)
 
 
 def model_size_scatter(
-    table: pd.DataFrame, vision_encoder: str, audio_encoder: str, title: str = ""
+    table: pd.DataFrame, vision_encoder: str, audio_encoder: str, title: str = "", setting: str = ""
 ) -> plt.Figure:
     """Every LLM × cue as a point at (vision alignment, audio alignment), with bootstrap CIs.
 
@@ -303,7 +446,7 @@ def model_size_scatter(
     cues = list(dict.fromkeys(table["cue"]))
     colors = cue_colors(cues)
     markers = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
-    fig, ax = plt.subplots(figsize=(5.6, 4.6))
+    fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
     for j, name in enumerate(llms):
         marker = markers[j % len(markers)]
         xs, ys = [], []
@@ -327,16 +470,14 @@ def model_size_scatter(
                 elinewidth=0.8,
             )
         ax.plot(xs, ys, color="0.6", lw=0.8, zorder=0)
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], ls="", marker="o", color=colors[c], label=c) for c in cues]
+    handles = _cue_handles(colors, marker="o")
     handles += [Line2D([], [], ls="", marker=markers[j % len(markers)], color="0.3", label=n) for j, n in enumerate(llms)]
-    ax.legend(handles=handles, frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    handles += [Line2D([], [], color="0.6", lw=0.8, label="joins one LLM's cues"), _note(f"bars: {CI_LEGEND}")]
+    _legend(ax, handles, title="cue / LLM")
     ax.set_xlabel(f"alignment with {vision_encoder} (vision)")
     ax.set_ylabel(f"alignment with {audio_encoder} (audio)")
-    ax.set_title(title or "Model size: each LLM under each cue")
-    fig.tight_layout()
-    return fig
+    _few_ticks(ax)
+    return _finish(fig, title or "Model size: each LLM under each cue", setting, ax)
 
 
 # ----------------------------------------------------------------------------- across runs (11)
@@ -346,7 +487,7 @@ def _short_llm(name: str) -> str:
     return str(name).rsplit("/", 1)[-1]
 
 
-def paper_plane(table: pd.DataFrame, title: str = "") -> plt.Figure:
+def paper_plane(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
     """The paper's main figure: every (LLM, cue) at (vision alignment, audio alignment), with CIs.
 
     ``table`` is one (vision axis, audio axis) pair of :func:`helpers.crossrun.plane_table`
@@ -357,8 +498,6 @@ def paper_plane(table: pd.DataFrame, title: str = "") -> plt.Figure:
     Chance (``vision_chance``, ``audio_chance``) is left out: far below the points, it would squash them.
     """
     set_style()
-    from matplotlib.lines import Line2D
-
     cues = list(dict.fromkeys(table["cue"]))
     colors = cue_colors(cues)
     markers = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
@@ -366,7 +505,7 @@ def paper_plane(table: pd.DataFrame, title: str = "") -> plt.Figure:
     if "n_params" in size.columns and size["n_params"].notna().all():
         size = size.sort_values("n_params", kind="stable")
     llms = list(dict.fromkeys(size["llm"]))
-    fig, ax = plt.subplots(figsize=(6.0, 4.8))
+    fig, ax = plt.subplots(figsize=(7.4, 4.8), layout="constrained")
 
     def point(row, **style):
         ax.errorbar(
@@ -384,21 +523,21 @@ def paper_plane(table: pd.DataFrame, title: str = "") -> plt.Figure:
     own = table[table["source"] == "alignment"]
     for _, row in own.iterrows():
         point(row, fmt="o", ms=13, mfc="none", mew=1.6, color=colors[row["cue"]], zorder=4)
-    handles = [Line2D([], [], ls="", marker="o", color=colors[c], label=c) for c in cues]
+    handles = _cue_handles(colors, marker="o")
     handles += [Line2D([], [], ls="", marker=markers[j % len(markers)], color="0.3", label=_short_llm(n)) for j, n in enumerate(llms)]
     if len(own):
         r = own.iloc[0]
-        handles.append(Line2D([], [], ls="", marker="o", ms=11, mfc="none", color="0.3", label=f"05: {_short_llm(r['llm'])}, T={r['T']}"))
-    ax.legend(handles=handles, frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        handles.append(Line2D([], [], ls="", marker="o", ms=11, mfc="none", color="0.3", label=f"ring: 05, {_short_llm(r['llm'])}, T = {r['T']}"))
+    handles += [Line2D([], [], color="0.6", lw=0.8, label="joins one LLM's cues"), _note(f"bars: {CI_LEGEND}")]
+    _legend(ax, handles, title="cue / LLM")
     first = table.iloc[0]
     ax.set_xlabel(f"alignment with {first['vision_encoder']} ({first['vision_run']}, vision)")
     ax.set_ylabel(f"alignment with {first['audio_encoder']} ({first['audio_run']}, audio)")
-    ax.set_title(title or "Each LLM under each cue in (vision, audio) alignment space")
-    fig.tight_layout()
-    return fig
+    _few_ticks(ax)
+    return _finish(fig, title or "Each LLM under each cue in (vision, audio) alignment space", setting, ax)
 
 
-def size_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
+def size_curves(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
     """Alignment against model size, one panel per (run, encoder), one line per cue, with CIs.
 
     ``table`` stacks notebook 09's ``model_size`` tables of the runs (``run``, ``encoder``,
@@ -411,36 +550,34 @@ def size_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
     colors = cue_colors(cues)
     order = table.groupby("llm", sort=False)["n_params"].first().sort_values(kind="stable")
     pos = {name: i for i, name in enumerate(order.index)}
-    fig, axes = _facets(len(panels), width=max(3.6, 0.7 * len(pos) + 1.5))
+    fig, axes = _panels(len(panels), width=max(3.4, 0.7 * len(pos) + 1.5), height=3.8, extra=2.2)
     for ax, (run, enc) in zip(axes, panels):
         sub = table[(table["run"] == run) & (table["encoder"] == enc)]
         for j, cue in enumerate(cues):
             c = sub[sub["cue"] == cue].assign(x=lambda d: d["llm"].map(pos)).sort_values("x")
             x = c["x"] + (j - (len(cues) - 1) / 2) * 0.06
             ax.errorbar(x, c["score"], yerr=[c["score"] - c["ci_low"], c["ci_high"] - c["score"]], fmt="-o",
-                        color=colors[cue], label=cue, ms=4, capsize=2, elinewidth=0.8)
+                        color=colors[cue], ms=4, capsize=2, elinewidth=0.8)
         ax.axhline(float(sub["chance"].iloc[0]), color="black", linestyle="dotted", linewidth=1)
         ax.set_xticks(range(len(pos)))
         ax.set_xticklabels([_short_llm(n) for n in order.index], fontsize=7, rotation=30, ha="right")
         ax.set_xlabel("LLM (in order of parameters)", fontsize=8)
-        ax.set_title(f"{enc} ({run}, {sub['modality'].iloc[0]})", fontsize=10)
+        ax.set_title(f"{enc}\n({run}, {sub['modality'].iloc[0]})", fontsize=10)
     axes[0].set_ylabel("mutual k-NN alignment")
-    axes[-1].legend(title="cue", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
-    fig.suptitle(title or "Alignment vs model size (95% bootstrap CI; dotted: chance)")
-    fig.tight_layout()
-    return fig
+    _legend(axes[-1], _cue_handles(colors, marker="o") + [_chance_handle(), _note(f"bars: {CI_LEGEND}")], title="cue")
+    return _finish(fig, title or "Alignment vs model size", setting)
 
 
-def cross_length_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
+def cross_length_curves(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
     """:func:`length_curves` of several runs: one panel per (encoder, run).
 
     ``table`` stacks notebook 06's ``length_curve`` tables with their ``run`` column.
     """
     labelled = table.assign(encoder=table["encoder"] + " · " + table["run"])
-    return length_curves(labelled, title=title or "Alignment vs generation length across runs (T=0: single pass; dotted: chance)")
+    return length_curves(labelled, title=title or "Alignment vs generation length T across runs", setting=setting)
 
 
-def cue_effects_forest(table: pd.DataFrame, title: str = "") -> plt.Figure:
+def cue_effects_forest(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
     """SEE−NONE and HEAR−NONE per (run, encoder) with 95% bootstrap CIs, as a forest plot.
 
     ``table`` is :func:`helpers.crossrun.cue_effects`'s (``run``, ``encoder``, ``modality``,
@@ -453,7 +590,7 @@ def cue_effects_forest(table: pd.DataFrame, title: str = "") -> plt.Figure:
     comps = list(dict.fromkeys(table["comparison"]))
     cue_of = dict(zip(table["comparison"], table["cue_1"]))
     colors = cue_colors([cue_of[c] for c in comps])
-    fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.55 * len(rows) * max(1, len(comps)) ** 0.5))
+    fig, ax = plt.subplots(figsize=(8.0, 1.6 + 0.55 * len(rows) * max(1, len(comps)) ** 0.5), layout="constrained")
     step = 0.6 / max(1, len(comps))
     for j, comp in enumerate(comps):
         sub = table[table["comparison"] == comp].set_index(["run", "encoder", "modality"]).reindex(rows)
@@ -464,16 +601,16 @@ def cue_effects_forest(table: pd.DataFrame, title: str = "") -> plt.Figure:
         significant = sub["p_holm"].to_numpy() < 0.05
         ax.scatter(sub["diff"][significant], y[significant], color=color, zorder=3)
         ax.scatter(sub["diff"][~significant], y[~significant], facecolor="white", edgecolor=color, zorder=3)
-        ax.scatter([], [], color=color, label=comp)
         for xi, yi, mark in zip(sub["ci_high"], y, sub["stars"]):
             if xi == xi:
                 ax.text(xi, yi, f" {mark}", va="center", fontsize=7)
     ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlim(right=ax.get_xlim()[1] + 0.08 * (ax.get_xlim()[1] - ax.get_xlim()[0]))  # room for the stars
+    ax.xaxis.set_major_locator(MaxNLocator(6))
     ax.set_yticks(np.arange(len(rows)))
     ax.set_yticklabels([f"{enc} ({run})\n{mod}" for run, enc, mod in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("Δ mutual k-NN alignment (cue − NONE)")
-    ax.set_title(title or "Cue effects per run and encoder (95% bootstrap CI)\nfilled / stars: Holm-adjusted p < 0.05 within the run")
-    ax.legend(title="comparison", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
-    fig.tight_layout()
-    return fig
+    handles = [Line2D([], [], ls="", marker="o", color=colors[cue_of[c]], label=c) for c in comps]
+    _legend(ax, handles + _significance_handles(), title="comparison")
+    return _finish(fig, title or "Cue effects per run and encoder (Holm within each run)", setting, ax)
