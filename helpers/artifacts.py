@@ -123,6 +123,11 @@ class RunPaths:
             raise FileNotFoundError(f"{path} not found: run {made_by} for run {self.name!r} first")
         return path
 
+    def read_results(self, stem: str) -> pd.DataFrame | None:
+        """A results table an earlier notebook of this run saved (``<stem>.csv``), or None where there is none."""
+        path = self.results / f"{stem}.csv"
+        return pd.read_csv(path) if path.is_file() else None
+
     def save_results(self, df: pd.DataFrame, stem: str) -> pd.DataFrame:
         """A notebook's results table, with this run's name as its first column (``run``, when it has
         none), written to :attr:`results` as CSV and JSON (:func:`save_results`); returns the table saved."""

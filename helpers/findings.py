@@ -52,12 +52,12 @@ CAUTIONS = {
     "small_n": "only {n} items",
     "holm_lost": "p = {p:.3g} before, {p_holm:.3g} after Holm correction",
     "below_spread": "the effect is smaller than its spread across k ({spread:.3f})",
-    "flips": "its sign flips across k and metrics (the paper's sign in {agree} of {total} settings)",
+    "flips": "its sign flips across k and metrics (the paper's sign in {agree} of {settings} settings)",
     "eos": "{eos}",
     "few_models": "{note}",
 }
 COLUMNS = ["notebook", "claim", "test", "encoder", "modality", "n", "k", "effect", "ci_low", "ci_high", "p", "p_holm",
-           "expected", "paper_sign", "ci_excludes_0", "verdict", "cautions", "spread", "note"]
+           "expected", "paper_sign", "ci_excludes_0", "verdict", "cautions", "spread", "agree", "settings", "note"]
 KIND_NAMES = {"gen_mean": "generative", "prompt_last": "single pass, last prompt token",
               "prompt_mean": "single pass, prompt mean"}
 
@@ -88,7 +88,7 @@ def _missing(x: object) -> bool:
 def finding(
     notebook: str, claim: str, test: str, effect: float, *, expected: int, ci: tuple[float, float] = (np.nan, np.nan),
     p: float = np.nan, p_holm: float = np.nan, n: int = 0, k: float = np.nan, encoder: str = "", modality: str = "",
-    cautions: Sequence[str] = (), spread: float = np.nan, note: str = "",
+    cautions: Sequence[str] = (), spread: float = np.nan, agree: int = 0, settings: int = 0, note: str = "",
 ) -> dict:
     """One row of a findings table; the verdict and the ``small_n`` / ``holm_lost`` cautions are added here."""
     low, high = float(ci[0]), float(ci[1])
@@ -103,7 +103,8 @@ def finding(
         "k": k, "effect": float(effect), "ci_low": low, "ci_high": high, "p": float(p), "p_holm": float(p_holm),
         "expected": int(expected), "paper_sign": bool(expected != 0 and np.sign(effect) == expected),
         "ci_excludes_0": excludes, "verdict": verdict(effect, low, high, p_holm, expected),
-        "cautions": ";".join(dict.fromkeys(codes)), "spread": float(spread), "note": note,
+        "cautions": ";".join(dict.fromkeys(codes)), "spread": float(spread), "agree": int(agree),
+        "settings": int(settings), "note": note,
     }
 
 
@@ -159,7 +160,7 @@ def _spread(robust: pd.DataFrame | None, encoder: str, column: str) -> tuple[flo
 
 def _robustness_cautions(effect: float, robust: pd.DataFrame | None, encoder: str, column: str, sign: int) -> tuple[list[str], dict]:
     spread, positive, total = _spread(robust, encoder, column)
-    codes, values = [], {"spread": spread, "agree": positive if sign > 0 else total - positive, "total": total}
+    codes, values = [], {"spread": spread, "agree": positive if sign > 0 else total - positive, "settings": total}
     if not math.isnan(spread) and abs(effect) < spread:
         codes.append("below_spread")
     if total and 0 < positive < total:
@@ -167,7 +168,9 @@ def _robustness_cautions(effect: float, robust: pd.DataFrame | None, encoder: st
     return codes, values
 
 
-def cue_effects(paired: pd.DataFrame, notebook: str, robust: pd.DataFrame | None = None) -> pd.DataFrame:
+def cue_effects(
+    paired: pd.DataFrame, notebook: str, robust: pd.DataFrame | None = None, lengths: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Findings from paired cue comparisons: the matched cue against NONE (and SEE − HEAR) per encoder.
 
     ``paired`` is 07's ``paired_comparisons`` (``comparison``, ``diff``, ``p_value``, ``p_holm``) or
@@ -175,7 +178,9 @@ def cue_effects(paired: pd.DataFrame, notebook: str, robust: pd.DataFrame | None
     ``baseline``: ``<cue>/<kind>``; Holm is applied here over its rows). Only the comparisons the
     paper makes a claim about are kept: SEE − NONE against vision, HEAR − NONE against audio, and
     SEE − HEAR (positive for vision, negative for audio); for a single-pass kind the paper expects
-    no cue effect. ``robust``: 07's robustness table, for the spread and sign-flip cautions.
+    no cue effect. ``robust``: 07's robustness table, for the spread and sign-flip cautions;
+    ``lengths``: 02's ``generation_lengths`` (``cue``, ``eos_rate``, ``mean_tokens``), for the EOS
+    caution on generative comparisons between cues whose generations stop early at different rates.
     """
     df = _as_comparisons(paired)
     rows = []
@@ -191,14 +196,15 @@ def cue_effects(paired: pd.DataFrame, notebook: str, robust: pd.DataFrame | None
         kind = r.get("kind", "gen_mean")
         if kind != "gen_mean":
             sign, claim = 0, "single-pass embeddings do not show the cue effect"
-        codes, values = ([], {"spread": np.nan})
+        codes, values = ([], {})
         if kind == "gen_mean" and c2 == BASELINE_CUE:
             codes, values = _robustness_cautions(r["diff"], robust, r["encoder"], f"{c1}-{c2}", sign)
+        note = _eos_gap(lengths, c1, c2) if kind == "gen_mean" else ""
         rows.append(finding(
             notebook, claim, f"{c1} − {c2} · {_encoder_label(r)} · {KIND_NAMES.get(kind, kind)}", r["diff"],
             expected=sign, ci=(r["ci_low"], r["ci_high"]), p=r["p_value"], p_holm=r["p_holm"], n=r["n_items"],
-            k=r.get("k", np.nan), encoder=r["encoder"], modality=mod, cautions=codes, spread=values.pop("spread"),
-            note=_note(values)))
+            k=r.get("k", np.nan), encoder=r["encoder"], modality=mod, cautions=codes + ["eos"] * bool(note),
+            note=note, **values))
     return table(rows)
 
 
@@ -213,8 +219,17 @@ def _as_comparisons(paired: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _note(values: Mapping) -> str:
-    return ";".join(f"{k}={v}" for k, v in values.items() if not _missing(v)) if values else ""
+def _eos_gap(lengths: pd.DataFrame | None, c1: str, c2: str) -> str:
+    """A sentence when cues ``c1`` and ``c2`` stopped at EOS at rates :data:`EOS_GAP` apart (02's table), else ""."""
+    if lengths is None or lengths.empty or not {c1, c2} <= set(lengths["cue"]):
+        return ""
+    rows = lengths.set_index("cue")
+    (hi, lo) = sorted((c1, c2), key=lambda c: rows.loc[c, "eos_rate"], reverse=True)
+    if rows.loc[hi, "eos_rate"] - rows.loc[lo, "eos_rate"] <= EOS_GAP:
+        return ""
+    return (f"{hi}'s generations stopped at EOS {rows.loc[hi, 'eos_rate']:.0%} of the time against "
+            f"{rows.loc[lo, 'eos_rate']:.0%} for {lo} (mean {rows.loc[hi, 'mean_tokens']:.0f} vs "
+            f"{rows.loc[lo, 'mean_tokens']:.0f} tokens), so part of the difference can come from length")
 
 
 def generation_effects(svg: pd.DataFrame, curve: pd.DataFrame, notebook: str = "06") -> pd.DataFrame:
@@ -341,7 +356,12 @@ def null_line(null: pd.DataFrame, n_perm: int) -> str:
     return (f"Against their permutation nulls, {int(above.sum())} of {len(null)} alignment values are above chance "
             f"after Holm correction ({int((above & gen).sum())} of {int(gen.sum())} generative ones): "
             + ("every kernel carries signal, so the cue comparisons compare real alignments." if above.all() else
-               "the values at chance cannot show a cue effect."))
+               f"not above chance: {_listing(null[~above])}; a value at chance cannot show a cue effect."))
+
+
+def _listing(rows: pd.DataFrame, most: int = 4) -> str:
+    names = [f"{r['cue']} {KIND_NAMES.get(r['kind'], r['kind'])} × {r['encoder']}" for r in rows.to_dict("records")]
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 # ----------------------------------------------------------------------------- prose
@@ -362,7 +382,6 @@ def _effect_text(r: Mapping) -> str:
 
 def caution_text(r: Mapping) -> str:
     """The cautions of one finding as one sentence fragment (empty when there are none)."""
-    values = dict(item.split("=", 1) for item in str(r.get("note") or "").split(";") if "=" in item)
     parts = []
     for code in filter(None, str(r.get("cautions") or "").split(";")):
         if code == "small_n":
@@ -372,7 +391,7 @@ def caution_text(r: Mapping) -> str:
         elif code == "below_spread":
             parts.append(CAUTIONS[code].format(spread=r["spread"]))
         elif code == "flips":
-            parts.append(CAUTIONS[code].format(agree=values.get("agree", "?"), total=values.get("total", "?")))
+            parts.append(CAUTIONS[code].format(agree=r["agree"], settings=r["settings"]))
         else:
             parts.append(str(r.get("note") or code))
     return "; ".join(parts)

@@ -327,11 +327,12 @@ def layerwise_curves(table: pd.DataFrame, title: str = "", setting: str = "") ->
             ax.plot(c["layer"], c["score"], "-", color=colors[cue], linewidth=1.5)
             ax.axhline(float(c["layer_mean_score"].iloc[0]), color=colors[cue], linestyle="--", linewidth=1)
         ax.axhline(float(sub["chance"].iloc[0]), color="black", linestyle="dotted", linewidth=1)
-        ax.set_xlabel("layer (0: the embedding output, where 03 keeps it)")
+        ax.set_xlabel("layer")
         ax.set_title(_panel_title(sub, enc), fontsize=10)
     axes[0].set_ylabel("mutual k-NN alignment")
     handles = [Line2D([], [], color=c, label=cue) for cue, c in colors.items()]
-    handles += [Line2D([], [], color="0.3", linestyle="--", linewidth=1, label="mean over layers (05's value)"), _chance_handle()]
+    handles += [Line2D([], [], color="0.3", linestyle="--", linewidth=1, label="mean over layers (05's value)"), _chance_handle(),
+                _note("layer 0: the embedding output\n(where 03 keeps it)")]
     _legend(axes[-1], handles, title="cue")
     return _finish(fig, title or "Alignment of each layer's generative representation", setting)
 

@@ -268,6 +268,8 @@ def test_no_label_collides_and_one_encoder_panels_are_readable(n_enc):
                     assert title.width <= fig.bbox.width + 1, f"{name}: title wider than the figure"
         titles = [(ax.get_title(), ax.title.get_window_extent(renderer)) for ax in axes if ax.get_title()]
         _no_overlap(titles, f"{name} panel titles")
+        xlabels = [(ax.get_xlabel(), ax.xaxis.label.get_window_extent(renderer)) for ax in axes if ax.get_xlabel()]
+        _no_overlap(xlabels, f"{name} axis labels")  # a long x label under narrow panels runs into its neighbour
 
 
 @pytest.mark.parametrize("n_enc", [1, 3])

@@ -107,6 +107,7 @@ def test_a_sign_that_flips_across_k_and_an_effect_below_its_spread_are_named():
     assert f["cautions"].item() == "below_spread;flips"
     text = findings.caution_text(f.iloc[0])
     assert "smaller than its spread across k (0.050)" in text
+    assert f.iloc[0]["agree"] == 3 and f.iloc[0]["settings"] == 4
     assert "the paper's sign in 3 of 4 settings" in text
 
 
@@ -191,9 +192,11 @@ def test_an_empty_findings_table_says_why():
 
 def test_the_permutation_sentence_tells_too_few_permutations_from_chance():
     def null(p):
-        return pd.DataFrame({"kind": ["gen_mean", "prompt_last"] * 5, "p_value": p, "p_holm": np.minimum(1, np.asarray(p) * 10)})
+        return pd.DataFrame({"cue": "SEE", "encoder": "vis", "kind": ["gen_mean", "prompt_last"] * 5, "p_value": p,
+                             "p_holm": np.minimum(1, np.asarray(p) * 10)})
     assert "Too few permutations" in findings.null_line(null([1 / 101] * 10), n_perm=100)  # 10 x 0.0099 > 0.05
-    assert "the values at chance" in findings.null_line(null([0.2] * 10), n_perm=10000)  # enough permutations, at chance
+    line = findings.null_line(null([0.2] * 10), n_perm=10000)  # enough permutations, truly at chance
+    assert "not above chance: SEE generative × vis, SEE single pass, last prompt token × vis" in line and "6 more" in line
     assert "every kernel carries signal" in findings.null_line(null([1e-4] * 10), n_perm=10000)
 
 
@@ -206,3 +209,24 @@ def test_point_estimates_of_both_signs_are_called_mixed_and_cautions_name_whole_
     text = findings.report(f)
     assert "*Caution* (every test of “raises”): only 40 items." in text
     assert "*Caution* (every test of “grows”): two LLMs." in text
+
+
+def test_a_cue_that_stops_early_is_named_on_its_comparisons():
+    paired = pd.DataFrame([{"encoder": "vis", "modality": "vision", "n_items": 300, "comparison": f"SEE-{c2}",
+                            "cue_1": "SEE", "cue_2": c2, "kind": "gen_mean", "diff": 0.01, "ci_low": -0.01,
+                            "ci_high": 0.03, "p_value": 0.2, "p_holm": 0.5} for c2 in ("NONE", "HEAR")])
+    lengths = pd.DataFrame({"cue": ["SEE", "HEAR", "NONE"], "eos_rate": [0.02, 0.07, 0.29], "mean_tokens": [127.0, 122.6, 105.4]})
+    f = findings.cue_effects(paired, "07", lengths=lengths).set_index("test")
+    none = f.loc["SEE − NONE · vis (vision) · generative"]
+    assert none["cautions"] == "eos"
+    assert "NONE's generations stopped at EOS 29% of the time against 2% for SEE (mean 105 vs 127 tokens)" in none["note"]
+    assert f.loc["SEE − HEAR · vis (vision) · generative", "cautions"] == ""  # 2% vs 7%: no confound
+
+
+def test_a_run_reads_the_tables_its_earlier_notebooks_saved(tmp_path):
+    from helpers.artifacts import RunPaths
+
+    run = RunPaths.of("r", tmp_path)
+    assert run.read_results("generation_lengths") is None
+    run.save_results(pd.DataFrame({"cue": ["SEE"], "eos_rate": [0.1]}), "generation_lengths")
+    assert run.read_results("generation_lengths").to_dict("records") == [{"run": "r", "cue": "SEE", "eos_rate": 0.1}]
