@@ -39,14 +39,17 @@ VERDICTS = {
     "weak": "in the paper's direction and the CI excludes 0, but not significant after Holm correction",
     "direction": "in the paper's direction, but the CI includes 0: not distinguishable from no effect",
     "opposite": "opposite to the paper's direction, but the CI includes 0",
-    "contradicts": "contradicts the paper: the opposite sign, and the CI excludes 0",
+    "contradicts": "contradicts the paper: the opposite sign, the CI excludes 0 and Holm p < 0.05",
+    "against": "opposite to the paper's direction and the CI excludes 0, but not significant after Holm correction",
+    "edge": "the paper expects no effect; the CI just excludes 0, but the test is not significant after Holm correction",
     "consistent": "as the paper expects: no effect (the CI includes 0)",
-    "differs": "the paper expects no effect here, but the CI excludes 0",
+    "differs": "the paper expects no effect here, but the CI excludes 0 and Holm p < 0.05",
     "no_ci": "a point estimate without a CI: its sign only",
     "zero": "no difference at all",
 }
 SHORT = {"supports": "agreeing", "weak": "in its direction, not after Holm", "direction": "in its direction, CI includes 0",
-         "opposite": "opposite, CI includes 0", "contradicts": "contradicting", "consistent": "as expected",
+         "opposite": "opposite, CI includes 0", "contradicts": "contradicting",
+         "against": "opposite, not after Holm", "edge": "borderline, not after Holm", "consistent": "as expected",
          "differs": "showing an unexpected effect", "no_ci": "without a CI", "zero": "no difference"}
 CAUTIONS = {
     "small_n": "only {n} items",
@@ -70,12 +73,13 @@ def verdict(effect: float, ci_low: float, ci_high: float, p_holm: float, expecte
     if any(map(_missing, (ci_low, ci_high))):
         return "no_ci"
     excludes = ci_low > 0 or ci_high < 0
+    significant = _missing(p_holm) or p_holm < ALPHA
     if expected == 0:
-        return "differs" if excludes else "consistent"
+        return ("differs" if significant else "edge") if excludes else "consistent"
     if effect == 0:
         return "zero"
     if np.sign(effect) != expected:
-        return "contradicts" if excludes else "opposite"
+        return ("contradicts" if significant else "against") if excludes else "opposite"
     if not excludes:
         return "direction"
     return "supports" if not _missing(p_holm) and p_holm < ALPHA else "weak"
@@ -414,7 +418,7 @@ def claim_outcome(findings: pd.DataFrame) -> str:
         agree = findings["paper_sign"]
         return "sign_only" if agree.all() else "sign_against" if not agree.any() else "sign_mixed"
     v -= {"no_ci"}
-    if v <= {"consistent", "differs"}:
+    if v <= {"consistent", "differs", "edge"}:
         return "not_as_expected" if "differs" in v else "as_expected"
     if "contradicts" in v:
         return "contradicted"
@@ -422,7 +426,7 @@ def claim_outcome(findings: pd.DataFrame) -> str:
         return "reproduced"
     if "supports" in v:
         return "partly"
-    return "inconclusive" if v & {"weak", "direction"} else "not_shown"
+    return "inconclusive" if v & {"weak", "direction"} and not v & {"against"} else "not_shown"
 
 
 def report(findings: pd.DataFrame, setting: str = "") -> str:
@@ -445,6 +449,8 @@ def report(findings: pd.DataFrame, setting: str = "") -> str:
     for r in findings.to_dict("records"):
         if r["verdict"] in ("contradicts", "differs"):
             lines.append(f"- **Against the paper:** {r['test']}: {_effect_text(r)}, Holm p {_p(r['p_holm'])} — {VERDICTS[r['verdict']]}.")
+        elif r["verdict"] == "against":
+            lines.append(f"- *Opposite to the paper, not significant after Holm:* {r['test']}: {_effect_text(r)}, Holm p {_p(r['p_holm'])}.")
     return "\n".join(lines + _caution_lines(findings))
 
 

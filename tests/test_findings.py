@@ -164,7 +164,7 @@ def test_08_findings_expect_lower_alignment_and_a_null_control():
                                        ("random words removed (control)", 0.016, 0.004, 0.029, 0.03, 0.3))]
     rows.append({**rows[0], "cue": "HEAR"})  # HEAR x vision: not a matched row, no claim
     f = findings.ablation_effects(pd.DataFrame(rows)).set_index("test")
-    assert f["verdict"].tolist() == ["supports", "direction", "differs"]
+    assert f["verdict"].tolist() == ["supports", "direction", "edge"]  # the control: CI excludes 0, Holm p 0.3
     assert f["expected"].tolist() == [-1, -1, 0]
 
 
@@ -230,3 +230,21 @@ def test_a_run_reads_the_tables_its_earlier_notebooks_saved(tmp_path):
     assert run.read_results("generation_lengths") is None
     run.save_results(pd.DataFrame({"cue": ["SEE"], "eos_rate": [0.1]}), "generation_lengths")
     assert run.read_results("generation_lengths").to_dict("records") == [{"run": "r", "cue": "SEE", "eos_rate": 0.1}]
+
+
+@pytest.mark.parametrize("effect, ci, p_holm, expected, verdict", [
+    (-0.02, (-0.04, -0.001), 0.01, 1, "contradicts"),
+    (-0.02, (-0.04, -0.001), 0.30, 1, "against"),   # CI excludes 0, Holm does not: not a contradiction
+    (0.011, (0.0004, 0.022), 1.0, 0, "edge"),       # the paper expects nothing; a borderline CI is not a finding
+    (0.05, (0.02, 0.08), 0.001, 0, "differs"),
+    (0.0, (-0.01, 0.01), 1.0, 1, "zero"),
+])
+def test_verdicts_need_the_ci_and_holm_to_agree_before_they_go_against_the_paper(effect, ci, p_holm, expected, verdict):
+    assert findings.verdict(effect, *ci, p_holm, expected) == verdict
+
+
+def test_a_borderline_control_is_not_reported_against_the_paper():
+    row = findings.finding("08", "deleting as many random words changes nothing", "control", 0.011, expected=0,
+                           ci=(0.0004, 0.022), p=0.088, p_holm=1.0, n=101)
+    text = findings.report(findings.table([row]))
+    assert "Against the paper" not in text and "as the paper says" in text
