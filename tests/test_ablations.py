@@ -183,7 +183,7 @@ def test_ablation_rows_are_labelled_and_matched_to_the_cue_modality():
 
     conds = ["SEE/random_append", "SEE/remove_sensory", "HEAR/random_replace", "HEAR/remove_random"]
     paired = pd.DataFrame({"condition": [c for c in conds for _ in range(2)],
-                           "modality": ["vision", "audio"] * 4, "diff": range(8)})
+                           "modality": ["vision", "audio"] * 4, "diff": range(8), "p_value": [0.001] + [0.5] * 7})
     out = sa.label_ablations(paired, run_name="r", append_k=3, replace_n=7, random_T=16, full_T=64)
     assert list(out.columns[:1]) == ["run"] and (out["run"] == "r").all()
     assert list(out["ablation"][::2]) == ["+3 random words", "sensory words removed", "caption → 7 random words",
@@ -193,3 +193,4 @@ def test_ablation_rows_are_labelled_and_matched_to_the_cue_modality():
     matched = sa.matched_rows(out)
     assert list(zip(matched["cue"], matched["modality"])) == [("SEE", "vision")] * 2 + [("HEAR", "audio")] * 2
     assert "diff" in paired and "cue" not in paired  # the input is left as it was
+    assert list(out["p_holm"]) == [0.008] + [1.0] * 7 and list(out["stars"][:2]) == ["**", "n.s."]  # Holm over all 8 rows
