@@ -322,7 +322,8 @@ def layerwise(
     return pd.DataFrame(rows)
 
 
-def _with_holm(df: pd.DataFrame) -> pd.DataFrame:
+def with_holm(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``p_holm`` (Holm–Bonferroni over all its ``p_value`` rows: one family) and ``stars``."""
     if df.empty:
         return df
     df = df.copy()
@@ -362,7 +363,7 @@ def single_vs_generative(
                         **d,
                     }
                 )
-    return _with_holm(pd.DataFrame(rows))
+    return with_holm(pd.DataFrame(rows))
 
 
 def paired_cue_comparisons(
@@ -404,7 +405,7 @@ def paired_cue_comparisons(
                     **d,
                 }
             )
-    return _with_holm(pd.DataFrame(rows))
+    return with_holm(pd.DataFrame(rows))
 
 
 def permutation_table(
@@ -441,7 +442,7 @@ def permutation_table(
                         **summary,
                     }
                 )
-    return _with_holm(pd.DataFrame(rows))
+    return with_holm(pd.DataFrame(rows))
 
 
 def robustness(

@@ -25,11 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers import ablations, lm, prompts
+from helpers import ablations, analysis, lm, prompts
 from helpers.lm import Decoding
 from helpers.manifest import modality_subset
 from helpers.pipeline import condition_representation, cue_representations, removal_conditions, stored_representation
-from helpers.stats import holm, stars
 
 #: The cues the ablations test, each with its sensory lexicon and the encoder modality it should align with.
 CUE_SENSES = prompts.CUE_SENSES
@@ -212,10 +211,7 @@ def label_ablations(
     out["family"] = np.where(out["condition"].str.contains("random_"), "random sensory words", "removal")
     out["T"] = np.where(out["family"] == "removal", full_T, random_T)
     out.insert(0, "run", run_name)
-    if not out.empty:
-        out["p_holm"] = holm(out["p_value"].to_numpy())
-        out["stars"] = [stars(p) for p in out["p_holm"]]
-    return out
+    return analysis.with_holm(out)
 
 
 def matched_rows(table: pd.DataFrame, cues: Sequence[str] = tuple(CUE_SENSES)) -> pd.DataFrame:
