@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from helpers.cache import stable_hash
+from helpers.lm.head import chunked_head
 from helpers.lm.kvcache import new_kv_cache
 from helpers.lm.loading import LLM, encode_prompts
 from helpers.progress import progress
@@ -119,8 +120,14 @@ def _next_tokens(
     return torch.stack([torch.multinomial(probs[j], 1, generator=g).squeeze(0) for j, g in enumerate(generators)])
 
 
+def _generate_batch(llm: LLM, *args: Any, **kwargs: Any) -> list[tuple[list[int], bool]]:
+    """:func:`_decode_batch` with the LM head computed in vocabulary chunks on the CPU (same values: :mod:`helpers.lm.head`)."""
+    with chunked_head(llm.model):
+        return _decode_batch(llm, *args, **kwargs)
+
+
 @torch.inference_mode()
-def _generate_batch(
+def _decode_batch(
     llm: LLM,
     prompt_ids: Sequence[Sequence[int]],
     max_new_tokens: int,
