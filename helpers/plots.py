@@ -615,3 +615,46 @@ def cue_effects_forest(table: pd.DataFrame, title: str = "", setting: str = "") 
     handles = [Line2D([], [], ls="", marker="o", color=colors[cue_of[c]], label=c) for c in comps]
     _legend(ax, handles + _significance_handles(), title="comparison")
     return _finish(fig, title or "Cue effects per run and encoder (Holm within each run)", setting, ax)
+
+
+def transfer_effects(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
+    """Notebook 12: the matched cue effect of every reading, one panel per (comparison, encoder).
+
+    ``table`` is :func:`helpers.transfer.cue_effects`'s (``writer``, ``reader``, ``reading``,
+    ``comparison``, ``encoder``, ``modality``, ``matched``, ``diff``, ``ci_low``, ``ci_high``,
+    ``p_holm``, ``stars``); only matched rows are drawn (SEE−NONE on vision, HEAR−NONE on audio).
+    Rows are grouped by writer: its own generation (circle), then every other model reading it
+    (square), in the writer's colour; filled: Holm-adjusted p < 0.05.
+    """
+    set_style()
+    t = table[table["matched"].astype(bool)]
+    panels = list(dict.fromkeys(zip(t["comparison"], t["encoder"], t["modality"])))
+    writers = list(dict.fromkeys(t["writer"]))
+    colors = dict(zip(writers, sns.color_palette("colorblind", len(writers)).as_hex()))
+    order = sorted(dict.fromkeys(zip(t["writer"], t["reader"], t["reading"])),
+                   key=lambda r: (writers.index(r[0]), r[1] != r[0]))
+    fig, axes = _panels(len(panels), 3.2, 1.4 + 0.42 * len(order), sharey=True, extra=5.0)  # y labels + legend
+    for ax, (comp, enc, mod) in zip(axes, panels):
+        sub = t[(t["comparison"] == comp) & (t["encoder"] == enc)].set_index(["writer", "reader"])
+        for y, (w, r, _) in enumerate(order):
+            if (w, r) not in sub.index:
+                continue
+            row = sub.loc[(w, r)]
+            ax.errorbar(row["diff"], y, xerr=[[row["diff"] - row["ci_low"]], [row["ci_high"] - row["diff"]]],
+                        fmt="none", ecolor=colors[w], capsize=3)
+            filled = row["p_holm"] < 0.05
+            ax.scatter([row["diff"]], [y], marker="o" if w == r else "s", zorder=3, edgecolor=colors[w],
+                       facecolor=colors[w] if filled else "white")
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.set_title(f"{comp} on {enc}\n({mod})", fontsize=9)
+        ax.set_xlabel("Δ alignment (cue − NONE)", fontsize=8)
+    axes[0].set_yticks(np.arange(len(order)))
+    axes[0].set_yticklabels([lab for _, _, lab in order], fontsize=8)
+    axes[0].invert_yaxis()
+    handles = [Line2D([], [], ls="", marker="s", color=c, label=f"{_short_llm(w).removesuffix('-instruct')}'s text") for w, c in colors.items()]
+    handles += [Line2D([], [], ls="", marker="o", color="0.3", label="read by its writer"),
+                Line2D([], [], ls="", marker="s", color="0.3", label="read by another model"),
+                _note("filled: Holm p < 0.05"), _note(f"bars: {CI_LEGEND}")]
+    _legend(axes[-1], handles, title="whose text / who reads")
+    return _finish(fig, title or "Does the cue effect travel with the text?", setting)

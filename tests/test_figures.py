@@ -129,6 +129,18 @@ def paired_table(n_enc: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def transfer_table(n_enc: int) -> pd.DataFrame:
+    """12's cue effects: two LLMs, each reading its own and the other's texts, both cues, every encoder."""
+    rows, llms = [], ["smollm2-135m-instruct", "gemma-3-270m"]
+    for i, ((enc, mod, n), writer, reader, cue) in enumerate(itertools.product(_encoders(n_enc), llms, llms, ["SEE", "HEAR"])):
+        d = 0.02 * np.sin(i)
+        rows.append({"writer": writer, "reader": reader, "reading": f"{reader} reads {writer}", "cue": cue,
+                     "comparison": f"{cue}-NONE", "encoder": enc, "modality": mod, "n_items": n,
+                     "matched": (cue == "SEE") == (mod == "vision"), "diff": d, "ci_low": d - 0.015,
+                     "ci_high": d + 0.015, "p_holm": 0.01 if i % 3 == 0 else 0.5, "stars": "*" if i % 3 == 0 else "n.s."})
+    return pd.DataFrame(rows)
+
+
 def null_table(n_enc: int) -> pd.DataFrame:
     rows = [{"kind": kind, "cue": cue, "encoder": enc, "calibrated": 0.05 + 0.01 * i, "stars": "n.s." if i % 2 else "***"}
             for i, ((enc, _, _), kind, cue) in enumerate(itertools.product(_encoders(n_enc), KINDS, CUES))]
@@ -202,6 +214,7 @@ def _make(n_enc: int) -> dict[str, plt.Figure]:
         "size_curves": plots.size_curves(size[size["encoder"].isin([e for e, _, _ in _encoders(n_enc)])], setting=SETTING),
         "cross_length_curves": plots.cross_length_curves(length_table(n_enc).assign(run="default"), setting=SETTING),
         "cue_effects_forest": plots.cue_effects_forest(paired_table(n_enc)[lambda d: d["comparison"] != "SEE-HEAR"], setting=SETTING),
+        "transfer_effects": plots.transfer_effects(transfer_table(n_enc), setting=SETTING),
         "image_gallery": plots.image_gallery([np.ones((8, 8, 3))] * 3, ["a cat", "a dog", "a very long caption of a bell"], setting=SETTING),
     }
 
@@ -329,7 +342,7 @@ def test_legends_explain_bands_lines_and_stars():
 
 
 #: notebooks whose every figure carries the run's setting (01's gallery and 10's playground bars show items, not results)
-SETTING_NOTEBOOKS = ("03", "05", "06", "07", "08", "09", "11")
+SETTING_NOTEBOOKS = ("03", "05", "06", "07", "08", "09", "11", "12")
 
 
 def test_every_figure_the_analysis_notebooks_draw_is_given_the_setting():

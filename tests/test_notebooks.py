@@ -227,7 +227,7 @@ def test_model_size_takes_the_runs_own_llm_from_its_prefix_means(tiny_run):
 def test_11_paper_figures_uses_the_runs_own_results(tiny_run):
     """Alone (no cross_runs), 11 places the run's own 05 and 09 points in its (vision, audio) plane."""
     outputs, params, executed = tiny_run
-    assert executed[-1].name == "11_paper_figures.ipynb"
+    nb11 = next(p for p in executed if p.name == "11_paper_figures.ipynb")
     results = outputs / "results" / "tiny"
     plane = _results(outputs, "cross_plane")
     audio = params["audio_encoders"]
@@ -248,4 +248,26 @@ def test_11_paper_figures_uses_the_runs_own_results(tiny_run):
             "11_model_size", "11_length_vision", "11_length_audio", "11_cue_effects"]:
         for ext in ("png", "pdf"):
             assert (figures / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext}"
-    assert "combining ['tiny']: same LLMs, cues, T and k" in _stdout(executed[-1])
+    assert "combining ['tiny']: same LLMs, cues, T and k" in _stdout(nb11)
+
+
+def test_12_transfer_reads_every_writer_with_every_other_reader(tiny_run):
+    """12: each LLM's own texts and each LLM reading the other's, aligned; its own points are 09's."""
+    outputs, params, executed = tiny_run
+    assert executed[-1].name == "12_transfer.ipynb"
+    llms, cues = params["transfer_llms"], set(params["cues"])
+    res = _results(outputs, "transfer_alignment")
+    pairs = set(zip(res["reader"], res["writer"]))
+    assert pairs == {(r, w) for r in llms for w in llms} and set(res["cue"]) == cues
+    assert res["score"].between(0, 1).all() and (res["T"] == params["size_T"]).all()
+    size = _results(outputs, "model_size").set_index(["llm", "cue", "encoder"])["score"]
+    own = res[res["reader"] == res["writer"]]
+    for row in own.itertuples():  # a model's own reading is 09's point (the same cached generation)
+        assert row.score == pytest.approx(size[(row.writer, row.cue, row.encoder)], abs=1e-12)
+    contrasts = _results(outputs, "transfer_contrasts")
+    assert len(contrasts) and set(contrasts["writer"]) == set(llms)
+    last = nbformat.read(executed[-1], as_version=4).cells[-1].outputs
+    said = "".join(o.get("data", {}).get("text/markdown", "") for o in last)
+    assert f"(writer, reader, cue, encoder) tests: " in said and "**" in said  # the computed conclusion
+    figures = outputs / "figures" / "tiny"
+    assert (figures / "12_transfer_effects.png").stat().st_size > 1000
