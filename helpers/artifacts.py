@@ -81,6 +81,7 @@ class RunPaths:
         llm: str | Sequence[str] | None = None,
         T: int | str | None = None,
         results: bool = False,
+        items: pd.DataFrame | None = None,
     ) -> "RunSetting":
         """What a figure of this run needs to stand alone (:class:`RunSetting`; ``.line()`` for the footer).
 
@@ -90,9 +91,13 @@ class RunPaths:
         ``name -> (modality, ids, features)`` of :func:`run_encoder_features`. With ``results`` (a
         finished run read back, notebook 11), ``k`` and the encoders not given are read from 05's
         ``alignment.csv``. ``llm`` and ``T`` replace the recorded ones for figures of other models or
-        lengths (09: its LLMs at ``size_T``).
+        lengths (09: its LLMs at ``size_T``); ``items`` replaces the manifest for a figure of a subset of
+        its items (13).
         """
-        manifest = load_table(self.manifest) if self.manifest.is_file() else pd.DataFrame()
+        if items is not None:
+            manifest = items
+        else:
+            manifest = load_table(self.manifest) if self.manifest.is_file() else pd.DataFrame()
         gens = load_table(self.generations) if self.generations.is_file() else pd.DataFrame()
         table = self.results / "alignment.csv"
         stored = pd.read_csv(table) if results and table.is_file() else pd.DataFrame()

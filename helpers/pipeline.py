@@ -58,8 +58,10 @@ def cue_representations(
     rep_batch_size: int | str = 16,
     include_embeddings: bool = True,
     prefix_lengths: Sequence[int] = (),
+    system: str | None = None,
 ) -> CueResult:
-    """Generate from ``user_texts`` (formatted with the model's chat template) and represent them.
+    """Generate from ``user_texts`` (formatted with the model's chat template, behind ``system``
+    when given: :func:`helpers.lm.format_prompt`) and represent them.
 
     ``ids[i]`` names the item of ``user_texts[i]``. Empty generations are an error (they have
     no generative representation) naming the item. Batch sizes may be ``"auto"``
@@ -67,7 +69,7 @@ def cue_representations(
     """
     if len(ids) != len(user_texts):
         raise ValueError(f"{len(ids)} ids but {len(user_texts)} texts")
-    prompts = [lm.format_prompt(model, t) for t in user_texts]
+    prompts = [lm.format_prompt(model, t, system) for t in user_texts]
     longest = max((len(p) for p in lm.encode_prompts(model, prompts)), default=1) + decoding.max_new_tokens
     gen_batch_size = lm.resolve_batch_size(gen_batch_size, model, longest, "generate")
     rep_batch_size = lm.resolve_batch_size(rep_batch_size, model, longest, "represent")

@@ -658,3 +658,40 @@ def transfer_effects(table: pd.DataFrame, title: str = "", setting: str = "") ->
                 _note("filled: Holm p < 0.05"), _note(f"bars: {CI_LEGEND}")]
     _legend(axes[-1], handles, title="whose text / who reads")
     return _finish(fig, title or "Does the cue effect travel with the text?", setting)
+
+
+def variant_effects(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
+    """Notebook 13: the matched cue effect under each prompt variant, one panel per (comparison, encoder).
+
+    ``table`` is :func:`helpers.rephrasing.effects`'s (``variant``, ``cue``, ``comparison``,
+    ``encoder``, ``modality``, ``matched``, ``diff``, ``ci_low``, ``ci_high``, ``p_holm``); only
+    matched rows are drawn. One row per variant in table order (the paper's prompts first), in the
+    cue's colour; filled: Holm-adjusted p < 0.05; the grey band spans the variants' effects.
+    """
+    set_style()
+    t = table[table["matched"].astype(bool)]
+    panels = list(dict.fromkeys(zip(t["comparison"], t["encoder"], t["modality"], t["cue"])))
+    names = list(dict.fromkeys(t["variant"]))
+    colors = cue_colors(list(dict.fromkeys(t["cue"])))
+    fig, axes = _panels(len(panels), 3.2, 1.4 + 0.4 * len(names), sharey=True, extra=4.6)
+    for ax, (comp, enc, mod, cue) in zip(axes, panels):
+        sub = t[(t["comparison"] == comp) & (t["encoder"] == enc)].set_index("variant").reindex(names)
+        ax.axvspan(float(sub["diff"].min()), float(sub["diff"].max()), color="0.88", zorder=0)
+        y = np.arange(len(names))
+        ax.errorbar(sub["diff"], y, xerr=[sub["diff"] - sub["ci_low"], sub["ci_high"] - sub["diff"]], fmt="none",
+                    ecolor=colors[cue], capsize=3)
+        filled = (sub["p_holm"] < 0.05).to_numpy()
+        ax.scatter(sub["diff"][filled], y[filled], color=colors[cue], zorder=3)
+        ax.scatter(sub["diff"][~filled], y[~filled], facecolor="white", edgecolor=colors[cue], zorder=3)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.set_title(f"{comp} on {enc}\n({mod})", fontsize=9)
+        ax.set_xlabel("Δ alignment (cue − NONE)", fontsize=8)
+    axes[0].set_yticks(np.arange(len(names)))
+    axes[0].set_yticklabels(names, fontsize=8)
+    axes[0].invert_yaxis()
+    handles = _cue_handles(colors, marker="o") + [
+        Line2D([], [], color="0.88", lw=6, label="range over the variants"),
+        _note("filled: Holm p < 0.05"), _note(f"bars: {CI_LEGEND}")]
+    _legend(axes[-1], handles, title="cue − NONE")
+    return _finish(fig, title or "Cue effects under trivial rephrasings", setting)

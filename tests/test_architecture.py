@@ -236,3 +236,21 @@ def test_readme_contents_link_every_section():
     assert [a for _, a in links if a not in slugs] == [], "contents links to no heading"
     assert {_github_slug(s) for s in sections} <= {a for _, a in links}, "a section is missing from the contents"
     assert _github_slug("Did it reproduce? `make check-reference`") == "did-it-reproduce-make-check-reference"
+
+
+def test_papermill_reads_every_parameter_a_notebook_declares():
+    """A line papermill cannot parse (e.g. a ';' in its comment) drops that parameter without an error of its own."""
+    import nbformat
+    import papermill as pm
+
+    from helpers.runner import numbered_notebooks
+
+    lost = {}
+    for path in numbered_notebooks():
+        cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+        assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets
+                    if isinstance(t, ast.Name)}
+        missing = assigned - set(pm.inspect_notebook(str(path)))
+        if missing:
+            lost[path.name] = sorted(missing)
+    assert not lost, f"papermill does not see these parameters (check their lines): {lost}"

@@ -80,6 +80,13 @@ def test_setting_reads_k_and_encoders_from_the_results_and_takes_other_llms_and_
     assert "LLM smollm2-135m-instruct, gemma-3-270m, T = 32" in line and "k = 10" in line and "T = 128" not in line
 
 
+def test_setting_of_a_subset_counts_the_subsets_items_and_sounds(tmp_path):
+    run = _write_run(tmp_path)
+    subset = pd.read_parquet(run.manifest).iloc[:3]  # i0 (sound), i1, i2 (sound)
+    line = run.setting(encoders={"aisfx": "audio"}, items=subset).line()
+    assert line.startswith("tuxpaint, 3 items (2 with a sound)") and "7 items" not in line
+
+
 def test_setting_of_a_run_with_no_files_says_only_the_run(tmp_path):
     assert RunPaths.of("empty", tmp_path).setting().line() == "run empty"
     assert RunSetting(run="r", n_items=3, n_sound=1, encoders=(("a", "audio"),)).line() == "3 items (1 with a sound) · encoders a (audio) · run r"
@@ -138,6 +145,19 @@ def transfer_table(n_enc: int) -> pd.DataFrame:
                      "comparison": f"{cue}-NONE", "encoder": enc, "modality": mod, "n_items": n,
                      "matched": (cue == "SEE") == (mod == "vision"), "diff": d, "ci_low": d - 0.015,
                      "ci_high": d + 0.015, "p_holm": 0.01 if i % 3 == 0 else 0.5, "stars": "*" if i % 3 == 0 else "n.s."})
+    return pd.DataFrame(rows)
+
+
+def variant_table(n_enc: int) -> pd.DataFrame:
+    """13's cue effects: the paper's prompts and four variants, both cues, every encoder."""
+    rows = []
+    variants = ["as in the paper", "no final full stop", "caption capitalised", '"Imagine that" for "Imagine:"',
+                "empty system prompt"]
+    for i, ((enc, mod, n), v, cue) in enumerate(itertools.product(_encoders(n_enc), variants, ["SEE", "HEAR"])):
+        d = 0.02 * np.cos(i)
+        rows.append({"variant": v, "cue": cue, "comparison": f"{cue}-NONE", "encoder": enc, "modality": mod,
+                     "n_items": n, "matched": (cue == "SEE") == (mod == "vision"), "diff": d, "ci_low": d - 0.015,
+                     "ci_high": d + 0.015, "p_holm": 0.01 if i % 4 == 0 else 0.5})
     return pd.DataFrame(rows)
 
 
@@ -215,6 +235,7 @@ def _make(n_enc: int) -> dict[str, plt.Figure]:
         "cross_length_curves": plots.cross_length_curves(length_table(n_enc).assign(run="default"), setting=SETTING),
         "cue_effects_forest": plots.cue_effects_forest(paired_table(n_enc)[lambda d: d["comparison"] != "SEE-HEAR"], setting=SETTING),
         "transfer_effects": plots.transfer_effects(transfer_table(n_enc), setting=SETTING),
+        "variant_effects": plots.variant_effects(variant_table(n_enc), setting=SETTING),
         "image_gallery": plots.image_gallery([np.ones((8, 8, 3))] * 3, ["a cat", "a dog", "a very long caption of a bell"], setting=SETTING),
     }
 
@@ -342,7 +363,7 @@ def test_legends_explain_bands_lines_and_stars():
 
 
 #: notebooks whose every figure carries the run's setting (01's gallery and 10's playground bars show items, not results)
-SETTING_NOTEBOOKS = ("03", "05", "06", "07", "08", "09", "11", "12")
+SETTING_NOTEBOOKS = ("03", "05", "06", "07", "08", "09", "11", "12", "13")
 
 
 def test_every_figure_the_analysis_notebooks_draw_is_given_the_setting():

@@ -261,16 +261,21 @@ def _eos_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:
     return tuple(sorted(set(int(i) for i in ids)))
 
 
-def format_prompt(llm: LLM, user_text: str) -> str:
+def format_prompt(llm: LLM, user_text: str, system: str | None = None) -> str:
     """The exact string fed to the model for ``user_text``.
 
     With a chat template: one user message and the assistant generation prompt
-    (``add_generation_prompt=True``, plus ``llm.chat_template_kwargs``). Without: the text itself.
+    (``add_generation_prompt=True``, plus ``llm.chat_template_kwargs``); with ``system`` (``""``
+    included) an explicit system message before it, in place of any the template adds on its own
+    (:func:`template_system_prompt`). Without a chat template: the text itself (``system`` ignored).
     """
     if not llm.use_chat_template:
         return user_text
+    messages = [{"role": "user", "content": user_text}]
+    if system is not None:
+        messages.insert(0, {"role": "system", "content": system})
     return llm.tokenizer.apply_chat_template(
-        [{"role": "user", "content": user_text}],
+        messages,
         tokenize=False,
         add_generation_prompt=True,
         **llm.chat_template_kwargs,

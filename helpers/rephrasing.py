@@ -1,0 +1,196 @@
+"""How much trivial rephrasing moves the numbers: the paper's cues in meaning-preserving variants (notebook 13).
+
+Each :class:`Variant` changes the paper's prompts in one way that should not matter: the final
+full stop of the template dropped, the caption's first letter capitalised, ``"Imagine:"`` written
+``"Imagine that"``, or the system prompt the chat template injects on its own (SmolLM2's "You are a
+helpful AI assistant named SmolLM …") replaced by an empty one. A variant that leaves a cue's prompt
+unchanged reuses the paper's representation of that cue, so every variant is a whole cue set.
+
+For each matched comparison (SEE − NONE on a vision encoder, HEAR − NONE on an audio one) the
+notebook sets the paper's effect beside the spread of the alignment values and of the effect over
+the variants; :func:`conclusion` says, from the numbers, whether the effect is larger than what
+formatting alone does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from helpers import lm
+from helpers.ablations import paired_alignment
+from helpers.alignment import layer_mean
+from helpers.analysis import with_holm
+from helpers.lm import Decoding
+from helpers.pipeline import cue_representations, stored_representation
+from helpers.prompts import BASELINE_CUE, CUE_SENSES, MATCHED_CUE, build_prompts
+from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
+
+#: the variant every other is compared with
+PAPER = "as in the paper"
+
+Reps = dict[str, tuple[list[str], np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One meaning-preserving change: ``templates`` (cue → template, only the cues it changes, or all
+    when ``capitalise`` / ``system`` change every prompt), ``capitalise`` (caption's first letter),
+    ``system`` (None: the chat template's own default; a string: an explicit system message)."""
+
+    name: str
+    templates: Mapping[str, str]
+    capitalise: bool = False
+    system: str | None = None
+
+
+def _no_period(template: str) -> str:
+    return template[:-1] if template.endswith(".") else template
+
+
+def variants(cues: Mapping[str, str], injected_system: str | None) -> list[Variant]:
+    """The paper's cue set and its trivial rephrasings that apply to ``cues``.
+
+    ``injected_system``: what the model's chat template adds as system prompt on its own
+    (:func:`helpers.lm.template_system_prompt`); the "no system prompt" variant exists only then.
+    """
+    out = [Variant(PAPER, dict(cues))]
+    dropped = {c: _no_period(t) for c, t in cues.items() if t.endswith(".")}
+    if dropped:
+        out.append(Variant("no final full stop", dropped))
+    out.append(Variant("caption capitalised", dict(cues), capitalise=True))
+    that = {c: t.replace("Imagine:", "Imagine that", 1) for c, t in cues.items() if t.startswith("Imagine:")}
+    if that:
+        out.append(Variant('"Imagine that" for "Imagine:"', that))
+    if injected_system:
+        out.append(Variant("empty system prompt", dict(cues), system=""))
+    return out
+
+
+def key(variant: str, cue: str) -> str:
+    """``"<variant>|<cue>"``, the name of a representation."""
+    return f"{variant}|{cue}"
+
+
+def _capitalised(manifest: pd.DataFrame) -> pd.DataFrame:
+    caps = manifest["caption"].astype(str).map(lambda c: c[:1].upper() + c[1:])
+    return manifest.assign(caption=caps)
+
+
+def variant_representations(model: lm.LLM, manifest: pd.DataFrame, cues: Mapping[str, str], stored, *,
+                            llm: str, T: int, first_layer: int = 0, gen_batch_size: int | str = 32,
+                            rep_batch_size: int | str = 16, enable_thinking: bool = False
+                            ) -> tuple[Reps, pd.DataFrame]:
+    """Every variant's representation of every cue on ``manifest``'s items, and what each cost.
+
+    The paper's cues come from the run (03's prefix means at ``T``, :func:`stored_representation`)
+    when it has them, else are generated; each variant generates only the prompts it changes and
+    reuses the paper's representation for the others. Returns ``"<variant>|<cue>" -> (ids, [items,
+    hidden])`` for every variant and cue, and one row per (variant, cue): ``source`` (``stored``,
+    ``generated`` or ``the paper's``) and an example prompt.
+    """
+    gens, rep_ids, rep_arrays = stored
+    ids = list(manifest["id"])
+    reps: Reps = {}
+    rows = []
+    for v in variants(cues, lm.template_system_prompt(model.tokenizer, **model.chat_template_kwargs)):
+        items = _capitalised(manifest) if v.capitalise else manifest
+        for cue, template in cues.items():
+            tpl = v.templates.get(cue, template)
+            if v.name != PAPER and tpl == template and not v.capitalise and v.system is None:  # this prompt is the paper's
+                reps[key(v.name, cue)] = reps[key(PAPER, cue)]
+                rows.append({"variant": v.name, "cue": cue, "source": "the paper's", "prompt": ""})
+                continue
+            user = list(build_prompts(items, {cue: tpl})["user_text"])
+            arr, _ = (stored_representation(gens, rep_ids, rep_arrays, llm=llm, cue=cue, template=tpl,
+                                            decoding=Decoding(max_new_tokens=T), ids=ids, enable_thinking=enable_thinking)
+                      if v.name == PAPER else (None, ""))
+            if arr is not None:
+                reps[key(v.name, cue)] = (ids, layer_mean(arr, first_layer))
+                source = "stored"
+            else:
+                res = cue_representations(model, ids, user, Decoding(max_new_tokens=T), gen_batch_size=gen_batch_size,
+                                          rep_batch_size=rep_batch_size, system=v.system)
+                reps[key(v.name, cue)] = (res.ids, res.vector("gen_mean", first_layer))
+                source = "generated"
+            rows.append({"variant": v.name, "cue": cue, "source": source,
+                         "prompt": lm.format_prompt(model, user[0], system=v.system)})
+    return reps, pd.DataFrame(rows)
+
+
+def effects(reps: Reps, encoder_feats, settings: AlignmentSettings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """Cue − NONE within each variant, paired over items (Holm over the table); ``variant``, ``cue``,
+    ``comparison``, ``matched`` added to :func:`helpers.ablations.paired_alignment`'s columns."""
+    pairs = {k: k.rsplit("|", 1)[0] + f"|{BASELINE_CUE}" for k in reps if k.rsplit("|", 1)[1] in CUE_SENSES}
+    pairs = {k: b for k, b in pairs.items() if b in reps}
+    out = with_holm(paired_alignment(reps, pairs, encoder_feats, settings=settings))
+    out["variant"] = [c.rsplit("|", 1)[0] for c in out["condition"]]
+    out["cue"] = [c.rsplit("|", 1)[1] for c in out["condition"]]
+    out["comparison"] = [f"{c}-{BASELINE_CUE}" for c in out["cue"]]
+    out["matched"] = [MATCHED_CUE.get(m) == c for m, c in zip(out["modality"], out["cue"])]
+    return out
+
+
+def spread(alignment: pd.DataFrame, effect_table: pd.DataFrame) -> pd.DataFrame:
+    """Per matched (comparison, encoder): the paper's effect and CI, and how far the variants move things.
+
+    ``alignment``: per-representation scores with ``variant``, ``cue``, ``encoder``;
+    ``effect_table``: :func:`effects`. Columns: ``paper_effect`` (+ CI, Holm p), ``effect_min`` /
+    ``effect_max`` over the variants, ``sign_flips`` (variants whose effect has the other sign),
+    ``significant`` (variants whose effect's Holm p < 0.05) of ``n_variants``, and
+    ``score_range``: the largest range of one cue's alignment over the variants (the cue's or NONE's).
+    """
+    rows = []
+    matched = effect_table[effect_table["matched"].astype(bool)]
+    for (comp, enc), sub in matched.groupby(["comparison", "encoder"], sort=False):
+        paper = sub[sub["variant"] == PAPER]
+        if paper.empty:
+            continue
+        p = paper.iloc[0]
+        cue = p["cue"]
+        scores = alignment[(alignment["encoder"] == enc) & alignment["cue"].isin([cue, BASELINE_CUE])]
+        ranges = scores.groupby("cue")["score"].agg(lambda s: float(s.max() - s.min()))
+        rows.append({
+            "comparison": comp, "encoder": enc, "modality": p["modality"], "n_items": int(p["n_items"]),
+            "paper_effect": p["diff"], "paper_ci_low": p["ci_low"], "paper_ci_high": p["ci_high"], "paper_p_holm": p["p_holm"],
+            "effect_min": float(sub["diff"].min()), "effect_max": float(sub["diff"].max()),
+            "sign_flips": int((np.sign(sub["diff"]) != np.sign(p["diff"])).sum()),
+            "significant": int((sub["p_holm"] < 0.05).sum()), "n_variants": len(sub),
+            "score_range": float(ranges.max()), "score_range_cue": str(ranges.idxmax()),
+        })
+    return pd.DataFrame(rows)
+
+
+def _verdict(r: Mapping) -> str:
+    size = abs(r["paper_effect"])
+    if size < r["score_range"]:
+        return "smaller than what trivial rephrasing moves: not an effect"
+    if r["sign_flips"]:
+        return "larger than the rephrasing spread, but its sign flips under some rephrasing"
+    return "larger than the rephrasing spread, with the same sign under every rephrasing"
+
+
+def conclusion(table: pd.DataFrame) -> str:
+    """Markdown, computed from :func:`spread`'s table: per matched comparison, the paper's effect
+    against the spread over the variants, and a verdict."""
+    if table.empty:
+        return "No matched comparison (SEE on a vision encoder, HEAR on an audio one) to judge."
+    lines = []
+    for _, r in table.iterrows():
+        lines.append(
+            f"- **{r['comparison']} on {r['encoder']}** ({r['n_items']} items): with the paper's prompts "
+            f"{r['paper_effect']:+.3f} [{r['paper_ci_low']:+.3f}, {r['paper_ci_high']:+.3f}] (Holm p {r['paper_p_holm']:.2g}); "
+            f"over {r['n_variants']} variants the effect runs from {r['effect_min']:+.3f} to {r['effect_max']:+.3f} "
+            f"(other sign in {r['sign_flips']}, Holm-significant in {r['significant']}); one cue's alignment "
+            f"({r['score_range_cue']}) moves by {r['score_range']:.3f} across the variants. **{_verdict(r)}**."
+        )
+    small = sum(_verdict(r).startswith("smaller") for _, r in table.iterrows())
+    head = (f"{small} of {len(table)} matched effects are smaller than the spread that trivial rephrasing alone "
+            "produces in one cue's alignment.")
+    return "\n".join([head, "", *lines])
+
+
+__all__ = ["PAPER", "Variant", "conclusion", "effects", "key", "spread", "variant_representations", "variants"]

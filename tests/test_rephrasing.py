@@ -1,0 +1,93 @@
+"""helpers.rephrasing: the variants, their reuse of the paper's prompts, and the computed verdicts."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import lm as L
+from helpers import rephrasing as R
+
+CUES = {
+    "SEE": "Imagine what it would look like to see {caption}.",
+    "HEAR": "Imagine what it would sound like to hear {caption}.",
+    "NONE": "Imagine: {caption}.",
+}
+INJECTING = (
+    "{% if messages[0]['role'] != 'system' %}[SYS] Be brief and kind. [/SYS]{% endif %}"
+    "{% for m in messages %}{% if m['role'] == 'system' %}[SYS] {{ m['content'] }} [/SYS]"
+    "{% else %}<|user|> {{ m['content'] }} {% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def test_the_variants_of_the_paper_cues():
+    got = {v.name: v for v in R.variants(CUES, injected_system="Be brief and kind.")}
+    assert list(got) == [R.PAPER, "no final full stop", "caption capitalised", '"Imagine that" for "Imagine:"',
+                         "empty system prompt"]
+    assert got["no final full stop"].templates == {c: t[:-1] for c, t in CUES.items()}
+    assert got['"Imagine that" for "Imagine:"'].templates == {"NONE": "Imagine that {caption}."}
+    assert got["caption capitalised"].capitalise and got["empty system prompt"].system == ""
+    assert "empty system prompt" not in {v.name for v in R.variants(CUES, injected_system=None)}  # Qwen3, no template
+    assert [v.name for v in R.variants({"A": "Picture {caption}"}, None)] == [R.PAPER, "caption capitalised"]
+
+
+def test_an_empty_system_message_replaces_the_injected_one(llms):
+    llm = dataclasses.replace(llms["qwen3"])
+    llm.tokenizer.chat_template, old = INJECTING, llm.tokenizer.chat_template
+    try:
+        default = L.format_prompt(llm, "a cat")
+        empty = L.format_prompt(llm, "a cat", system="")
+        assert "Be brief and kind." in default and "Be brief and kind." not in empty
+        assert empty.endswith("<|user|> a cat <|assistant|>") and "[SYS]  [/SYS]" in empty
+    finally:
+        llm.tokenizer.chat_template = old
+
+
+def test_unchanged_prompts_reuse_the_papers_representation(llms):
+    llm = llms["llama"]  # no chat template: no system-prompt variant
+    manifest = pd.DataFrame({"id": [f"i{j}" for j in range(6)], "caption": ["a cat", "a dog", "rain", "a bell", "the sea", "a car"]})
+    reps, made = R.variant_representations(llm, manifest, CUES, (pd.DataFrame(), [], {}), llm="tiny", T=3,
+                                           gen_batch_size=3)
+    source = made.set_index(["variant", "cue"])["source"]
+    assert (source[R.PAPER] == "generated").all() and (source["caption capitalised"] == "generated").all()
+    that = '"Imagine that" for "Imagine:"'
+    assert source[(that, "NONE")] == "generated" and source[(that, "SEE")] == "the paper's"
+    assert reps[R.key(that, "SEE")] is reps[R.key(R.PAPER, "SEE")]
+    assert not np.allclose(reps[R.key(that, "NONE")][1], reps[R.key(R.PAPER, "NONE")][1])
+    assert len(reps) == 4 * 3 and all(ids == list(manifest["id"]) for ids, _ in reps.values())
+
+
+def _effects(paper: float, others: list[float], enc: str = "img") -> pd.DataFrame:
+    rows = [{"variant": v, "cue": "SEE", "comparison": "SEE-NONE", "encoder": enc, "modality": "vision", "matched": True,
+             "n_items": 100, "diff": d, "ci_low": d - 0.01, "ci_high": d + 0.01, "p_holm": 0.01 if abs(d) > 0.02 else 0.6}
+            for v, d in zip([R.PAPER] + [f"v{j}" for j in range(len(others))], [paper, *others])]
+    return pd.DataFrame(rows)
+
+
+def _alignment(see: list[float], none: list[float], enc: str = "img") -> pd.DataFrame:
+    names = [R.PAPER] + [f"v{j}" for j in range(len(see) - 1)]
+    return pd.DataFrame([{"variant": v, "cue": c, "encoder": enc, "score": s}
+                         for c, scores in (("SEE", see), ("NONE", none)) for v, s in zip(names, scores)])
+
+
+def test_an_effect_smaller_than_the_rephrasing_spread_is_not_an_effect():
+    # the issue's measurement: SEE 0.107 -> 0.119, NONE 0.119 -> 0.133 when the full stop goes
+    table = R.spread(_alignment([0.107, 0.119, 0.145], [0.119, 0.133, 0.120]), _effects(-0.012, [-0.014, 0.025]))
+    row = table.iloc[0]
+    assert row["score_range"] == pytest.approx(0.038) and row["score_range_cue"] == "SEE"
+    assert row["sign_flips"] == 1 and row["n_variants"] == 3 and row["significant"] == 1
+    text = R.conclusion(table)
+    assert "not an effect" in text and text.startswith("1 of 1 matched effects are smaller")
+
+
+def test_a_large_stable_effect_survives():
+    table = R.spread(_alignment([0.20, 0.205, 0.198], [0.10, 0.102, 0.099]), _effects(0.10, [0.103, 0.099]))
+    text = R.conclusion(table)
+    assert "same sign under every rephrasing" in text and text.startswith("0 of 1")
