@@ -695,3 +695,48 @@ def variant_effects(table: pd.DataFrame, title: str = "", setting: str = "") -> 
         _note("filled: Holm p < 0.05"), _note(f"bars: {CI_LEGEND}")]
     _legend(axes[-1], handles, title="cue − NONE")
     return _finish(fig, title or "Cue effects under trivial rephrasings", setting)
+
+
+def cue_search(search: pd.DataFrame, held: pd.DataFrame, encoder: str, title: str = "", setting: str = "") -> plt.Figure:
+    """Notebook 14: every candidate's score on the search half, and the winner against the others on the held-out half.
+
+    ``search``: :func:`helpers.cue_search.search_table` (``cue``, ``score``, ``ci_low``, ``ci_high``,
+    ranked); ``held``: :func:`helpers.cue_search.held_out_effects` (``condition``, ``baseline``,
+    ``encoder``, ``diff``, CIs, ``p_holm``), drawn for ``encoder``. The winner is the dark bar, NONE's
+    score the dashed line; right, filled markers are Holm-adjusted p < 0.05.
+    """
+    set_style()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 1.6 + 0.32 * len(search)), layout="constrained",
+                                      gridspec_kw={"width_ratios": [1.4, 1]})
+    y = np.arange(len(search))
+    colors = ["0.25" if r == 1 else "0.7" for r in search["rank"]]
+    left.barh(y, search["score"], color=colors)
+    left.errorbar(search["score"], y, xerr=[search["score"] - search["ci_low"], search["ci_high"] - search["score"]],
+                  fmt="none", ecolor="black", capsize=2, lw=0.8)
+    none = search.loc[search["cue"] == "NONE", "score"]
+    if len(none):
+        left.axvline(float(none.iloc[0]), color="black", ls="--", lw=0.8)
+    left.set_yticks(y)
+    left.set_yticklabels(search["cue"], fontsize=8)
+    left.invert_yaxis()
+    left.set_xlabel(f"alignment with {encoder} (search half)", fontsize=8)
+    left.xaxis.set_major_locator(MaxNLocator(5))
+    sub = held[held["encoder"] == encoder] if len(held) else held
+    yy = np.arange(len(sub))
+    if len(sub):
+        right.errorbar(sub["diff"], yy, xerr=[sub["diff"] - sub["ci_low"], sub["ci_high"] - sub["diff"]], fmt="none",
+                       ecolor="0.25", capsize=3)
+        filled = (sub["p_holm"] < 0.05).to_numpy()
+        right.scatter(sub["diff"][filled], yy[filled], color="0.25", zorder=3)
+        right.scatter(sub["diff"][~filled], yy[~filled], facecolor="white", edgecolor="0.25", zorder=3)
+        right.set_yticks(yy)
+        right.set_yticklabels([f"{c} − {b}" for c, b in zip(sub["condition"], sub["baseline"])], fontsize=8)
+        right.invert_yaxis()
+    right.axvline(0, color="black", linewidth=0.8)
+    right.xaxis.set_major_locator(MaxNLocator(4))
+    right.set_xlabel("Δ alignment on the held-out half (paired)", fontsize=8)
+    handles = [Line2D([], [], color="0.25", lw=6, label="winner (search half)"), Line2D([], [], color="0.7", lw=6, label="other candidates"),
+               Line2D([], [], color="black", ls="--", lw=0.8, label="NONE's score"), _note("filled: Holm p < 0.05"),
+               _note(f"bars: {CI_LEGEND}")]
+    _legend(right, handles)
+    return _finish(fig, title or "Cue search: chosen on one half, tested on the other", setting)

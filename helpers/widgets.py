@@ -235,6 +235,7 @@ class Playground:
         self.evaluate_button = W.Button(description=f"Evaluate on {playground_items or 'all'} items", button_style="info", layout=fit)
         self.progress = W.IntProgress(value=0, min=0, max=1, description="evaluate")
         self.evaluation = W.HTML()
+        self.winner_button = W.Button(description="Load search winner", icon="trophy", layout=fit)
         self.save_button = W.Button(description="Save template to run params", button_style="success", layout=fit)
         self.saved = W.HTML()
 
@@ -248,13 +249,14 @@ class Playground:
         self.generate_button.on_click(self.on_generate)
         self.evaluate_button.on_click(self.on_evaluate)
         self.save_button.on_click(self.on_save)
+        self.winner_button.on_click(self.on_load_winner)
         legend = W.HTML(f"Sensory words: {legend_html(self.colours)}" if self.lexicons else "<i>no sensory lexicons loaded: no highlighting</i>")
         return W.VBox(
             [
                 W.HTML(f"<h3>Prompt playground · run <code>{html.escape(self.run.name)}</code></h3>"),
                 self.item,
                 self.media,
-                W.HBox([self.preset, self.cue_name]),
+                W.HBox([self.preset, self.cue_name, self.winner_button]),
                 self.template,
                 W.HBox([self.model, self.T]),
                 W.HBox([self.do_sample, self.temperature, self.top_p, self.gen_seed]),
@@ -397,6 +399,17 @@ class Playground:
             self.evaluation.value = _error_html(exc)
         finally:
             self.evaluate_button.disabled = False
+
+    def on_load_winner(self, _: Any = None) -> None:
+        """Put notebook 14's winning cue (name and template) in the editor; say where it came from."""
+        from helpers.cue_search import saved_winner
+
+        try:
+            name, template, line = saved_winner(self.run)
+            self.cue_name.value, self.template.value = name, template
+            self.saved.value = f'<div class="pg-saved">Loaded the cue search winner <b>{html.escape(name)}</b> ({html.escape(line)}).</div>'
+        except Exception as exc:
+            self.saved.value = _error_html(exc)
 
     def on_save(self, _: Any = None) -> None:
         """Write the edited template into the run's params file and show the command that reruns with it."""

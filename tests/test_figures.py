@@ -161,6 +161,18 @@ def variant_table(n_enc: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def search_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """14's search-half scores of thirteen cues and the winner against the paper's three on the held-out half."""
+    cues = ["PICTURE", "SEE", "NONE", "HEAR", "VISUALISE", "LOOKS_LIKE", "EYES_CLOSED", "PAINTER", "LISTEN",
+            "SOUNDS_LIKE", "SOUND_ENGINEER", "SCENE", "DESCRIBE"]
+    search = pd.DataFrame({"cue": cues, "score": np.linspace(0.2, 0.12, len(cues)), "rank": np.arange(1, len(cues) + 1)})
+    search["ci_low"], search["ci_high"] = search["score"] - 0.02, search["score"] + 0.02
+    held = pd.DataFrame({"condition": "PICTURE", "baseline": ["SEE", "HEAR", "NONE"], "encoder": "efficientnet-lite2",
+                         "diff": [0.01, 0.03, 0.02], "p_holm": [0.5, 0.01, 0.2]})
+    held["ci_low"], held["ci_high"] = held["diff"] - 0.015, held["diff"] + 0.015
+    return search, held
+
+
 def null_table(n_enc: int) -> pd.DataFrame:
     rows = [{"kind": kind, "cue": cue, "encoder": enc, "calibrated": 0.05 + 0.01 * i, "stars": "n.s." if i % 2 else "***"}
             for i, ((enc, _, _), kind, cue) in enumerate(itertools.product(_encoders(n_enc), KINDS, CUES))]
@@ -236,6 +248,7 @@ def _make(n_enc: int) -> dict[str, plt.Figure]:
         "cue_effects_forest": plots.cue_effects_forest(paired_table(n_enc)[lambda d: d["comparison"] != "SEE-HEAR"], setting=SETTING),
         "transfer_effects": plots.transfer_effects(transfer_table(n_enc), setting=SETTING),
         "variant_effects": plots.variant_effects(variant_table(n_enc), setting=SETTING),
+        "cue_search": plots.cue_search(*search_tables(), "efficientnet-lite2", setting=SETTING),
         "image_gallery": plots.image_gallery([np.ones((8, 8, 3))] * 3, ["a cat", "a dog", "a very long caption of a bell"], setting=SETTING),
     }
 
@@ -363,7 +376,7 @@ def test_legends_explain_bands_lines_and_stars():
 
 
 #: notebooks whose every figure carries the run's setting (01's gallery and 10's playground bars show items, not results)
-SETTING_NOTEBOOKS = ("03", "05", "06", "07", "08", "09", "11", "12", "13")
+SETTING_NOTEBOOKS = ("03", "05", "06", "07", "08", "09", "11", "12", "13", "14")
 
 
 def test_every_figure_the_analysis_notebooks_draw_is_given_the_setting():

@@ -292,3 +292,23 @@ def test_13_rephrasing_runs_every_variant_and_reads_the_papers_prompts_from_the_
     said = "".join(o.get("data", {}).get("text/markdown", "") for o in nbformat.read(nb, as_version=4).cells[-1].outputs)
     assert "matched effects are smaller than the spread" in said
     assert (outputs / "figures" / "tiny" / "13_rephrasing_effects.png").stat().st_size > 1000
+
+
+def test_14_cue_search_chooses_on_one_half_and_tests_on_the_other(tiny_run):
+    """14: every candidate scored on the search half, the winner saved for the playground and re-scored on the held-out half."""
+    from helpers import cue_search
+
+    outputs, params, executed = tiny_run
+    assert executed[-1].name == "14_cue_search.ipynb"
+    search = _results(outputs, "cue_search")
+    assert list(search["rank"]) == list(range(1, len(search) + 1)) and search["score"].is_monotonic_decreasing
+    assert {"SEE", "HEAR", "NONE"} <= set(search["cue"]) and len(search) >= 10
+    winner = _results(outputs, "cue_search_winner").iloc[0]
+    assert winner["cue"] == search.iloc[0]["cue"] and 0 < winner["corrected_p"] <= 1
+    held = _results(outputs, "cue_search_held_out")
+    assert set(held["condition"]) == {winner["cue"]} and "NONE" in set(held["baseline"]) - {winner["cue"]}
+    manifest = pd.read_parquet(outputs / "runs" / "tiny" / "manifest.parquet")
+    search_ids, held_ids = cue_search.split(list(manifest["id"]))  # the vision encoder covers every item
+    assert set(search["n_items"]) == {len(search_ids)}
+    assert set(held.loc[held["modality"] == "vision", "n_items"]) == {len(held_ids)}
+    assert (outputs / "figures" / "tiny" / "14_cue_search.png").stat().st_size > 1000

@@ -230,6 +230,23 @@ def test_save_button_writes_params_the_runner_reads(playground, tiny_run):
     assert "pg-error" in pg.saved.value
 
 
+def test_load_winner_puts_notebook_14s_cue_in_the_editor(playground, tiny_run):
+    pg = playground
+    pg.on_load_winner()  # no cue search yet: an error that names notebook 14, nothing changed
+    assert "pg-error" in pg.saved.value and "14_cue_search" in pg.saved.value
+    tiny_run.save_results(pd.DataFrame([{"cue": "PICTURE", "template": "Picture {caption}.", "encoder": "toyvision",
+                                         "n_search_items": 6, "search_score": 0.3, "best_minus_none": 0.02,
+                                         "chance_best_minus_none_95": 0.03, "corrected_p": 0.4, "n_candidates": 11}]),
+                          "cue_search_winner")
+    try:
+        pg.on_load_winner()
+        assert pg.cue_name.value == "PICTURE" and pg.template.value == "Picture {caption}."
+        assert "chosen for toyvision on 6 search items among 11 candidates, selection-corrected p = 0.4" in pg.saved.value
+    finally:
+        for ext in ("csv", "json"):
+            (tiny_run.results / f"cue_search_winner.{ext}").unlink()
+
+
 def test_static_summary_shows_item_generations_and_neighbours(tiny_run):
     out = Wd.static_summary(
         tiny_run, ["toyvision"], ["toyaudio"], lexicons=LEX, colours=COLOURS, settings=S(k=3)
