@@ -69,6 +69,7 @@ test-browser: setup
 
 bench: setup
 	$(PY) benchmarks/bench_fused.py
+	$(PY) benchmarks/profile_decode.py
 	$(PY) benchmarks/bench_llm.py
 	$(PY) benchmarks/bench_encoders.py
 	$(PY) benchmarks/bench_memory.py

@@ -58,6 +58,17 @@ def covered(manifest: pd.DataFrame, encoder_feats: EncoderFeatures, encoder: str
     return [str(i) for i in manifest["id"] if str(i) in have]
 
 
+def halves(manifest: pd.DataFrame, encoder_feats: EncoderFeatures, encoder: str, held_out_share: float, k: int
+           ) -> tuple[list[str], list[str]]:
+    """:func:`split` of the items ``encoder`` covers; a ValueError naming the fix when either half has no more than ``k`` items."""
+    search, held = split(covered(manifest, encoder_feats, encoder), held_out_share)
+    if min(len(search), len(held)) <= k:
+        raise ValueError(f"a cue search needs more than k={k} items in each half: {encoder} covers {len(search)} search and "
+                         f"{len(held)} held-out items (held_out_share {held_out_share}); use more items (n_items), a "
+                         "smaller k, or leave notebook 14 out of this run")
+    return search, held
+
+
 def quantile_text(null: np.ndarray, q: float = 0.95) -> str:
     """``"+0.012 (95th percentile)"``: how far the best candidate gets by chance."""
     return f"{float(np.quantile(null, q)):+.4f} ({round(100 * q)}th percentile of {len(null)} sign-flip draws)"
@@ -143,9 +154,15 @@ def search_table(overlaps: pd.DataFrame, templates: Mapping[str, str], n_boot: i
 
 def held_out_effects(reps: Reps, winner: str, encoder_feats: EncoderFeatures, settings: AlignmentSettings = DEFAULT_SETTINGS) -> pd.DataFrame:
     """On the held-out half: the winner against each other cue (NONE and the paper's), every encoder,
-    paired over items (:func:`helpers.ablations.paired_alignment`, Holm over the table)."""
-    rows = [paired_alignment(reps, {winner: b}, encoder_feats, settings=settings) for b in reps if b != winner]
-    return with_holm(pd.concat(rows, ignore_index=True)) if rows else pd.DataFrame()
+    paired over items (:func:`helpers.ablations.paired_alignment`, Holm over the table). An encoder
+    with no more than k held-out items is left out, named in ``attrs["left_out"]``."""
+    ids = {str(i) for i in reps[winner][0]}
+    usable = {e: f for e, f in encoder_feats.items() if len(ids & {str(i) for i in f[1]}) > settings.k}
+    rows = [paired_alignment(reps, {winner: b}, usable, settings=settings) for b in reps if b != winner]
+    out = with_holm(pd.concat(rows, ignore_index=True)) if rows else pd.DataFrame()
+    out.attrs["left_out"] = [f"{e}: {len(ids & {str(i) for i in f[1]})} held-out items, need more than k={settings.k}"
+                             for e, f in encoder_feats.items() if e not in usable]
+    return out
 
 
 def conclusion(search: pd.DataFrame, corrected_p: float, held: pd.DataFrame, encoder: str, n_perm: int) -> str:
@@ -187,4 +204,4 @@ def saved_winner(run) -> tuple[str, str, str]:
 
 
 __all__ = ["candidate_representations", "conclusion", "covered", "held_out_effects", "max_flip_null",
-           "per_item_overlaps", "quantile_text", "saved_winner", "search_table", "split", "winner_table"]
+           "halves", "per_item_overlaps", "quantile_text", "saved_winner", "search_table", "split", "winner_table"]

@@ -76,3 +76,12 @@ def test_covered_names_the_fix_for_an_encoder_the_run_lacks():
     assert C.covered(manifest, feats, "img") == ["a", "b"]
     with pytest.raises(KeyError, match="search_encoder 'dinov2-base' has no features"):
         C.covered(manifest, feats, "dinov2-base")
+
+
+def test_halves_refuse_a_run_too_small_to_split():
+    feats = {"clips": ("audio", [f"clip-{j:02d}" for j in range(7)], np.zeros((7, 3)))}
+    manifest = pd.DataFrame({"id": [f"clip-{j:02d}" for j in range(7)]})  # split 3 search, 4 held out
+    with pytest.raises(ValueError, match=r"more than k=3 items in each half: clips covers \d search and \d held-out"):
+        C.halves(manifest, feats, "clips", 0.5, k=3)
+    search, held = C.halves(manifest, feats, "clips", 0.5, k=1)
+    assert sorted(search + held) == sorted(manifest["id"])
