@@ -26,7 +26,7 @@ os.environ.setdefault("PERCEIVE_HEADLESS", "1")
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_fused import _gemm_rate, _prompts  # noqa: E402
+from bench_fused import _prompts  # noqa: E402
 
 from helpers import lm as L  # noqa: E402
 
@@ -34,6 +34,16 @@ KINDS = {
     "matrix products (linear layers, LM head)": ("aten::mm", "aten::addmm", "aten::linear", "aten::matmul"),
     "attention (reads the KV cache)": ("scaled_dot_product", "aten::bmm", "aten::_softmax"),
 }
+
+
+def _gemm_rate(dtype: torch.dtype, size: int = 1024, repeats: int = 20) -> float:
+    """FLOP/s of a square matrix product in ``dtype`` (the roofline of a model run in that dtype)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - t0)
 
 
 def _kind(name: str) -> str:
@@ -82,7 +92,8 @@ def main() -> None:
     steps = [s for n, s in calls if n == 1]
     k = max(1, len(steps) // 8)
     params = sum(p.numel() for p in llm.model.parameters())
-    rate = _gemm_rate()
+    dtype = next(llm.model.parameters()).dtype
+    rate = _gemm_rate(dtype)
     roofline = rate / (2 * params)
     print(f"{args.model} ({params / 1e6:.0f} M parameters, {llm.fingerprint['dtype']}), {args.n_prompts} prompts, "
           f"batch {args.batch_size}, T = {args.max_new_tokens}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -91,7 +102,7 @@ def main() -> None:
           f"({prompt_tokens} prompt tokens, {prompt_tokens / args.n_prompts:.0f} per prompt); decode "
           f"{1e3 * sum(steps[:k]) / k:.0f} ms/step over the first {k} steps, {1e3 * sum(steps[-k:]) / k:.0f} ms/step "
           f"over the last {k}")
-    print(f"generated {gen_tokens / wall:.0f} tok/s; fp32 GEMM rate {rate / 1e9:.0f} GFLOP/s -> compute roofline "
+    print(f"generated {gen_tokens / wall:.0f} tok/s; {str(dtype).removeprefix('torch.')} GEMM rate {rate / 1e9:.0f} GFLOP/s -> compute roofline "
           f"{roofline:.0f} tok/s: generated tokens at {100 * gen_tokens / wall / roofline:.0f} % of it, all tokens "
           f"(prompt + generated) at {100 * (gen_tokens + prompt_tokens) / wall / roofline:.0f} % (model FLOP utilisation)")
     total = defaultdict(float)
