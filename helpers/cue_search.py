@@ -28,9 +28,8 @@ import pandas as pd
 from helpers import lm
 from helpers.ablations import paired_alignment
 from helpers.analysis import with_holm
-from helpers.lm import Decoding
 from helpers.pairing import EncoderFeatures, encoder_spaces
-from helpers.pipeline import condition_representation
+from helpers.pipeline import cue_conditions
 from helpers.prompts import BASELINE_CUE, build_prompts
 from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
 
@@ -88,18 +87,13 @@ def candidate_representations(model: lm.LLM, manifest: pd.DataFrame, cues: Mappi
                               llm: str, T: int, first_layer: int = 0, gen_batch_size: int | str = 32,
                               rep_batch_size: int | str = 16, enable_thinking: bool = False) -> tuple[Reps, pd.DataFrame]:
     """Every cue's representation on ``ids`` (``name -> (ids, [items, hidden])``) and where each came from."""
-    gens, rep_ids, rep_arrays = stored
-    items = manifest[manifest["id"].isin(set(ids))]
-    table = build_prompts(items, cues)
+    table = build_prompts(manifest[manifest["id"].isin(set(ids))], cues)
+    conds = cue_conditions(model, table, cues, stored, llm=llm, T=T, enable_thinking=enable_thinking,
+                           first_layer=first_layer, gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
     reps, rows = {}, []
-    for cue, template in cues.items():
-        sub = table[table["cue"] == cue]
-        cond = condition_representation(
-            model, gens, rep_ids, rep_arrays, llm=llm, cue=cue, template=template, ids=list(sub["id"]),
-            user_texts=list(sub["user_text"]), decoding=Decoding(max_new_tokens=T), enable_thinking=enable_thinking,
-            first_layer=first_layer, gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
+    for cue, cond in conds.items():
         reps[cue] = (cond.ids, cond.vector)
-        rows.append({"cue": cue, "template": template, "n_items": len(cond.ids),
+        rows.append({"cue": cue, "template": cues[cue], "n_items": len(cond.ids),
                      "source": "the run's generations" if cond.stored_key else "generated (cached)"})
     return reps, pd.DataFrame(rows)
 

@@ -305,6 +305,23 @@ def condition_examples(cond: Condition, gens: pd.DataFrame, tokenizer, max_new_t
     return pd.DataFrame({"id": list(ran.index), "prompt": list(ran["prompt"]), "text": texts})
 
 
+def cue_conditions(model: lm.LLM, table: pd.DataFrame, cues: Mapping[str, str], stored, *, llm: str, T: int,
+                   enable_thinking: bool = False, first_layer: int = 0, gen_batch_size: int | str = 32,
+                   rep_batch_size: int | str = 16) -> dict[str, Condition]:
+    """:func:`condition_representation` of every cue of ``cues`` over its rows of ``table``
+    (:func:`helpers.prompts.build_prompts`) at ``T`` greedy tokens; ``stored``: the run's generations,
+    representation ids and arrays (:func:`helpers.artifacts.stored_representations`). 09, 12 and 14 use it."""
+    gens, rep_ids, rep_arrays = stored
+    out = {}
+    for cue, template in cues.items():
+        sub = table[table["cue"] == cue]
+        out[cue] = condition_representation(
+            model, gens, rep_ids, rep_arrays, llm=llm, cue=cue, template=template, ids=list(sub["id"]),
+            user_texts=list(sub["user_text"]), decoding=Decoding(max_new_tokens=T), enable_thinking=enable_thinking,
+            first_layer=first_layer, gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
+    return out
+
+
 def model_size_representations(
     names: Sequence[str],
     table: pd.DataFrame,
@@ -327,7 +344,7 @@ def model_size_representations(
     ``n_layers``, ``hidden_size``, ``chat_template``, ``dtype``, ``cues_from_03``, ``seconds``) and
     two example generations per (model, cue).
     """
-    gens, rep_ids, rep_arrays = stored
+    gens = stored[0]
     llm_reps, models, examples = {}, [], []
     for name in names:
         t0 = time.perf_counter()
@@ -335,12 +352,9 @@ def model_size_representations(
         info = {"llm": name, "n_params": sum(p.numel() for p in model.model.parameters()),
                 "n_layers": model.n_layers, "hidden_size": model.hidden_size,
                 "chat_template": model.use_chat_template, "dtype": model.fingerprint["dtype"], "cues_from_03": 0}
-        for cue, template in cues.items():
-            sub = table[table["cue"] == cue]
-            cond = condition_representation(
-                model, gens, rep_ids, rep_arrays, llm=name, cue=cue, template=template, ids=list(sub["id"]),
-                user_texts=list(sub["user_text"]), decoding=Decoding(max_new_tokens=T), enable_thinking=enable_thinking,
-                first_layer=first_layer, gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
+        conds = cue_conditions(model, table, cues, stored, llm=name, T=T, enable_thinking=enable_thinking,
+                               first_layer=first_layer, gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
+        for cue, cond in conds.items():
             llm_reps[f"{name}|{cue}"] = (cond.ids, cond.vector)
             info["cues_from_03"] += cond.stored_key is not None
             examples.append(condition_examples(cond, gens, model.tokenizer, T).assign(llm=name, cue=cue))

@@ -25,9 +25,8 @@ from helpers.ablations import edited_generations, paired_alignment
 from helpers.alignment import layer_mean
 from helpers.analysis import with_holm
 from helpers.prompts import BASELINE_CUE, CUE_SENSES, MATCHED_CUE
-from helpers.lm import Decoding
 from helpers.pairing import EncoderFeatures, common_rows, encoder_spaces
-from helpers.pipeline import condition_examples, condition_representation, stack_representations
+from helpers.pipeline import condition_examples, cue_conditions, stack_representations
 from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
 from helpers.stats import paired_difference
 
@@ -52,18 +51,15 @@ def own_texts(model: lm.LLM, stored, *, llm: str, table: pd.DataFrame, cues: Map
     """The writer's own representations ``llm<llm|cue`` and its texts (``id``, ``cue``, ``user_text``, ``text``).
 
     Read from 03's prefix means (the run's model) or 09's cache (the others) when they exist,
-    generated and cached otherwise (:func:`helpers.pipeline.condition_representation`).
+    generated and cached otherwise (:func:`helpers.pipeline.cue_conditions`).
     """
-    gens, rep_ids, rep_arrays = stored
     reps, texts = {}, []
-    for cue, template in cues.items():
-        sub = table[table["cue"] == cue]
-        cond = condition_representation(
-            model, gens, rep_ids, rep_arrays, llm=llm, cue=cue, template=template, ids=list(sub["id"]),
-            user_texts=list(sub["user_text"]), decoding=Decoding(max_new_tokens=T), enable_thinking=enable_thinking,
-            first_layer=first_layer, gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
+    conds = cue_conditions(model, table, cues, stored, llm=llm, T=T, enable_thinking=enable_thinking,
+                           first_layer=first_layer, gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
+    for cue, cond in conds.items():
         reps[name(llm, llm, cue)] = (cond.ids, cond.vector)
-        written = condition_examples(cond, gens, model.tokenizer, T, n=len(cond.ids))
+        written = condition_examples(cond, stored[0], model.tokenizer, T, n=len(cond.ids))
+        sub = table[table["cue"] == cue]
         user = dict(zip(sub["id"], sub["user_text"]))
         texts.append(written.assign(writer=llm, cue=cue, user_text=[user[i] for i in written["id"]]))
     return reps, pd.concat(texts, ignore_index=True)
