@@ -114,8 +114,9 @@ def _generation_only(args: argparse.Namespace) -> float:
     return best
 
 
-def _gemm_rate(size: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def _gemm_rate(size: int = 1024, repeats: int = 20, dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of a square matrix product in ``dtype`` (the compute roofline of a model run in that dtype)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b
     t0 = time.perf_counter()
     for _ in range(repeats):

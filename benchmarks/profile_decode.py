@@ -26,7 +26,7 @@ os.environ.setdefault("PERCEIVE_HEADLESS", "1")
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_fused import _prompts  # noqa: E402
+from bench_fused import _gemm_rate, _prompts  # noqa: E402
 
 from helpers import lm as L  # noqa: E402
 
@@ -34,16 +34,6 @@ KINDS = {
     "matrix products (linear layers, LM head)": ("aten::mm", "aten::addmm", "aten::linear", "aten::matmul"),
     "attention (reads the KV cache)": ("scaled_dot_product", "aten::bmm", "aten::_softmax"),
 }
-
-
-def _gemm_rate(dtype: torch.dtype, size: int = 1024, repeats: int = 20) -> float:
-    """FLOP/s of a square matrix product in ``dtype`` (the roofline of a model run in that dtype)."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - t0)
 
 
 def _kind(name: str) -> str:
@@ -93,7 +83,7 @@ def main() -> None:
     k = max(1, len(steps) // 8)
     params = sum(p.numel() for p in llm.model.parameters())
     dtype = next(llm.model.parameters()).dtype
-    rate = _gemm_rate(dtype)
+    rate = _gemm_rate(dtype=dtype)
     roofline = rate / (2 * params)
     print(f"{args.model} ({params / 1e6:.0f} M parameters, {llm.fingerprint['dtype']}), {args.n_prompts} prompts, "
           f"batch {args.batch_size}, T = {args.max_new_tokens}, {os.cpu_count()} cores, torch {torch.__version__}, "
