@@ -22,11 +22,11 @@ import pandas as pd
 
 from helpers import lm
 from helpers.ablations import paired_alignment
-from helpers.alignment import layer_mean
 from helpers.analysis import with_holm
 from helpers.lm import Decoding
-from helpers.pipeline import cue_representations, stored_representation
-from helpers.prompts import BASELINE_CUE, CUE_SENSES, MATCHED_CUE, build_prompts
+from helpers.pipeline import condition_representation, cue_representations
+from helpers.findings import llm_cue_pairs
+from helpers.prompts import BASELINE_CUE, MATCHED_CUE, build_prompts
 from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
 
 #: the variant every other is compared with
@@ -86,7 +86,7 @@ def variant_representations(model: lm.LLM, manifest: pd.DataFrame, cues: Mapping
                             ) -> tuple[Reps, pd.DataFrame]:
     """Every variant's representation of every cue on ``manifest``'s items, and what each cost.
 
-    The paper's cues come from the run (03's prefix means at ``T``, :func:`stored_representation`)
+    The paper's cues come from the run (03's prefix means at ``T``, :func:`helpers.pipeline.condition_representation`)
     when it has them, else are generated; each variant generates only the prompts it changes and
     reuses the paper's representation for the others. Returns ``"<variant>|<cue>" -> (ids, [items,
     hidden])`` for every variant and cue, and one row per (variant, cue): ``source`` (``stored``,
@@ -105,13 +105,14 @@ def variant_representations(model: lm.LLM, manifest: pd.DataFrame, cues: Mapping
                 rows.append({"variant": v.name, "cue": cue, "source": "the paper's", "prompt": ""})
                 continue
             user = list(build_prompts(items, {cue: tpl})["user_text"])
-            arr, _ = (stored_representation(gens, rep_ids, rep_arrays, llm=llm, cue=cue, template=tpl,
-                                            decoding=Decoding(max_new_tokens=T), ids=ids, enable_thinking=enable_thinking)
-                      if v.name == PAPER else (None, ""))
-            if arr is not None:
-                reps[key(v.name, cue)] = (ids, layer_mean(arr, first_layer))
-                source = "stored"
-            else:
+            if v.name == PAPER:  # the run's own generations where they match, else generated
+                cond = condition_representation(
+                    model, gens, rep_ids, rep_arrays, llm=llm, cue=cue, template=tpl, ids=ids, user_texts=user,
+                    decoding=Decoding(max_new_tokens=T), enable_thinking=enable_thinking, first_layer=first_layer,
+                    gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
+                reps[key(v.name, cue)] = (cond.ids, cond.vector)
+                source = "stored" if cond.stored_key else "generated"
+            else:  # a variant's prompt: same template text is no proof of the same prompt (capitals, system prompt)
                 res = cue_representations(model, ids, user, Decoding(max_new_tokens=T), gen_batch_size=gen_batch_size,
                                           rep_batch_size=rep_batch_size, system=v.system)
                 reps[key(v.name, cue)] = (res.ids, res.vector("gen_mean", first_layer))
@@ -124,9 +125,7 @@ def variant_representations(model: lm.LLM, manifest: pd.DataFrame, cues: Mapping
 def effects(reps: Reps, encoder_feats, settings: AlignmentSettings = DEFAULT_SETTINGS) -> pd.DataFrame:
     """Cue − NONE within each variant, paired over items (Holm over the table); ``variant``, ``cue``,
     ``comparison``, ``matched`` added to :func:`helpers.ablations.paired_alignment`'s columns."""
-    pairs = {k: k.rsplit("|", 1)[0] + f"|{BASELINE_CUE}" for k in reps if k.rsplit("|", 1)[1] in CUE_SENSES}
-    pairs = {k: b for k, b in pairs.items() if b in reps}
-    out = with_holm(paired_alignment(reps, pairs, encoder_feats, settings=settings))
+    out = with_holm(paired_alignment(reps, llm_cue_pairs(list(reps)), encoder_feats, settings=settings))
     out["variant"] = [c.rsplit("|", 1)[0] for c in out["condition"]]
     out["cue"] = [c.rsplit("|", 1)[1] for c in out["condition"]]
     out["comparison"] = [f"{c}-{BASELINE_CUE}" for c in out["cue"]]

@@ -24,6 +24,7 @@ from helpers import lm
 from helpers.ablations import edited_generations, paired_alignment
 from helpers.alignment import layer_mean
 from helpers.analysis import with_holm
+from helpers.findings import llm_cue_pairs
 from helpers.prompts import BASELINE_CUE, CUE_SENSES, MATCHED_CUE
 from helpers.pairing import EncoderFeatures, common_rows, encoder_spaces
 from helpers.pipeline import condition_examples, cue_conditions, stack_representations
@@ -122,9 +123,7 @@ def cue_effects(reps: Reps, encoder_feats: EncoderFeatures, settings: AlignmentS
     Columns of :func:`helpers.ablations.paired_alignment` plus ``reader``, ``writer``, ``cue``,
     ``reading`` (a label), ``comparison`` (``"SEE-NONE"``), ``cue_1`` and ``matched``.
     """
-    pairs = {k: k.rsplit("|", 1)[0] + f"|{BASELINE_CUE}" for k in reps if split_name(k)[2] in CUE_SENSES}
-    pairs = {k: b for k, b in pairs.items() if b in reps}
-    out = with_holm(paired_alignment(reps, pairs, encoder_feats, settings=settings))
+    out = with_holm(paired_alignment(reps, llm_cue_pairs(list(reps)), encoder_feats, settings=settings))
     parts = [split_name(c) for c in out["condition"]]
     out["reader"], out["writer"], out["cue"] = zip(*parts) if parts else ([], [], [])
     out["reading"] = [reading_label(r, w) for r, w in zip(out["reader"], out["writer"])]
