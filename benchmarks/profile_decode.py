@@ -9,6 +9,12 @@ Printed: the prefill (prompt) time and its share, decode ms/step at the start an
 two utilisation figures: generated tokens/s against the compute roofline (2 FLOP per parameter per token),
 and model FLOP utilisation counting the prompt tokens too (the work actually done); then the profiler's
 self-CPU time grouped by kind of operation. The generation runs with EOS disabled (all T tokens).
+
+Last, the ceiling this machine allows in this dtype: the wall time if everything were free except the
+matrix products (their profiled time, at the rate they reach inside the model) and one read of the KV
+cache per decode step at the measured memory read bandwidth (decode attention reads every cached key
+and value once per step and does almost no arithmetic, so it is bound by memory). That time is a lower
+bound on any exact implementation with these kernels; the printed "ceiling" is generated tokens over it.
 """
 
 from __future__ import annotations
@@ -41,6 +47,33 @@ def _kind(name: str) -> str:
         if any(m in name for m in marks):
             return kind
     return "everything else (norms, rotary, activations, copies, sampling)"
+
+
+def _read_bandwidth(n_bytes: int = 2**29, repeats: int = 3) -> float:
+    """Bytes/s of reading a large float32 array once (best of ``repeats``): what decode attention is bound by."""
+    x = torch.ones(n_bytes // 4)
+    x.sum()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        x.sum()
+        best = min(best, time.perf_counter() - t0)
+    return n_bytes / best
+
+
+def _kv_bytes_read(llm: L.LLM, prompt_ids: list[list[int]], T: int, batch_size: int) -> int:
+    """Bytes of keys and values decode attention reads over a generation of all T tokens: at each step every
+    layer reads its whole cache (the batch's padded prompt width plus the tokens so far) for every row."""
+    cfg = llm.model.config
+    cfg = getattr(cfg, "text_config", cfg)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    per_position = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * head_dim * next(llm.model.parameters()).element_size()
+    lengths = sorted(len(p) for p in prompt_ids)
+    total = 0
+    for s in range(0, len(lengths), batch_size):
+        rows, width = lengths[s : s + batch_size], max(lengths[s : s + batch_size])
+        total += sum(len(rows) * (width + step + 1) for step in range(T - 1)) * per_position
+    return total
 
 
 def _timed_forwards(llm: L.LLM) -> list[tuple[int, float]]:
@@ -101,6 +134,16 @@ def main() -> None:
     whole = sum(total.values())
     for kind, s in sorted(total.items(), key=lambda kv: -kv[1]):
         print(f"  {kind:<62} {s:7.1f} s  {100 * s / whole:4.0f} %")
+    mm = total[next(iter(KINDS))] * wall / whole  # the products' share of the wall time
+    kv, bw = _kv_bytes_read(llm, L.encode_prompts(llm, prompts), args.max_new_tokens, args.batch_size), _read_bandwidth()
+    floor = mm + kv / bw
+    linear = sum(m.weight.numel() for m in llm.model.modules() if isinstance(m, torch.nn.Linear))
+    head = llm.model.get_output_embeddings().weight.numel()  # the prompt's logits are not computed (but its last)
+    ideal = 2 * (linear * gen_tokens + (linear - head) * prompt_tokens) / rate + kv / bw
+    print(f"ceiling: matrix products {mm:.1f} s + reading the KV cache once per step ({kv / 1e9:.0f} GB at "
+          f"{bw / 1e9:.1f} GB/s) {kv / bw:.1f} s = at least {floor:.1f} s, at most {gen_tokens / floor:.0f} generated "
+          f"tok/s = {100 * gen_tokens / floor / roofline:.0f} % of the roofline (reached {100 * gen_tokens / wall / roofline:.0f} %); "
+          f"with every product at the square-GEMM rate: {100 * gen_tokens / ideal / roofline:.0f} %")
 
 
 if __name__ == "__main__":
