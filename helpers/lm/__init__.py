@@ -15,7 +15,6 @@ One module per concern, each importing only the ones above it (no cycles):
 ``loading``         :func:`load_llm` (registry name, local folder or HF id) -> :class:`LLM`,
                     :func:`format_prompt`, :func:`encode_prompts`, :func:`system_prompt_note`
 ``generation``      :func:`generate`, :class:`Decoding`, :func:`item_seed`
-``allocator``       :func:`keep_freed_memory`: glibc keeps freed blocks while decoding (same values, fewer page faults)
 ``head``            :func:`chunked_head`: the decoding loop's LM head in vocabulary chunks on the CPU (same logits)
 ``representation``  :func:`represent` (per-layer means computed by forward hooks)
 ``fused``           :func:`generate_and_represent`: the same means reduced while decoding (no second pass)

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from helpers.cache import stable_hash
-from helpers.lm.allocator import keep_freed_memory
 from helpers.lm.head import chunked_head
 from helpers.lm.kvcache import new_kv_cache
 from helpers.lm.loading import LLM, encode_prompts
@@ -221,7 +220,7 @@ def _generate(
     results: list[dict[str, Any] | None] = [None] * len(prompts)
     bs = max(1, int(batch_size))
     bar = progress(total=len(prompts), desc="generate", unit="prompt", disable=not show_progress)
-    with bar, keep_freed_memory():  # same values, fewer page faults (helpers.lm.allocator)
+    with bar:
         for start in range(0, len(order), bs):
             rows = order[start : start + bs]
             gens = [torch.Generator().manual_seed(item_seed(d.seed, prompts[i])) if d.do_sample else None for i in rows]
