@@ -31,6 +31,7 @@ import dataclasses
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -59,12 +60,14 @@ def _prompts(llm: L.LLM, n: int) -> list[str]:
     return [L.format_prompt(llm, t) for t in (texts * (n // len(texts) + 1))[:n]]
 
 
-def _package(llm: L.LLM, prompts: list[str], T: int, bs: int, fused: bool) -> int:
-    if fused:
+def _package(llm: L.LLM, prompts: list[str], T: int, bs: int, approach: str) -> int:
+    """Generated tokens of one of this package's approaches: fused, two passes, or generation alone."""
+    if approach == "package fused":
         out = L.generate_and_represent(llm, prompts, L.Decoding(max_new_tokens=T), batch_size=bs, show_progress=False)
         return sum(len(o["gen_ids"]) for o in out)
     gens = L.generate(llm, prompts, T, batch_size=bs, show_progress=False)
-    L.represent(llm, [g["prompt_ids"] for g in gens], [g["gen_ids"] for g in gens], batch_size=16, show_progress=False)
+    if approach == "package two-pass":
+        L.represent(llm, [g["prompt_ids"] for g in gens], [g["gen_ids"] for g in gens], batch_size=16, show_progress=False)
     return sum(len(g["gen_ids"]) for g in gens)
 
 
@@ -109,11 +112,8 @@ def _child(approach: str, args: argparse.Namespace) -> None:
     L.generate(llm, prompts[:2], 2, batch_size=2, show_progress=False)  # warm-up
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB: the model and the runtime
     steal0, t0 = _steal_jiffies(), time.perf_counter()
-    if approach == GENERATION:
-        gens = L.generate(llm, prompts, args.max_new_tokens, batch_size=args.batch_size, show_progress=False)
-        n = sum(len(g["gen_ids"]) for g in gens)
-    elif approach.startswith("package"):
-        n = _package(llm, prompts, args.max_new_tokens, args.batch_size, fused=approach == "package fused")
+    if approach.startswith("package") or approach == GENERATION:
+        n = _package(llm, prompts, args.max_new_tokens, args.batch_size, approach)
     else:
         n = _hf(llm, prompts, args.max_new_tokens, args.batch_size, in_generate="output_hidden_states" in approach)
     dt = time.perf_counter() - t0
@@ -152,33 +152,33 @@ def _linear_bound(llm: L.LLM, batch: int, repeats: int = 3) -> tuple[float, floa
     return best, flops / best / 1e9
 
 
-def _median(xs: list[float]) -> float:
-    xs = sorted(xs)
-    return (xs[(len(xs) - 1) // 2] + xs[len(xs) // 2]) / 2
+def _summary(rs: list[dict]) -> dict:
+    """One approach over its rounds: the best run, and the largest memory and steal of any round."""
+    return min(rs, key=lambda r: r["seconds"]) | {key: max(r[key] for r in rs) for key in ("peak_rss_gib", "job_gib", "steal")}
+
+
+def _paired(rs: list[dict], ref: list[dict]) -> float:
+    """Median over rounds of a run's time over the reference's time in the same round."""
+    return statistics.median(r["seconds"] / f["seconds"] for r, f in zip(rs, ref))
 
 
 def _report(runs: dict[str, list[dict]]) -> None:
     """Best time and largest memory per approach, and each approach's time against fused paired by round
     (the two ran minutes apart, so a slow spell of the shared machine shows in both): median over rounds."""
-    fused = runs.get("package fused")
+    summary = {name: _summary(rs) for name, rs in runs.items()}
+    fused = summary.get("package fused")
     print(f"\n{'approach':<36} {'seconds':>8} {'tok/s':>7} {'peak RSS':>9} {'job':>9} {'steal':>6}   "
           "vs fused: time (best, median paired), peak RSS, job")
-    for name, rs in runs.items():
-        best = min(rs, key=lambda r: r["seconds"])
-        rss, job = max(r["peak_rss_gib"] for r in rs), max(r["job_gib"] for r in rs)
-        line = (f"{name:<36} {best['seconds']:8.1f} {best['tokens'] / best['seconds']:7.0f} {rss:5.2f} GiB "
-                f"{job:5.2f} GiB {100 * max(r['steal'] for r in rs):4.0f} %")
+    for name, r in summary.items():
+        line = (f"{name:<36} {r['seconds']:8.1f} {r['tokens'] / r['seconds']:7.0f} {r['peak_rss_gib']:5.2f} GiB "
+                f"{r['job_gib']:5.2f} GiB {100 * r['steal']:4.0f} %")
         if fused:
-            f_best = min(r["seconds"] for r in fused)
-            paired = _median([r["seconds"] / f["seconds"] for r, f in zip(rs, fused)])
-            f_rss, f_job = max(r["peak_rss_gib"] for r in fused), max(r["job_gib"] for r in fused)
-            line += (f"   {best['seconds'] / f_best:5.2f}x, {paired:5.2f}x, {rss / f_rss:5.2f}x, "
-                     f"{job / max(f_job, 1e-9):5.2f}x")
+            line += (f"   {r['seconds'] / fused['seconds']:5.2f}x, {_paired(runs[name], runs['package fused']):5.2f}x, "
+                     f"{r['peak_rss_gib'] / fused['peak_rss_gib']:5.2f}x, {r['job_gib'] / max(fused['job_gib'], 1e-9):5.2f}x")
         print(line)
     if fused:
-        gen = runs[GENERATION]
-        paired = _median([f["seconds"] / g["seconds"] for f, g in zip(fused, gen)])
-        best = min(r["seconds"] for r in fused) / min(r["seconds"] for r in gen)
+        best = fused["seconds"] / summary[GENERATION]["seconds"]
+        paired = _paired(runs["package fused"], runs[GENERATION])
         print(f"fused whole job / generation alone: {best:.2f}x best, {paired:.2f}x median paired (target <= 1.1)")
     print("(job: peak RSS above the loaded model and runtime, measured after the warm-up; steal: the largest share of "
           "the cores the hypervisor gave to other machines during a run. Issue 14's targets vs fused: HF "
@@ -188,7 +188,7 @@ def _report(runs: dict[str, list[dict]]) -> None:
 
 def _report_machine(args: argparse.Namespace, runs: dict[str, list[dict]]) -> None:
     """The GEMM rate and roofline now, and the bound of the model's own products at this batch size."""
-    best = min(runs[GENERATION], key=lambda r: r["seconds"])
+    best = _summary(runs[GENERATION])
     rate = _gemm_rate()
     roofline = rate / (2 * best["params"])
     decode = best["tokens"] / best["seconds"]
