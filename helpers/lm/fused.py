@@ -3,7 +3,8 @@
 During incremental decoding every layer's hidden state of each new token is computed anyway.
 :func:`generate_and_represent` reduces them on the fly with the hooks of the teacher-forced pass
 (:func:`helpers.lm.representation._reduction_hooks`): the prefill gives the single-pass summaries
-(the prompt mean and the last prompt token), each decode step adds the fed token's states to
+(the prompt mean and the last prompt token; a prompt prefix that all rows share is computed once
+and its sum added to each row's mean), each decode step adds the fed token's states to
 per-layer sums, and the prefix means are taken as a row's count of fed tokens reaches each
 prefix length. One extra forward feeds the last sampled token of the rows that reach
 ``max_new_tokens`` (it has no successor to sample), so every generated token is counted once;
@@ -42,14 +43,26 @@ class _StreamingReducer:
         self.prefix = torch.zeros((n, n_out, len(self.prefix_lengths), hidden), dtype=torch.float32, device=device)
         self.count = torch.zeros(n, dtype=torch.long)
         self.phase, self.w, self.seen = "", None, set()
+        self.n_shared = 0  # tokens of the prompt prefix all rows share (computed once, one row)
+        self.shared_sum = torch.zeros((n_out, hidden), dtype=torch.float32, device=device)
         # sums of the rows still decoding, in batch order (rows leave as the KV cache drops them)
         self.active: list[int] = list(range(n))
         self.active_sum = self.gen
 
     # ------------------------------------------------------------------ DecodeObserver
+    def shared(self, length: int) -> None:
+        self._check_seen()
+        self.n_shared = int(length)
+        self.phase, self.seen = "shared", set()
+
     def prefill(self, mask: torch.Tensor) -> None:
-        width = mask.shape[1]
-        self.w = torch.stack([_weights(m, 0, width - m, width, [])[1:3] for m in self.prompt_lengths]).to(self.device)
+        """Weights over the left-padded prompt tokens after the shared prefix: mean and last."""
+        self._check_seen()
+        width, s = mask.shape[1], self.n_shared
+        w = torch.stack([_weights(m - s, 0, width - (m - s), width, [])[1:3] for m in self.prompt_lengths])
+        inv = torch.tensor([1.0 / m for m in self.prompt_lengths], dtype=torch.float32)
+        w[:, 0] = (w[:, 0] > 0) * inv[:, None]  # a row's own tokens weigh 1/its prompt length in the mean
+        self.w, self.inv_len = w.to(self.device), inv.to(self.device)
         self.phase, self.seen = "prefill", set()
 
     def feed(self, rows: list[int]) -> None:
@@ -77,9 +90,13 @@ class _StreamingReducer:
     # ------------------------------------------------------------------ hooks
     def reduce_into(self, idx: int, h: torch.Tensor) -> None:
         h = h.to(torch.float32)
-        if self.phase == "prefill":
+        if self.phase == "shared":
+            self.shared_sum[idx] = h[0].sum(0).to(self.device)
+        elif self.phase == "prefill":
             w = self.w if self.w.device == h.device else self.w.to(h.device)
             self.prompt[:, idx] = torch.bmm(w, h).to(self.device)
+            if self.n_shared:  # the shared prefix's part of every row's prompt mean
+                self.prompt[:, idx, 0] += self.inv_len[:, None] * self.shared_sum[idx]
         elif self.phase == "decode":
             self.active_sum[:, idx] += h[:, -1].to(self.device)
         self.seen.add(idx)

@@ -33,10 +33,14 @@ def _cache_kwarg(model: Any) -> str:
 class DecodeObserver(Protocol):
     """What :func:`_generate_batch` tells a reduction that watches it (:mod:`helpers.lm.fused`).
 
-    ``prefill(mask)`` comes before the forward over the left-padded prompts (``mask``: their
+    ``shared(length)`` comes before the forward over the prompt prefix that all rows share (one
+    row of ``length`` tokens: :func:`shared_prefix_length`; not called when none is shared);
+    ``prefill(mask)`` before the forward over the rest of each prompt, left-padded (``mask``: its
     attention mask, ``[rows, width]``); ``feed(rows)`` before each forward that feeds one token to
     each of the batch's original ``rows`` still decoding, ``fed(rows)`` after it.
     """
+
+    def shared(self, length: int) -> None: ...
 
     def prefill(self, mask: torch.Tensor) -> None: ...
 
@@ -99,6 +103,39 @@ def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
     return ids, mask
 
 
+#: a batch's prompts that start with this many identical tokens or more compute that prefix once
+MIN_SHARED_PREFIX = 4
+
+
+def shared_prefix_length(seqs: Sequence[Sequence[int]]) -> int:
+    """Tokens at the start of every row of a batch that the prefill computes once (0: none).
+
+    The longest common prefix of the rows (a chat template's system prompt and turn markers,
+    a cue's opening words), leaving each row at least one token of its own (the prefill's last
+    position gives the first next-token logits); 0 for a single row or a prefix shorter than
+    :data:`MIN_SHARED_PREFIX`.
+    """
+    if len(seqs) < 2:
+        return 0
+    first, n = seqs[0], min(len(s) for s in seqs) - 1
+    for s in seqs[1:]:
+        n = next((i for i in range(n) if s[i] != first[i]), n)
+    return n if n >= MIN_SHARED_PREFIX else 0
+
+
+def _window_allows_sharing(model: Any, length: int) -> bool:
+    """Whether a shared prefix keeps every attention span of a ``length``-position batch.
+
+    A row's own tokens sit after the left padding that follows the shared prefix, and
+    transformers' sliding-window masks count cache slots, not positions: with a window shorter
+    than the batch, a padded row would see fewer prefix tokens than it should.
+    """
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    window = getattr(cfg, "sliding_window", None)
+    slides = "sliding_attention" in (getattr(cfg, "layer_types", None) or ()) or bool(getattr(cfg, "use_sliding_window", False))
+    return not (slides and window is not None and int(window) < length)
+
+
 def _next_tokens(
     logits: torch.Tensor,
     do_sample: bool,
@@ -127,6 +164,50 @@ def _generate_batch(llm: LLM, *args: Any, **kwargs: Any) -> list[tuple[list[int]
 
 
 @torch.inference_mode()
+def _prefill(
+    llm: LLM, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, observer: DecodeObserver | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+    """The prompts' forward: the next-token logits of each row, its attention mask and last
+    position, and the KV cache (room for every new token; the observer feeds the last one too).
+
+    A prefix that all rows share (:func:`shared_prefix_length`) is computed once, for one row, and
+    its keys and values copied to every row: ``[shared prefix | left padding | own tokens]``.
+    """
+    model, dev, n = llm.model, llm.device, len(prompt_ids)
+    shared = shared_prefix_length(prompt_ids)
+    if shared and not _window_allows_sharing(model, max(map(len, prompt_ids)) + max_new_tokens):
+        shared = 0
+    ids, mask = _left_pad([p[shared:] for p in prompt_ids], int(llm.tokenizer.pad_token_id))
+    positions = shared + (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = new_kv_cache(model, capacity=shared + ids.shape[1] + max_new_tokens)
+    ckw = _cache_kwarg(model)
+    if shared:
+        if observer is not None:
+            observer.shared(shared)
+        model(
+            input_ids=torch.as_tensor([list(prompt_ids[0][:shared])], dtype=torch.long).to(dev),
+            attention_mask=torch.ones((1, shared), dtype=torch.long, device=dev),
+            position_ids=torch.arange(shared, device=dev)[None],
+            use_cache=True,
+            logits_to_keep=1,
+            **{ckw: cache},
+        )
+        cache.batch_repeat_interleave(n)
+    if observer is not None:
+        observer.prefill(mask.to(dev))
+    mask = torch.cat([mask.new_ones((n, shared)), mask], dim=1).to(dev)
+    logits = model(
+        input_ids=ids.to(dev),
+        attention_mask=mask,
+        position_ids=positions.to(dev),
+        use_cache=True,
+        logits_to_keep=1,
+        **{ckw: cache},
+    ).logits[:, -1, :]
+    return logits, mask, positions[:, -1].clone(), cache
+
+
+@torch.inference_mode()
 def _decode_batch(
     llm: LLM,
     prompt_ids: Sequence[Sequence[int]],
@@ -139,6 +220,8 @@ def _decode_batch(
 ) -> list[tuple[list[int], bool]]:
     """Decode one left-padded batch; rows leave the batch (and its KV cache) when they hit EOS.
 
+    A prefix that all prompts share is computed once (:func:`_prefill`).
+
     With an ``observer`` (:class:`DecodeObserver`) the loop also feeds the last sampled token of
     the rows that reach ``max_new_tokens`` (one more forward without sampling), so that every
     generated token has passed through the network once; the tokens are the same either way.
@@ -149,25 +232,9 @@ def _decode_batch(
     if max_new_tokens <= 0 or n == 0:
         return [(o, s) for o, s in zip(out, stopped)]
     model, dev = llm.model, llm.device
-    eos = set(llm.eos_token_ids)
-    ids, mask = _left_pad(prompt_ids, int(llm.tokenizer.pad_token_id))
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    last_pos = positions[:, -1].clone()
-    # room for the prompt and every new token (the observer feeds the last one too): filled in place
-    cache = new_kv_cache(model, capacity=ids.shape[1] + max_new_tokens)
-    ckw = _cache_kwarg(model)
+    eos, ckw = set(llm.eos_token_ids), _cache_kwarg(model)
+    logits, mask, last_pos, cache = _prefill(llm, prompt_ids, max_new_tokens, observer)
     active = list(range(n))  # original row of each row still in the batch
-    mask = mask.to(dev)
-    if observer is not None:
-        observer.prefill(mask)
-    logits = model(
-        input_ids=ids.to(dev),
-        attention_mask=mask,
-        position_ids=positions.to(dev),
-        use_cache=True,
-        logits_to_keep=1,
-        **{ckw: cache},
-    ).logits[:, -1, :]
     for step in range(max_new_tokens):
         nxt = _next_tokens(logits, do_sample, temperature, top_p, [generators[r] for r in active])
         keep: list[int] = []

@@ -78,7 +78,15 @@ def _make_layer_class() -> type:
             raise NotImplementedError("PreallocatedLayer is for forward decoding only")
 
         def batch_repeat_interleave(self, repeats: int) -> None:
-            raise NotImplementedError("PreallocatedLayer is for forward decoding only")
+            """Repeat each row ``repeats`` times (a shared prompt prefix computed once becomes every row's)."""
+            if self.is_initialized:
+                n = self.length
+                k = self._k.new_empty((self._k.shape[0] * repeats, *self._k.shape[1:]))
+                v = self._v.new_empty((self._v.shape[0] * repeats, *self._v.shape[1:]))
+                k[:, :, :n] = self._k[:, :, :n].repeat_interleave(repeats, dim=0)
+                v[:, :, :n] = self._v[:, :, :n].repeat_interleave(repeats, dim=0)
+                self._k, self._v = k, v
+                self._expose()
 
         def reset(self) -> None:
             self._k = self._v = None
