@@ -27,11 +27,13 @@ from helpers.paths import cache_root as default_cache_root
 from helpers.runtime import LLM_PACKAGES, runtime_key
 
 #: Bump when a change to the generation code changes its results (invalidates cached generations).
-GENERATE_STEP_VERSION = 1
+#: 2: a batch's shared prompt prefix is computed once (one default generation of 900 differs, at a logit tie)
+GENERATE_STEP_VERSION = 2
 #: Bump when a change to the representation code changes its results.
 REPRESENT_STEP_VERSION = 1
 #: Bump when a change to the reduction during generation changes its results.
-FUSED_STEP_VERSION = 1
+#: 2: the shared prompt prefix's states are summed once and added to each row's prompt mean
+FUSED_STEP_VERSION = 2
 
 
 def generate_cached(
