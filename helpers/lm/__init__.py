@@ -14,7 +14,7 @@ One module per concern, each importing only the ones above it (no cycles):
 ``gguf``            the embedded models' GGUF files from PyPI: locate, assemble, convert once
 ``loading``         :func:`load_llm` (registry name, local folder or HF id) -> :class:`LLM`,
                     :func:`format_prompt`, :func:`encode_prompts`, :func:`system_prompt_note`
-``generation``      :func:`generate`, :class:`Decoding`, :func:`item_seed`
+``generation``      :func:`generate`, :class:`Decoding`, :func:`item_seed` (a batch's shared prompt prefix computed once)
 ``head``            :func:`chunked_head`: the decoding loop's LM head in vocabulary chunks on the CPU (same logits)
 ``representation``  :func:`represent` (per-layer means computed by forward hooks)
 ``fused``           :func:`generate_and_represent`: the same means reduced while decoding (no second pass)

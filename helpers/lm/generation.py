@@ -1,6 +1,9 @@
 """Batched generation: left-padded, KV-cached decoding with our own small loop (greedy by default).
 
-Finished rows are dropped from the batch as soon as they emit EOS, and sampling draws from a
+The prompt tokens that a whole batch shares (a chat template's system prompt, a cue's first
+words) go through the model once, for one row, and their keys and values serve every row
+(:func:`shared_prefix_length`, :func:`_prefill`); the rest of each prompt is left-padded after
+them. Finished rows are dropped from the batch as soon as they emit EOS, and sampling draws from a
 per-item ``torch.Generator`` seeded from ``(seed, prompt)``, so a sampled continuation does not
 depend on which other prompts share its batch. :class:`Decoding` holds the settings that
 determine the generated tokens (and so the cache key of :func:`helpers.lm.generate_cached`).
@@ -335,4 +338,4 @@ def generate(
 
 
 
-__all__ = ["Decoding", "generate", "item_seed"]
+__all__ = ["Decoding", "generate", "item_seed", "shared_prefix_length"]
