@@ -112,10 +112,10 @@ def _child(approach: str, args: argparse.Namespace) -> None:
     L.generate(llm, prompts[:2], 2, batch_size=2, show_progress=False)  # warm-up
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB: the model and the runtime
     steal0, t0 = _steal_jiffies(), time.perf_counter()
-    if approach.startswith("package") or approach == GENERATION:
-        n = _package(llm, prompts, args.max_new_tokens, args.batch_size, approach)
-    else:
+    if approach.startswith("HF"):
         n = _hf(llm, prompts, args.max_new_tokens, args.batch_size, in_generate="output_hidden_states" in approach)
+    else:  # this package's approaches and generation alone
+        n = _package(llm, prompts, args.max_new_tokens, args.batch_size, approach)
     dt = time.perf_counter() - t0
     steal = (_steal_jiffies() - steal0) / os.sysconf("SC_CLK_TCK") / ((os.cpu_count() or 1) * dt)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB

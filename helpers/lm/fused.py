@@ -36,6 +36,7 @@ class _StreamingReducer:
     def __init__(self, prompt_ids: Sequence[Sequence[int]], n_out: int, hidden: int, prefix_lengths: Sequence[int], device: Any):
         n = len(prompt_ids)
         self.prompt_lengths = [len(p) for p in prompt_ids]
+        self.inv_len = torch.tensor([1.0 / m for m in self.prompt_lengths], dtype=torch.float32, device=device)
         self.prefix_lengths = [int(t) for t in prefix_lengths]
         self.n_out, self.device = n_out, device
         self.gen = torch.zeros((n, n_out, hidden), dtype=torch.float32, device=device)
@@ -60,9 +61,8 @@ class _StreamingReducer:
         self._check_seen()
         width, s = mask.shape[1], self.n_shared
         w = torch.stack([_weights(m - s, 0, width - (m - s), width, [])[1:3] for m in self.prompt_lengths])
-        inv = torch.tensor([1.0 / m for m in self.prompt_lengths], dtype=torch.float32)
-        w[:, 0] = (w[:, 0] > 0) * inv[:, None]  # a row's own tokens weigh 1/its prompt length in the mean
-        self.w, self.inv_len = w.to(self.device), inv.to(self.device)
+        self.w = w.to(self.device)
+        self.w[:, 0] = (self.w[:, 0] > 0) * self.inv_len[:, None]  # a row's own tokens weigh 1/its prompt length
         self.phase, self.seen = "prefill", set()
 
     def feed(self, rows: list[int]) -> None:

@@ -133,7 +133,7 @@ def _window_allows_sharing(model: Any, length: int) -> bool:
     transformers' sliding-window masks count cache slots, not positions: with a window shorter
     than the batch, a padded row would see fewer prefix tokens than it should.
     """
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    cfg = model.config.get_text_config()
     window = getattr(cfg, "sliding_window", None)
     slides = "sliding_attention" in (getattr(cfg, "layer_types", None) or ()) or bool(getattr(cfg, "use_sliding_window", False))
     return not (slides and window is not None and int(window) < length)
@@ -196,9 +196,9 @@ def _prefill(
             **{ckw: cache},
         )
         cache.batch_repeat_interleave(n)
-    if observer is not None:
-        observer.prefill(mask.to(dev))
     mask = torch.cat([mask.new_ones((n, shared)), mask], dim=1).to(dev)
+    if observer is not None:
+        observer.prefill(mask[:, shared:])
     logits = model(
         input_ids=ids.to(dev),
         attention_mask=mask,
