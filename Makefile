@@ -74,6 +74,7 @@ bench: setup
 	$(PY) benchmarks/bench_encoders.py
 	$(PY) benchmarks/bench_memory.py
 	$(PY) benchmarks/bench_analysis.py
+	$(PY) benchmarks/calibration.py
 
 clean-outputs:
 	rm -rf outputs/runs outputs/figures outputs/notebooks outputs/results

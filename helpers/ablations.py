@@ -204,10 +204,10 @@ def paired_alignment(
     ``llm_reps``: name → (ids, ``[items, hidden]``); ``comparisons``: condition name → baseline name;
     ``encoder_feats``: name → (modality, ids, features). Each row holds both mutual k-NN scores
     (computed on the same items, so the k-NN graphs are comparable), the paired difference
-    ``diff = score - baseline_score`` with its bootstrap CI and sign-flip ``p_value``
+    ``diff = score - baseline_score`` with its dyadic-robust ``se``, t interval and ``p_value``
     (:func:`helpers.stats.paired_difference`), and the chance level k/(n-1).
     """
-    k, q, n_boot, seed = settings.k, settings.quantile, settings.n_boot, settings.seed
+    k, q = settings.k, settings.quantile
     rows = []
     for cond, base in comparisons.items():
         if cond not in llm_reps or base not in llm_reps:
@@ -218,8 +218,8 @@ def paired_alignment(
         x_c, x_b = np.asarray(x_c)[rows_c], np.asarray(x_b)[rows_b]
         for space in encoder_spaces(shared, encoder_feats, q):
             space.require(k, f"{cond} vs {base}")
-            per_c, per_b = space.per_item(x_c, k), space.per_item(x_b, k)
-            diff = paired_difference(per_c, per_b, n_boot=n_boot, seed=seed)
+            per_c, per_b = space.overlaps(x_c, k), space.overlaps(x_b, k)
+            diff = paired_difference(per_c, per_b)
             rows.append(
                 {
                     "condition": cond,

@@ -28,11 +28,11 @@ from helpers.alignment import overlap_from_knn
 from helpers.pairing import EncoderFeatures, EncoderSpace, encoder_spaces, usable
 from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
 from helpers.stats import (
-    bootstrap_ci,
     holm,
     null_overlaps,
     null_summary,
     paired_difference,
+    score_ci,
     stars,
 )
 
@@ -208,9 +208,9 @@ def alignment_table(
     """Mutual k-NN for every (LLM representation, encoder) pair over their shared items.
 
     ``llm_reps``: name → (ids, features); ``encoder_feats``: name → (modality, ids, features).
-    Returns one row per pair with the score, a bootstrap CI over items and the chance level.
+    Returns one row per pair with the score, its CI (:func:`helpers.stats.score_ci`) and the chance level.
     """
-    k, q, n_boot, seed = settings.k, settings.quantile, settings.n_boot, settings.seed
+    k, q = settings.k, settings.quantile
     rows = []
     spaces: dict[tuple[str, ...], list[EncoderSpace]] = {}  # the encoder side, once per id list
     for rep_name, (rep_ids, rep) in llm_reps.items():
@@ -219,8 +219,8 @@ def alignment_table(
             spaces[key] = encoder_spaces(key, encoder_feats, q)
         for space in spaces[key]:
             space.require(k, rep_name)
-            per_item = space.per_item(rep, k)
-            low, high = bootstrap_ci(per_item, n_boot=n_boot, seed=seed)
+            per_item = space.overlaps(rep, k)
+            low, high = score_ci(per_item)
             rows.append(
                 {
                     "representation": rep_name,
@@ -256,7 +256,7 @@ def length_curve(
     ``ids`` order; it gives ``frac_shorter``, the fraction of items whose generation ended before T
     (their prefix mean is their full mean).
     """
-    k, q, first_layer, n_boot, seed = settings.k, settings.quantile, settings.first_layer, settings.n_boot, settings.seed
+    k, q, first_layer = settings.k, settings.quantile, settings.first_layer
     if full_T is None:
         if not gen_lengths:
             raise ValueError("length_curve needs full_T (the max generation length) or gen_lengths to infer it")
@@ -269,8 +269,8 @@ def length_curve(
             points += [(t, "prefix", f"prefix_T{t}") for t in prefixes] + [(full_T, "gen_mean", "gen_mean")]
             lengths = None if gen_lengths is None or cue not in gen_lengths else np.asarray(gen_lengths[cue])
             for T, label, kind in points:
-                per_item = target.per_item(alignment.layer_mean(_get(reps, cue, kind), first_layer), k)
-                low, high = bootstrap_ci(per_item, n_boot=n_boot, seed=seed)
+                per_item = target.overlaps(alignment.layer_mean(_get(reps, cue, kind), first_layer), k)
+                low, high = score_ci(per_item)
                 shorter = float(np.mean(lengths[target.rows] < T)) if lengths is not None and T > 0 else float("nan")
                 rows.append(
                     {
@@ -342,17 +342,17 @@ def single_vs_generative(
 ) -> pd.DataFrame:
     """Generative representation vs a single pass over the prompt, per cue × encoder × baseline.
 
-    ``diff`` = generative − single-pass score with a paired bootstrap CI over items and a
-    sign-flip ``p_value``; ``p_holm`` adjusts over the whole table.
+    ``diff`` = generative − single-pass score, paired on the same items and encoder graph, with its
+    interval and ``p_value`` (:func:`helpers.stats.paired_difference`); ``p_holm`` adjusts over the whole table.
     """
-    k, q, first_layer, n_boot, n_perm, seed = settings.k, settings.quantile, settings.first_layer, settings.n_boot, settings.n_perm, settings.seed
+    k, q, first_layer = settings.k, settings.quantile, settings.first_layer
     rows = []
     for target in usable(encoder_spaces(ids, encoder_feats, q), k, "single_vs_generative"):
         for cue in cues_of(reps):
-            gen = target.per_item(alignment.layer_mean(_get(reps, cue, "gen_mean"), first_layer), k)
+            gen = target.overlaps(alignment.layer_mean(_get(reps, cue, "gen_mean"), first_layer), k)
             for baseline in baselines:
-                single = target.per_item(alignment.layer_mean(_get(reps, cue, baseline), first_layer), k)
-                d = paired_difference(gen, single, n_boot=n_boot, n_perm=n_perm, seed=seed)
+                single = target.overlaps(alignment.layer_mean(_get(reps, cue, baseline), first_layer), k)
+                d = paired_difference(gen, single)
                 rows.append(
                     {
                         "cue": cue,
@@ -377,22 +377,22 @@ def paired_cue_comparisons(
 ) -> pd.DataFrame:
     """Cue differences per encoder (default SEE−NONE, HEAR−NONE, SEE−HEAR) on the same items.
 
-    ``diff`` = score(cue_1) − score(cue_2) of the ``kind`` representation, with a paired bootstrap
-    CI over items, a two-sided sign-flip ``p_value``, ``p_holm`` (Holm–Bonferroni over every row of
+    ``diff`` = score(cue_1) − score(cue_2) of the ``kind`` representation, with its interval and
+    two-sided ``p_value`` (:func:`helpers.stats.paired_difference`), ``p_holm`` (Holm–Bonferroni over every row of
     the table: all pairs × encoders) and ``stars`` from ``p_holm``. Pairs naming a cue the run does
     not have are left out.
     """
-    k, q, first_layer, n_boot, n_perm, seed = settings.k, settings.quantile, settings.first_layer, settings.n_boot, settings.n_perm, settings.seed
+    k, q, first_layer = settings.k, settings.quantile, settings.first_layer
     cues = set(cues_of(reps))
     pairs = [(c1, c2) for c1, c2 in pairs if c1 in cues and c2 in cues]
     rows = []
     for target in usable(encoder_spaces(ids, encoder_feats, q), k, "paired_cue_comparisons"):
         per_cue = {
-            cue: target.per_item(alignment.layer_mean(_get(reps, cue, kind), first_layer), k)
+            cue: target.overlaps(alignment.layer_mean(_get(reps, cue, kind), first_layer), k)
             for cue in {c for pair in pairs for c in pair}
         }
         for c1, c2 in pairs:
-            d = paired_difference(per_cue[c1], per_cue[c2], n_boot=n_boot, n_perm=n_perm, seed=seed)
+            d = paired_difference(per_cue[c1], per_cue[c2])
             rows.append(
                 {
                     **_base(target, k),

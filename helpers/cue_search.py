@@ -6,12 +6,12 @@ The paper leaves prompt optimisation open. Given a family of candidate cue templ
 k-NN with one chosen encoder); the best is the *winner*. Two guards keep the maximum of many noisy
 scores from being reported as an effect:
 
-1. a max-statistic sign-flip test on the search half (:func:`max_flip_null`): under "no candidate
-   differs from NONE" the per-item differences are exchangeable in sign, so flipping each item's
-   signs jointly over all candidates and taking the best candidate's mean gives the distribution
-   of the best of K candidates by chance; its p-value is corrected for having picked the best;
+1. a max-statistic test on the search half (:func:`selection_test`): under "no candidate
+   differs from NONE" the candidates' differences from NONE are jointly normal around 0 with their
+   dyadic-robust covariance (:mod:`helpers.knn_inference`), so the largest of draws from that
+   normal is the best of K candidates by chance; its p-value is corrected for having picked the best;
 2. the winner, SEE, HEAR and NONE are scored again on the held-out half, which played no part in
-   the choice (an unbiased estimate of the winner's effect), paired over items with bootstrap CIs.
+   the choice (an unbiased estimate of the winner's effect), paired over items.
 
 Every generation is cached (``generate_cached``): a candidate already evaluated costs nothing, and
 the paper's cues are the run's own generations (03's prefix means) where they match.
@@ -28,10 +28,12 @@ import pandas as pd
 from helpers import lm
 from helpers.ablations import paired_alignment
 from helpers.analysis import with_holm
+from helpers.knn_inference import Overlaps, max_mean_null
 from helpers.pairing import EncoderFeatures, encoder_spaces
 from helpers.pipeline import cue_conditions
 from helpers.prompts import BASELINE_CUE, build_prompts
 from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
+from helpers.stats import p_text, score_ci
 
 Reps = dict[str, tuple[list[str], np.ndarray]]
 
@@ -70,7 +72,7 @@ def halves(manifest: pd.DataFrame, encoder_feats: EncoderFeatures, encoder: str,
 
 def quantile_text(null: np.ndarray, q: float = 0.95) -> str:
     """``"+0.012 (95th percentile)"``: how far the best candidate gets by chance."""
-    return f"{float(np.quantile(null, q)):+.4f} ({round(100 * q)}th percentile of {len(null)} sign-flip draws)"
+    return f"{float(np.quantile(null, q)):+.4f} ({round(100 * q)}th percentile of {len(null)} null draws)"
 
 
 def winner_table(search: pd.DataFrame, encoder: str, corrected_p: float, observed: float, null: np.ndarray) -> pd.DataFrame:
@@ -98,8 +100,8 @@ def candidate_representations(model: lm.LLM, manifest: pd.DataFrame, cues: Mappi
     return reps, pd.DataFrame(rows)
 
 
-def per_item_overlaps(reps: Reps, encoder_feats: EncoderFeatures, encoder: str, settings: AlignmentSettings) -> pd.DataFrame:
-    """``[items, cues]`` per-item mutual k-NN overlaps with ``encoder`` on the items every cue covers."""
+def per_item_overlaps(reps: Reps, encoder_feats: EncoderFeatures, encoder: str, settings: AlignmentSettings) -> dict[str, Overlaps]:
+    """Cue → its :class:`~helpers.knn_inference.Overlaps` with ``encoder`` on the items every cue covers (one graph)."""
     ids = [str(i) for i in next(iter(reps.values()))[0]]
     for other, _ in reps.values():
         have = {str(i) for i in other}
@@ -109,38 +111,29 @@ def per_item_overlaps(reps: Reps, encoder_feats: EncoderFeatures, encoder: str, 
     cols = {}
     for cue, (cue_ids, x) in reps.items():
         pos = {str(i): j for j, i in enumerate(cue_ids)}
-        cols[cue] = space.per_item(np.asarray(x)[[pos[i] for i in ids]], settings.k)  # rows in ``ids`` order
-    return pd.DataFrame(cols, index=list(space.ids))
+        cols[cue] = space.overlaps(np.asarray(x)[[pos[i] for i in ids]], settings.k)  # rows in ``ids`` order
+    return cols
 
 
-def max_flip_null(diffs: np.ndarray, n_perm: int = 10000, seed: int = 0) -> tuple[float, np.ndarray, float]:
-    """``(observed, null, p)`` of the best candidate's mean difference over items, corrected for the choice.
+def selection_test(overlaps: Mapping[str, Overlaps], n_draws: int = 10000, seed: int = 0) -> tuple[float, np.ndarray, float]:
+    """``(observed, null, p)`` of the best candidate's difference from NONE, corrected for picking the best.
 
-    ``diffs``: ``[items, candidates]`` per-item differences from the baseline. Each null draw flips the
-    signs of whole items (all candidates together, keeping their correlation) and takes the largest
-    candidate mean; ``p = (1 + #null >= observed) / (1 + n_perm)``.
+    Every candidate's contrast with NONE on the search half, jointly normal with the dyadic-robust
+    covariance (:func:`helpers.knn_inference.max_mean_null`): the null of the largest mean difference
+    when no candidate differs from NONE, ``n_draws`` seeded draws; ``p = (1 + #null >= observed) / (1 + n_draws)``.
     """
-    d = np.asarray(diffs, dtype=np.float64)
-    observed = float(d.mean(axis=0).max())
-    rng = np.random.default_rng(seed)
-    null = np.empty(int(n_perm))
-    for start in range(0, len(null), 1000):
-        m = min(1000, len(null) - start)
-        signs = rng.choice([-1.0, 1.0], size=(m, d.shape[0]))
-        null[start : start + m] = (signs @ d / d.shape[0]).max(axis=1)
-    return observed, null, float((1 + (null >= observed - 1e-12).sum()) / (1 + len(null)))
+    contrasts = [ov - overlaps[BASELINE_CUE] for cue, ov in overlaps.items() if cue != BASELINE_CUE]
+    return max_mean_null(contrasts, n_draws=n_draws, seed=seed)
 
 
-def search_table(overlaps: pd.DataFrame, templates: Mapping[str, str], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """One row per candidate on the search half: ``score`` with its bootstrap CI, ``vs_none`` (mean
-    paired difference from NONE), ``rank`` (1 = the winner) and its template."""
-    from helpers.stats import bootstrap_ci
-
+def search_table(overlaps: Mapping[str, Overlaps], templates: Mapping[str, str]) -> pd.DataFrame:
+    """One row per candidate on the search half: ``score`` with its CI (:func:`helpers.stats.score_ci`),
+    ``vs_none`` (mean paired difference from NONE), ``rank`` (1 = the winner) and its template."""
     rows = []
-    for cue in overlaps.columns:
-        lo, hi = bootstrap_ci(overlaps[cue].to_numpy(), n_boot=n_boot, seed=seed)
-        rows.append({"cue": cue, "template": templates[cue], "n_items": len(overlaps), "score": float(overlaps[cue].mean()),
-                     "ci_low": lo, "ci_high": hi, "vs_none": float((overlaps[cue] - overlaps[BASELINE_CUE]).mean())})
+    for cue, ov in overlaps.items():
+        lo, hi = score_ci(ov)
+        rows.append({"cue": cue, "template": templates[cue], "n_items": ov.n, "score": ov.mean(),
+                     "ci_low": lo, "ci_high": hi, "vs_none": (ov - overlaps[BASELINE_CUE]).mean()})
     out = pd.DataFrame(rows).sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
     out["rank"] = np.arange(1, len(out) + 1)
     return out
@@ -166,7 +159,7 @@ def conclusion(search: pd.DataFrame, corrected_p: float, held: pd.DataFrame, enc
     lines = [f"Searched {len(search)} cues on {int(win['n_items'])} items with **{encoder}**; the best is "
              f"**{win['cue']}** (`{win['template']}`): {win['score']:.3f} [{win['ci_low']:.3f}, {win['ci_high']:.3f}], "
              f"{win['vs_none']:+.3f} over NONE on the search half. Corrected for picking the best of {len(search) - 1} "
-             f"candidates against NONE (max-statistic sign flips, {n_perm} draws): p = {corrected_p:.3g}."]
+             f"candidates against NONE (the largest of their jointly normal differences, {n_perm} draws): p = {p_text(corrected_p, n_perm)}."]
     if win["cue"] == BASELINE_CUE:
         lines.append("NONE itself scores best: no candidate cue beats having no cue.")
         return "\n\n".join(lines)
@@ -197,5 +190,5 @@ def saved_winner(run) -> tuple[str, str, str]:
     return str(w["cue"]), str(w["template"]), line
 
 
-__all__ = ["candidate_representations", "conclusion", "covered", "held_out_effects", "max_flip_null",
+__all__ = ["candidate_representations", "conclusion", "covered", "held_out_effects", "selection_test",
            "halves", "per_item_overlaps", "quantile_text", "saved_winner", "search_table", "split", "winner_table"]

@@ -5,7 +5,8 @@ results tables it just saved, never written by hand. A finding is one paper clai
 
 - ``claim``: the paper's statement (e.g. "SEE raises alignment with the vision encoder");
 - ``test``: what was compared (``SEE − NONE · efficientnet-lite2 (vision) · generative``);
-- ``effect`` with its 95 % bootstrap CI (``ci_low``, ``ci_high``), the sign-flip ``p`` and ``p_holm``
+- ``effect`` with its 95 % CI (``ci_low``, ``ci_high``) and ``p`` from the dyadic-robust standard error
+  (:mod:`helpers.knn_inference`), ``p_holm``
   (Holm–Bonferroni over the family the notebook tests), ``n`` items;
 - ``expected``: the sign the paper predicts (+1, −1, or 0 where the paper expects no effect);
 - ``paper_sign`` (the effect has that sign), ``ci_excludes_0``, and a ``verdict``

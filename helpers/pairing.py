@@ -11,7 +11,7 @@ tables of 06 and 07 (:mod:`helpers.analysis`), the paired ablations of 08
 (:func:`helpers.ablations.paired_alignment`) and the playground's neighbour table
 (:func:`helpers.neighbours.item_neighbours`).
 
-numpy only, no I/O: a leaf beside :mod:`helpers.alignment`.
+numpy only, no I/O: above :mod:`helpers.alignment` and :mod:`helpers.knn_inference`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from helpers import alignment
+from helpers.knn_inference import Overlaps
 
 EncoderFeatures = Mapping[str, tuple[str, Sequence[str], np.ndarray]]
 """Encoder name → (modality, item ids, ``[items, dims]`` features), as :func:`helpers.artifacts.run_encoder_features` loads them."""
@@ -89,9 +90,14 @@ class EncoderSpace:
         """``[n, k]`` neighbour rows of each shared item in the LLM's space."""
         return alignment.knn_indices(self.prepare_llm(llm_vectors), k)
 
+    def overlaps(self, llm_vectors: np.ndarray, k: int) -> Overlaps:
+        """The LLM's hits at each item's k encoder-neighbour slots: what a score's interval and every
+        paired test over this encoder need (:mod:`helpers.knn_inference`)."""
+        return Overlaps.from_knn(self.llm_knn(llm_vectors, k), self.knn(k))
+
     def per_item(self, llm_vectors: np.ndarray, k: int) -> np.ndarray:
         """Per shared item, the fraction of its k LLM neighbours that are among its k encoder neighbours."""
-        return alignment.overlap_from_knn(self.llm_knn(llm_vectors, k), self.knn(k))
+        return self.overlaps(llm_vectors, k).per_item
 
     def chance(self, k: int) -> float:
         """k / (n − 1): the expected per-item overlap of two unrelated spaces."""

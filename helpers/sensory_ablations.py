@@ -201,7 +201,7 @@ def label_ablations(
     """:func:`helpers.ablations.paired_alignment`'s rows with ``cue``, a readable ``ablation``, its
     ``family`` (random sensory words, removal) and ``T``, and the ``run`` name first.
 
-    ``p_holm`` and ``stars`` correct the sign-flip p-values over the whole table (every ablation ×
+    ``p_holm`` and ``stars`` correct the p-values over the whole table (every ablation ×
     cue × encoder: the family 08 tests), as 07 does over its cue comparisons."""
     labels = {"random_append": f"+{append_k} random words", "random_replace": f"caption → {replace_n} random words",
               "remove_sensory": "sensory words removed", "remove_random": "random words removed (control)"}

@@ -25,8 +25,8 @@ class AlignmentSettings:
     ``k``: neighbours per item in mutual k-NN (paper: 10). ``quantile``: features are clamped at
     this quantile of |x| before L2 normalisation (1 disables the clamp; paper: 0.95).
     ``first_layer``: the layer mean starts here (1 leaves the embedding output out). ``n_boot``:
-    bootstrap resamples for confidence intervals. ``n_perm``: permutations per null and sign flips
-    per paired test. ``seed``: seeds both.
+    bootstrap resamples (read by no alignment table: their intervals are analytic, :mod:`helpers.knn_inference`).
+    ``n_perm``: permutations per permutation null and draws of the cue search's max test. ``seed``: seeds both.
     """
 
     k: int = 10

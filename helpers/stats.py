@@ -1,15 +1,15 @@
 """Uncertainty for alignment scores.
 
-Confidence intervals are percentile bootstraps over items of the per-item mutual
-k-NN overlap: neighbourhoods are computed once on the full item set and items are
-resampled with replacement. (Resampling items *before* computing neighbourhoods
-would make duplicated items each other's nearest neighbours and inflate scores.)
+Confidence intervals of a score and of differences between conditions scored on the same items
+(:func:`score_ci`, :func:`paired_difference`) come from the dyadic-robust standard error of
+:mod:`helpers.knn_inference`: a mutual k-NN score is a mean over pairs of items, and pairs that
+share an item are dependent, so per-item values cannot be resampled or sign-flipped as if they were
+independent (that under-states the error ≈ 1.3×; :mod:`helpers.calibration` measures it).
 
-Significance of one score: a permutation null that re-pairs the items of one space with
-random items of the other (:func:`permutation_null`, vectorised in :func:`null_overlaps`).
-Differences between conditions scored on the same items: paired bootstrap CI and a sign-flip
-test (:func:`paired_difference`). Many tests at once: Holm–Bonferroni (:func:`holm`), and
-:func:`stars` for the usual markers.
+Significance of one score against chance: a permutation null that re-pairs the items of one space
+with random items of the other (:func:`permutation_null`, vectorised in :func:`null_overlaps`),
+exact because it permutes whole items. Many tests at once: Holm–Bonferroni (:func:`holm`), and
+:func:`stars` and :func:`p_text` for reading them.
 """
 
 from __future__ import annotations
@@ -17,23 +17,17 @@ from __future__ import annotations
 import numpy as np
 
 from helpers.alignment import knn_indices, overlap_from_knn, prepare_features
+from helpers.knn_inference import Overlaps, inference
 
 
-def bootstrap_ci(
-    per_item: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of ``per_item`` values."""
-    values = np.asarray(per_item, dtype=np.float64)
-    if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"per_item must be a non-empty 1-D array, got shape {values.shape}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, values.size, size=(n_boot, values.size))
-    means = values[idx].mean(axis=1)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return float(low), float(high)
+def score_ci(overlaps: Overlaps, level: float = 0.95) -> tuple[float, float]:
+    """Confidence interval of one mutual k-NN score from its hits against the encoder graph.
+
+    The dyadic-robust standard error of :mod:`helpers.knn_inference` (items take part in each
+    other's neighbourhoods) with a t interval on n − 1 degrees of freedom.
+    """
+    r = inference(overlaps, level)
+    return r["ci_low"], r["ci_high"]
 
 
 def null_overlaps(
@@ -107,30 +101,18 @@ def permutation_null(
     return null_summary(score, null_overlaps(knn_a, knn_b, n_perm=n_perm, seed=seed))
 
 
-def paired_difference(
-    per_item_1: np.ndarray,
-    per_item_2: np.ndarray,
-    n_boot: int = 1000,
-    n_perm: int = 10000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Compare two conditions scored on the same items (e.g. SEE vs NONE against one encoder).
+def paired_difference(a: Overlaps, b: Overlaps, level: float = 0.95) -> dict[str, float]:
+    """Compare two conditions scored against the same encoder graph on the same items (e.g. SEE vs NONE).
 
-    Inputs are per-item values (e.g. :func:`helpers.alignment.mutual_knn_per_item`) in the same
-    item order. Returns the mean difference ``diff`` (1 − 2), its percentile-bootstrap CI over items
-    and a two-sided sign-flip permutation ``p_value`` (exchangeability of the two conditions per item).
+    ``a``, ``b``: :class:`~helpers.knn_inference.Overlaps` (``EncoderSpace.overlaps``), or any
+    contrasts on one graph. Returns ``diff`` (a − b), its dyadic-robust ``se``, the t interval
+    ``ci_low``/``ci_high`` and the two-sided ``p_value`` (:func:`helpers.knn_inference.inference`).
     """
-    d = np.asarray(per_item_1, dtype=np.float64) - np.asarray(per_item_2, dtype=np.float64)
-    if d.ndim != 1 or d.size == 0:
-        raise ValueError(f"per-item inputs must be non-empty 1-D arrays of equal length, got {d.shape}")
-    low, high = bootstrap_ci(d, n_boot=n_boot, level=level, seed=seed)
-    rng = np.random.default_rng(seed)
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(n_perm, d.size))
-    null = np.abs((signs * d).mean(axis=1))
-    observed = abs(d.mean())
-    p = float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_perm))
-    return {"diff": float(d.mean()), "ci_low": low, "ci_high": high, "p_value": min(p, 1.0)}
+    if not isinstance(a, Overlaps) or not isinstance(b, Overlaps):
+        raise TypeError("paired_difference compares Overlaps (EncoderSpace.overlaps), not per-item arrays: "
+                        "per-item overlaps are not independent, their mean's error needs the neighbour graph")
+    r = inference(a - b, level)
+    return {k: r[k] for k in ("diff", "se", "ci_low", "ci_high", "p_value")}
 
 
 def holm(p_values) -> np.ndarray:
@@ -163,3 +145,13 @@ def stars(p: float) -> str:
     if p is None or np.isnan(p):
         return ""
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "n.s."
+
+
+def p_text(p: float, n_draws: int | None = None) -> str:
+    """A p-value for reading: ``≤ 1e-4`` at the floor of a test with ``n_draws`` permutations
+    (p = 1/(n_draws + 1) cannot be smaller), 2 significant digits otherwise, ``–`` for NaN."""
+    if p is None or np.isnan(p):
+        return "–"
+    if n_draws and p <= 1.0 / (n_draws + 1) + 1e-15:
+        return f"≤ {1.0 / n_draws:.0e}".replace("e-0", "e-")
+    return f"{p:.2g}"

@@ -29,6 +29,7 @@ from helpers.prompts import BASELINE_CUE, CUE_SENSES, MATCHED_CUE
 from helpers.pairing import EncoderFeatures, common_rows, encoder_spaces
 from helpers.pipeline import condition_examples, cue_conditions, stack_representations
 from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
+from helpers.knn_inference import Overlaps
 from helpers.stats import paired_difference
 
 Reps = dict[str, tuple[list[str], np.ndarray]]
@@ -145,18 +146,18 @@ def short(model: str) -> str:
 
 
 def _per_item_effects(reps: Reps, keys: Sequence[str], encoder_feats: EncoderFeatures,
-                      settings: AlignmentSettings) -> dict[str, dict[str, np.ndarray]]:
+                      settings: AlignmentSettings) -> dict[str, dict[str, Overlaps]]:
     """encoder → representation name → per-item mutual k-NN overlap, all on the items every key covers."""
     ids = list(reps[keys[0]][0])
     for k in keys[1:]:
         ids, _, _ = common_rows(ids, reps[k][0])
-    out: dict[str, dict[str, np.ndarray]] = {}
+    out: dict[str, dict[str, Overlaps]] = {}
     for space in encoder_spaces(ids, encoder_feats, settings.quantile):
         space.require(settings.k, "the transfer contrasts")
         out[space.name] = {}
         for k in keys:
             _, _, rows = common_rows(ids, reps[k][0])
-            out[space.name][k] = space.per_item(np.asarray(reps[k][1])[rows], settings.k)
+            out[space.name][k] = space.overlaps(np.asarray(reps[k][1])[rows], settings.k)
     return out
 
 
@@ -190,15 +191,15 @@ def contrasts(reps: Reps, names: Sequence[str], encoder_feats: EncoderFeatures,
     return pd.DataFrame(rows)
 
 
-def _contrast_row(a: str, b: str, cue: str, enc: str, modality: str, eff: Mapping[str, np.ndarray],
+def _contrast_row(a: str, b: str, cue: str, enc: str, modality: str, eff: Mapping[str, Overlaps],
                   settings: AlignmentSettings) -> dict:
     row = {"writer": a, "reader": b, "cue": cue, "comparison": f"{cue}-{BASELINE_CUE}", "encoder": enc,
-           "modality": modality, "n_items": len(eff["read"])}
+           "modality": modality, "n_items": eff["read"].n}
     for who in ("writer", "read", "reader"):
-        d = paired_difference(eff[who], np.zeros_like(eff[who]), n_boot=settings.n_boot, seed=settings.seed)
+        d = paired_difference(eff[who], eff[who].zero())
         row.update({f"{who}_effect": d["diff"], f"{who}_ci_low": d["ci_low"], f"{who}_ci_high": d["ci_high"]})
     for other in ("writer", "reader"):
-        d = paired_difference(eff["read"], eff[other], n_boot=settings.n_boot, seed=settings.seed)
+        d = paired_difference(eff["read"], eff[other])
         row.update({f"read_minus_{other}": d["diff"], f"read_minus_{other}_low": d["ci_low"],
                     f"read_minus_{other}_high": d["ci_high"]})
     return row

@@ -16,7 +16,6 @@ from helpers.alignment import (
 )
 from helpers.analysis import alignment_table
 from helpers.settings import AlignmentSettings as S
-from helpers.stats import bootstrap_ci
 
 
 def on_circle(degrees: list[float]) -> np.ndarray:
@@ -101,23 +100,6 @@ def test_bad_inputs_are_named():
         prepare_features(np.array([[1.0, np.nan], [1.0, 2.0]]))
 
 
-def test_bootstrap_ci():
-    rng = np.random.default_rng(0)
-    values = rng.uniform(size=400)
-    low, high = bootstrap_ci(values, n_boot=2000, seed=0)
-    assert low < values.mean() < high
-    # a 95% CI of a mean is about ±1.96 standard errors wide
-    se = values.std(ddof=1) / np.sqrt(values.size)
-    assert (high - low) == pytest.approx(2 * 1.96 * se, rel=0.15)
-    assert bootstrap_ci(np.full(10, 0.3)) == pytest.approx((0.3, 0.3))
-    # the seed fixes the resamples: a second seed draws others (different bounds), the same seed the same
-    assert bootstrap_ci(values, n_boot=200, seed=3) != bootstrap_ci(values, n_boot=200, seed=4)
-    rng = np.random.default_rng(3)
-    idx = rng.integers(0, values.size, size=(200, values.size))
-    means = values[idx].mean(axis=1)
-    assert bootstrap_ci(values, n_boot=200, seed=3) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])))
-
-
 def test_match_rows_and_table():
     ids_a = [f"i{j}" for j in range(30)]
     ids_b = list(reversed(ids_a[5:]))
@@ -161,14 +143,12 @@ def test_permutation_null_identical_independent_and_planted():
     assert indep[0]["score"] < planted["score"] < same["score"] and planted["p_value"] < 0.01
 
 
-def test_paired_difference():
+def test_paired_difference_needs_the_neighbour_graph():
+    from helpers.knn_inference import Overlaps
     from helpers.stats import paired_difference
 
-    rng = np.random.default_rng(1)
-    base = rng.uniform(size=200)
-    better = paired_difference(base + 0.05, base)
-    assert better["diff"] == pytest.approx(0.05) and better["ci_low"] == pytest.approx(0.05) and better["p_value"] < 0.001
-    noise = paired_difference(base + rng.normal(0, 0.1, 200), base + rng.normal(0, 0.1, 200))
-    assert noise["ci_low"] < 0 < noise["ci_high"] and noise["p_value"] > 0.05
-    with pytest.raises(ValueError):
-        paired_difference(np.zeros(3), np.zeros(4))
+    with pytest.raises(TypeError, match="neighbour graph"):
+        paired_difference(np.zeros(3), np.zeros(3))
+    graph = np.array([[1], [0], [0]])
+    with pytest.raises(ValueError, match="same encoder graph"):
+        paired_difference(Overlaps(np.ones((3, 1)), graph), Overlaps(np.ones((3, 1)), np.array([[1], [2], [0]])))

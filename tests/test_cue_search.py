@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from helpers import cue_search as C
+from helpers.alignment import knn_indices, prepare_features
+from helpers.knn_inference import Overlaps
 from helpers.stats import paired_difference
 
 IDS = [f"item-{j:03d}" for j in range(400)]
@@ -24,30 +26,47 @@ def test_the_split_is_a_stable_function_of_each_id():
         C.split(IDS, held_out_share=1.0)
 
 
-def test_picking_the_best_of_many_noisy_candidates_is_not_significant():
-    rng = np.random.default_rng(0)
-    diffs = rng.normal(0, 0.1, size=(150, 12))  # 12 candidates, none better than the baseline
-    best = int(diffs.mean(0).argmax())
-    naive = paired_difference(diffs[:, best], np.zeros(150), n_boot=200, seed=0)["p_value"]
-    observed, null, p = C.max_flip_null(diffs, n_perm=4000, seed=1)
-    assert observed == pytest.approx(diffs[:, best].mean())
+def _candidates(n=200, planted=None, seed=0):
+    """NONE and 11 candidates of its law against one encoder; ``planted``: that candidate leans more on the encoder's factor."""
+    from helpers.calibration import World
+
+    e, conds = World("gaussian", effect=0.9 if planted is not None else 0.0, seed=seed).sample(
+        n, np.random.default_rng(seed), conditions=13)
+    cands = conds[2:]
+    if planted is not None:
+        cands[planted] = conds[0]
+    ke = knn_indices(prepare_features(e), 10)
+    ov = {"NONE": Overlaps.from_knn(knn_indices(prepare_features(conds[1]), 10), ke)}
+    ov.update({f"C{j}": Overlaps.from_knn(knn_indices(prepare_features(x), 10), ke) for j, x in enumerate(cands)})
+    return ov
+
+
+def test_picking_the_best_of_many_candidates_is_corrected_for_the_choice():
+    ov = _candidates()
+    diffs = {c: (o - ov["NONE"]).mean() for c, o in ov.items() if c != "NONE"}
+    best = max(diffs, key=diffs.get)
+    naive = paired_difference(ov[best], ov["NONE"])["p_value"] / 2  # one-sided, as if it had not been chosen
+    observed, null, p = C.selection_test(ov, n_draws=4000, seed=1)
+    assert observed == pytest.approx(diffs[best])
     assert p > 3 * naive and p > 0.1  # the correction removes the winner's curse
     assert null.shape == (4000,)
 
 
 def test_a_real_improvement_survives_the_correction():
-    rng = np.random.default_rng(0)
-    diffs = rng.normal(0, 0.1, size=(150, 12))
-    diffs[:, 3] += 0.06
-    observed, null, p = C.max_flip_null(diffs, n_perm=4000, seed=1)
+    ov = _candidates(planted=3)
+    observed, null, p = C.selection_test(ov, n_draws=4000, seed=1)
+    assert observed == pytest.approx((ov["C3"] - ov["NONE"]).mean())
     assert p < 0.01 and observed > np.quantile(null, 0.99)
 
 
 def test_search_table_ranks_by_score_and_measures_against_none():
-    ov = pd.DataFrame({"NONE": [0.1, 0.2, 0.3], "SEE": [0.3, 0.3, 0.3], "PICTURE": [0.0, 0.1, 0.2]})
-    t = C.search_table(ov, {"NONE": "n {caption}", "SEE": "s {caption}", "PICTURE": "p {caption}"}, n_boot=50)
+    graph = np.array([[1], [2], [0]])
+    ov = {"NONE": Overlaps(np.array([[0.0], [1.0], [0.0]]), graph), "SEE": Overlaps(np.array([[1.0], [1.0], [0.0]]), graph),
+          "PICTURE": Overlaps(np.array([[0.0], [0.0], [0.0]]), graph)}
+    t = C.search_table(ov, {"NONE": "n {caption}", "SEE": "s {caption}", "PICTURE": "p {caption}"})
     assert list(t["cue"]) == ["SEE", "NONE", "PICTURE"] and list(t["rank"]) == [1, 2, 3]
-    assert t.set_index("cue")["vs_none"].round(6).to_dict() == {"SEE": 0.1, "NONE": 0.0, "PICTURE": -0.1}
+    assert t.set_index("cue")["vs_none"].round(6).to_dict() == pytest.approx({"SEE": 1 / 3, "NONE": 0.0, "PICTURE": -1 / 3})
+    assert (t["ci_low"] <= t["score"]).all() and (t["score"] <= t["ci_high"]).all()
 
 
 def _held(diff_none: float, lo: float, hi: float) -> pd.DataFrame:
