@@ -66,7 +66,7 @@ class World:
         d, h = self.d, self.h
         enc = g.standard_normal((d, 2 * d))
         return {"own": g.standard_normal((d, h)) / 3, "other": g.standard_normal((d, h)) / 3,
-                "enc": enc, "enc2": g.standard_normal((4 * d, 4 * d)) / 2, "shared": g.standard_normal(h),
+                "enc": enc, "enc2": g.standard_normal((2 * d, 2 * d)) / 2, "shared": g.standard_normal(h),
                 "spectrum": 1.0 / np.arange(1, h + 1) ** 0.7}
 
     def sample(self, n: int, rng: np.random.Generator, conditions: int = 2) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -76,9 +76,10 @@ class World:
         draw = (lambda size: rng.standard_t(3, size)) if self.kind == "heavy-tailed" else rng.standard_normal
         u, v = draw((n, self.d)), draw((n, self.d))
         # the encoder sees u and v through the same map, side by side: swapping them permutes its coordinates
-        e = np.hstack([u @ mp["enc"], v @ mp["enc"]])
-        if self.kind == "nonlinear-encoder":
-            e = np.tanh(e @ mp["enc2"])
+        halves = [u @ mp["enc"], v @ mp["enc"]]
+        if self.kind == "nonlinear-encoder":  # the same non-linear map on each half keeps the symmetry
+            halves = [np.tanh(x @ mp["enc2"]) for x in halves]
+        e = np.hstack(halves)
         e = e + 0.5 * rng.standard_normal(e.shape)
 
         def llm(a: np.ndarray, b: np.ndarray, noise: float) -> np.ndarray:

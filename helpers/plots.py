@@ -32,7 +32,7 @@ HATCHES = ("//", "..", "xx", "\\\\", "++")
 #: What the stars mean (:func:`helpers.stats.stars`), for legends.
 STARS_LEGEND = "*** p < 0.001, ** p < 0.01, * p < 0.05, n.s. otherwise (Holm-adjusted)"
 CHANCE_LEGEND = "chance level k/(n−1)"
-CI_LEGEND = "95% bootstrap CI"
+CI_LEGEND = "95% CI (dyadic-robust)"
 FOOTER_GID = "setting"
 
 
@@ -205,7 +205,7 @@ def alignment_bars(table: pd.DataFrame, title: str = "", setting: str = "") -> p
     ``table`` needs columns ``encoder``, ``cue``, ``score``, ``ci_low``, ``ci_high``, ``chance`` (and
     ``modality``, ``n_items`` for the panel titles); with a ``kind`` column, the generative bars are
     solid and each single-pass baseline (e.g. last prompt token, prompt mean) is hatched beside them:
-    the paper's contrast. Error bars: 95% bootstrap CIs; dotted: chance.
+    the paper's contrast. Error bars: 95% CIs; dotted: chance.
     """
     set_style()
     encoders = list(dict.fromkeys(table["encoder"]))
@@ -280,7 +280,7 @@ def length_curves(table: pd.DataFrame, title: str = "", setting: str = "") -> pl
 
     ``table`` is :func:`helpers.analysis.length_curve`'s: T = 0 is the last prompt token
     (filled marker on the line) with the prompt mean beside it (hollow marker); shaded bands are
-    bootstrap CIs; dotted: chance. T is on a log-like axis (equally spaced doublings).
+    95% CIs; dotted: chance. T is on a log-like axis (equally spaced doublings).
     """
     set_style()
     encoders = list(dict.fromkeys(table["encoder"]))
@@ -344,7 +344,7 @@ def _significance_handles(color: str = "0.3") -> list:
 
 
 def paired_differences(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
-    """Cue differences per encoder with bootstrap CIs, marked with their Holm-adjusted significance.
+    """Cue differences per encoder with 95% CIs, marked with their Holm-adjusted significance.
 
     ``table`` is :func:`helpers.analysis.paired_cue_comparisons`'s (``comparison``, ``diff``,
     ``ci_low``, ``ci_high``, ``stars``); filled markers are significant after Holm (p < 0.05).
@@ -436,7 +436,7 @@ def sensory_word_deltas(table: pd.DataFrame, title: str = "", setting: str = "")
 def model_size_scatter(
     table: pd.DataFrame, vision_encoder: str, audio_encoder: str, title: str = "", setting: str = ""
 ) -> plt.Figure:
-    """Every LLM × cue as a point at (vision alignment, audio alignment), with bootstrap CIs.
+    """Every LLM × cue as a point at (vision alignment, audio alignment), with 95% CIs.
 
     ``table`` has one row per (``llm``, ``cue``, ``encoder``) with ``score``, ``ci_low`` and
     ``ci_high`` (notebook 09). Colour is the cue, marker the LLM (in table order, e.g. by
@@ -579,7 +579,7 @@ def cross_length_curves(table: pd.DataFrame, title: str = "", setting: str = "")
 
 
 def cue_effects_forest(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
-    """SEE−NONE and HEAR−NONE per (run, encoder) with 95% bootstrap CIs, as a forest plot.
+    """SEE−NONE and HEAR−NONE per (run, encoder) with 95% CIs, as a forest plot.
 
     ``table`` is :func:`helpers.crossrun.cue_effects`'s (``run``, ``encoder``, ``modality``,
     ``comparison``, ``cue_1``, ``diff``, ``ci_low``, ``ci_high``, ``p_holm``, ``stars``). One row per

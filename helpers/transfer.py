@@ -10,7 +10,7 @@ Representation names are ``"<reader><<writer>|<cue>"``; ``A<A`` is A's own gener
 representation. For every matched (cue, modality) pair the cue effect (cue − NONE, paired over
 items) is measured for each (reader, writer); :func:`contrasts` then asks, per writer A and reader
 B, whether B reading A's text shows A's effect (it travels with the text) or B's own (it lives in
-the states), each as a paired difference of per-item effects with a bootstrap CI.
+the states), each as a paired difference of per-item effects with its 95% CI.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def contrasts(reps: Reps, names: Sequence[str], encoder_feats: EncoderFeatures,
 
     Effects are per-item (cue − NONE) overlaps on the same items: ``writer_effect`` (A's own),
     ``read_effect`` (B reading A's text), ``reader_effect`` (B's own), and two paired differences
-    with bootstrap CIs: ``read − writer`` (0 when the effect travels with the text) and
+    with 95% CIs: ``read − writer`` (0 when the effect travels with the text) and
     ``read − reader`` (0 when B's reading is B's own effect whatever it reads).
     """
     modality_of = {n: m for n, (m, _, _) in encoder_feats.items()}

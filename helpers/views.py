@@ -165,8 +165,8 @@ def evaluation_legend_html(k: int) -> str:
     return (
         '<div class="pg-legend pg-eval-legend" style="font-size:90%;margin:4px 0">'
         f"<b>score</b>: mutual k-NN alignment (k={int(k)}), the mean over items of the fraction of the k nearest "
-        "neighbours the LLM representation and the encoder share (0 to 1); <b>ci_low</b>–<b>ci_high</b>: its 95% "
-        "bootstrap CI over items; <b>chance</b>: k/(n−1), the score of unrelated spaces; <b>n_items</b>: items both "
+        "neighbours the LLM representation and the encoder share (0 to 1); <b>ci_low</b>–<b>ci_high</b>: its "
+        "95% CI (items share neighbourhoods: dyadic-robust standard error); <b>chance</b>: k/(n−1), the score of unrelated spaces; <b>n_items</b>: items both "
         "cover.</div>"
     )
 

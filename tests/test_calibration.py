@@ -51,4 +51,5 @@ def test_power_against_a_planted_effect_is_near_the_oracle():
 def test_picking_the_best_of_eleven_candidates_keeps_the_family_wise_error():
     out = max_test_error(World("gaussian"), 150, 10, candidates=11, reps=100, seed=5, n_draws=2000)
     print(out)
-    assert out["dyadic"] <= 0.08 and out["per_item_sign_flip"] > out["dyadic"]
+    # 100 worlds: Monte-Carlo standard error ≈ 2.2 points at 5 %
+    assert out["dyadic"] <= 0.10 and out["per_item_sign_flip"] > out["dyadic"]

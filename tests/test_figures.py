@@ -333,7 +333,7 @@ def test_headline_bars_hatch_each_single_pass_kind_beside_solid_generative_bars(
     assert len(hatched) == 2 and set(hatched.values()) == {per_kind}  # one distinct hatch per single-pass kind
     legend = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
     assert any("last prompt token" in t for t in legend) and any("prompt mean" in t for t in legend)
-    assert any("chance" in t for t in legend) and any("bootstrap CI" in t for t in legend)
+    assert any("chance" in t for t in legend) and any("95% CI" in t for t in legend)
     ticks = [t.get_text().replace("\n", " ") for ax in fig.axes for t in ax.get_xticklabels()]
     assert "generative" in ticks and not {"gen_mean", "prompt_last", "prompt_mean"} & set(ticks)
     plt.close("all")
@@ -363,7 +363,7 @@ def test_legends_explain_bands_lines_and_stars():
     for name in ("alignment_bars", "length_curves", "layerwise_curves", "size_curves", "cross_length_curves"):
         assert "chance" in _legend_text(figs[name]), name
     for name in ("length_curves", "cross_length_curves"):
-        assert "shaded" in _legend_text(figs[name]) and "bootstrap CI" in _legend_text(figs[name])
+        assert "shaded" in _legend_text(figs[name]) and "95% CI" in _legend_text(figs[name])
         assert "last prompt token" in _legend_text(figs[name]) and "prompt mean" in _legend_text(figs[name])
     assert "mean over layers" in _legend_text(figs["layerwise_curves"])
     for name in ("paired_differences", "calibrated_scores", "cue_effects_forest"):

@@ -197,7 +197,7 @@ def test_evaluate_gives_custom_and_run_cues_with_ci_reusing_the_cache(playground
     assert all(line.startswith("represent: ") and line.endswith(" 0 to compute") for line in listen_represent)
     assert all(" 0 to compute" in line for line in log[6:]), log[6:]
     assert "cache: 84 hits, 12 computed" in pg.evaluation.value
-    assert "pg-eval-legend" in pg.evaluation.value and "bootstrap CI" in pg.evaluation.value
+    assert "pg-eval-legend" in pg.evaluation.value and "95% CI" in pg.evaluation.value
     assert pg.evaluation.value.index("pg-eval-legend") < pg.evaluation.value.index("pg-table")
     # the run's SEE on the subset scored from its saved representations gives the same number
     sub = pipeline.playground_subset(pg.data.manifest, 12)
