@@ -235,3 +235,44 @@ def paired_alignment(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def interaction_alignment(
+    llm_reps: Mapping[str, tuple[Sequence[str], np.ndarray]],
+    encoder_feats: EncoderFeatures,
+    *,
+    singles: Sequence[str] = ("prompt_last", "prompt_mean"),
+    baseline: str = "NONE",
+    settings: AlignmentSettings = DEFAULT_SETTINGS,
+) -> pd.DataFrame:
+    """Does generating carry a cue effect that a single pass does not? Per cue, single-pass kind and encoder,
+    ``diff`` = (cue − ``baseline``) on the generative representation minus (cue − ``baseline``) on the single
+    pass, one contrast of four scores on the same items and encoder graph, with its dyadic-robust ``se``,
+    t interval and ``p_value``.
+
+    ``llm_reps``: 05's ``<cue>/<kind>`` names (``gen_mean`` and the ``singles``). Cues or kinds the run
+    lacks are left out.
+    """
+    k, q = settings.k, settings.quantile
+    cues = sorted({n.split("/", 1)[0] for n in llm_reps} - {baseline})
+    rows = []
+    for cue in cues:
+        for single in singles:
+            names = [f"{cue}/gen_mean", f"{baseline}/gen_mean", f"{cue}/{single}", f"{baseline}/{single}"]
+            if not all(n in llm_reps for n in names):
+                continue
+            ids = [str(i) for i in llm_reps[names[0]][0]]
+            for n in names[1:]:
+                ids, _, _ = common_rows(ids, llm_reps[n][0])
+            xs = []
+            for n in names:
+                pos = {str(i): j for j, i in enumerate(llm_reps[n][0])}
+                xs.append(np.asarray(llm_reps[n][1])[[pos[i] for i in ids]])
+            for space in encoder_spaces(ids, encoder_feats, q):
+                space.require(k, f"{cue} generative vs {single}")
+                g_c, g_b, s_c, s_b = (space.overlaps(x, k) for x in xs)
+                r = paired_difference(g_c - g_b, s_c - s_b)
+                rows.append({"cue": cue, "baseline": baseline, "single": single, "encoder": space.name,
+                             "modality": space.modality, "n_items": space.n, "k": k,
+                             "generative_effect": (g_c - g_b).mean(), "single_effect": (s_c - s_b).mean(), **r})
+    return pd.DataFrame(rows)

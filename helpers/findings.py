@@ -5,19 +5,22 @@ results tables it just saved, never written by hand. A finding is one paper clai
 
 - ``claim``: the paper's statement (e.g. "SEE raises alignment with the vision encoder");
 - ``test``: what was compared (``SEE − NONE · efficientnet-lite2 (vision) · generative``);
-- ``effect`` with its 95 % CI (``ci_low``, ``ci_high``) and ``p`` from the dyadic-robust standard error
-  (:mod:`helpers.knn_inference`), ``p_holm``
-  (Holm–Bonferroni over the family the notebook tests), ``n`` items;
-- ``expected``: the sign the paper predicts (+1, −1, or 0 where the paper expects no effect);
-- ``paper_sign`` (the effect has that sign), ``ci_excludes_0``, and a ``verdict``
+- ``effect`` with its 95 % CI (``ci_low``, ``ci_high``), ``se`` and two-sided ``p`` from the
+  dyadic-robust standard error (:mod:`helpers.knn_inference`), ``n`` items;
+- ``family``: ``confirmatory`` (:data:`CONFIRMATORY`: the paper's claims as the run can test them,
+  one family corrected together, Bonferroni over its size) or ``exploratory`` (Holm within the
+  notebook); ``p_adj`` the corrected p;
+- ``expected``: the sign the paper predicts (+1, −1, or 0 where the paper expects no effect); for 0,
+  ``p_equiv`` / ``p_equiv_adj``: an equivalence test that the effect lies within
+  ± :data:`EQUIVALENCE_MARGIN` (no effect is concluded from nothing less);
+- ``paper_sign`` (the effect has that sign), ``ci_excludes_0`` (p < 0.05), and a ``verdict``
   (:data:`VERDICTS`), plus ``cautions`` (:data:`CAUTIONS`, ``;``-separated codes) where the
-  evidence is weak: few items, significance lost to the Holm correction, an effect smaller than its
+  evidence is weak: few items, significance lost to the correction, an effect smaller than its
   spread across k, a sign that flips across k or metrics, generations that stop early.
 
-:func:`report` turns the table into Markdown: a one-line tally, the table, and one sentence per
-finding that contradicts the paper or carries a caution. Numbers are rounded for reading only; the
-saved table keeps them whole. pandas only: the tables come from :mod:`helpers.analysis`,
-:mod:`helpers.ablations` and :mod:`helpers.sensory_ablations`.
+:func:`report` turns the table into Markdown: per claim its outcome (:func:`claim_outcome`), the
+table, and one sentence per finding that goes against the paper or carries a caution. Numbers are
+rounded for reading only; the saved table keeps them whole.
 """
 
 from __future__ import annotations
@@ -27,41 +30,58 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sp
 
 from helpers.prompts import BASELINE_CUE, CUE_SENSES, MATCHED_CUE
 from helpers.stats import holm
 
 ALPHA = 0.05
-SMALL_N = 100  # fewer items than this: percentile CIs are wide and a few neighbours move a score visibly
+SMALL_N = 100  # below this the calibration harness measures type-I errors of 7–9 % at a nominal 5 % (README)
 EOS_GAP = 0.2  # cues whose EOS rates differ by more than this average different numbers of tokens
+EQUIVALENCE_MARGIN = 0.02
+"""Where the paper expects no effect, "no effect" is concluded only from an equivalence test (two one-sided
+tests) that the effect lies within ± this margin of mutual k-NN: 0.02 is one shared neighbour in every five
+items at k = 10, the smallest cue effect worth reporting (README, statistics)."""
+
+#: The paper's claims as one run can test them, corrected together (Bonferroni over the family's size,
+#: :func:`confirmatory_size`, so that each notebook can adjust its share before the others have run). Every
+#: other test is exploratory: Holm within its notebook's findings.
+CONFIRMATORY = {
+    "matched": "{cue} raises alignment with the {modality} encoder",
+    "interaction": "generating carries a cue effect that a single pass does not",
+    "removal": "deleting the sensory words removes the gain",
+}
+CONFIRMATORY_PER_ENCODER = len(CONFIRMATORY)
 
 VERDICTS = {
-    "supports": "agrees with the paper (its sign, CI excludes 0, Holm p < 0.05)",
-    "weak": "in the paper's direction and the CI excludes 0, but not significant after Holm correction",
-    "direction": "in the paper's direction, but the CI includes 0: not distinguishable from no effect",
-    "opposite": "opposite to the paper's direction, but the CI includes 0",
-    "contradicts": "contradicts the paper: the opposite sign, the CI excludes 0 and Holm p < 0.05",
-    "against": "opposite to the paper's direction and the CI excludes 0, but not significant after Holm correction",
-    "edge": "the paper expects no effect; the CI just excludes 0, but the test is not significant after Holm correction",
-    "consistent": "as the paper expects: no effect (the CI includes 0)",
-    "differs": "the paper expects no effect here, but the CI excludes 0 and Holm p < 0.05",
+    "supports": "agrees with the paper (its sign, p < 0.05 after the family's correction)",
+    "weak": "in the paper's direction and p < 0.05, but not after the family's correction",
+    "direction": "in the paper's direction, but p ≥ 0.05: not distinguishable from no effect",
+    "opposite": "opposite to the paper's direction, but p ≥ 0.05",
+    "contradicts": "contradicts the paper: the opposite sign, p < 0.05 after the family's correction",
+    "against": "opposite to the paper's direction and p < 0.05, but not after the family's correction",
+    "equivalent": "as the paper expects: no effect (equivalent to 0 within the margin, after correction)",
+    "undetermined": "the paper expects no effect; neither a difference nor equivalence to 0 is shown",
+    "differs": "the paper expects no effect here, but p < 0.05 after the family's correction",
     "no_ci": "a point estimate without a CI: its sign only",
     "zero": "no difference at all",
 }
-SHORT = {"supports": "agreeing", "weak": "in its direction, not after Holm", "direction": "in its direction, CI includes 0",
-         "opposite": "opposite, CI includes 0", "contradicts": "contradicting",
-         "against": "opposite, not after Holm", "edge": "borderline, not after Holm", "consistent": "as expected",
-         "differs": "showing an unexpected effect", "no_ci": "without a CI", "zero": "no difference"}
+SHORT = {"supports": "agreeing", "weak": "in its direction, not after correction", "direction": "in its direction, p ≥ 0.05",
+         "opposite": "opposite, p ≥ 0.05", "contradicts": "contradicting",
+         "against": "opposite, not after correction", "equivalent": "equivalent to no effect",
+         "undetermined": "undetermined", "differs": "showing an unexpected effect", "no_ci": "without a CI",
+         "zero": "no difference"}
 CAUTIONS = {
-    "small_n": "only {n} items",
-    "holm_lost": "p = {p:.3g} before, {p_holm:.3g} after Holm correction",
+    "small_n": "only {n} items (the tests are calibrated from about 100 items on)",
+    "holm_lost": "p = {p:.3g} before, {p_adj:.3g} after the family's correction",
     "below_spread": "the effect is smaller than its spread across k ({spread:.3f})",
     "flips": "its sign flips across k and metrics (the paper's sign in {agree} of {settings} settings)",
     "eos": "{eos}",
     "few_models": "{note}",
 }
-COLUMNS = ["notebook", "claim", "test", "encoder", "modality", "n", "k", "effect", "ci_low", "ci_high", "p", "p_holm",
-           "expected", "paper_sign", "ci_excludes_0", "verdict", "cautions", "spread", "agree", "settings", "note"]
+COLUMNS = ["notebook", "claim", "test", "encoder", "modality", "n", "k", "effect", "ci_low", "ci_high", "p", "p_adj",
+           "family", "p_equiv", "p_equiv_adj", "expected", "paper_sign", "ci_excludes_0", "verdict", "cautions", "spread",
+           "agree", "settings", "note", "se"]
 KIND_NAMES = {"gen_mean": "generative", "prompt_last": "single pass, last prompt token",
               "prompt_mean": "single pass, prompt mean"}
 
@@ -69,59 +89,108 @@ KIND_NAMES = {"gen_mean": "generative", "prompt_last": "single pass, last prompt
 # ----------------------------------------------------------------------------- judging one effect
 
 
-def verdict(effect: float, ci_low: float, ci_high: float, p_holm: float, expected: int) -> str:
-    """The :data:`VERDICTS` code of one effect against the sign the paper predicts (+1, −1, 0)."""
-    if any(map(_missing, (ci_low, ci_high))):
+def verdict(effect: float, p: float, p_adj: float, expected: int, p_equiv_adj: float = np.nan) -> str:
+    """The :data:`VERDICTS` code of one effect against the sign the paper predicts (+1, −1, 0).
+
+    ``p``: the test's two-sided p (below α its CI excludes 0); ``p_adj``: after the family's correction
+    (missing counts as *not* significant, whichever way the effect goes); ``p_equiv_adj``: the corrected
+    equivalence p, for ``expected == 0``.
+    """
+    if _missing(p):
         return "no_ci"
-    excludes = ci_low > 0 or ci_high < 0
-    significant = _missing(p_holm) or p_holm < ALPHA
+    excludes = p < ALPHA
+    significant = not _missing(p_adj) and p_adj < ALPHA
     if expected == 0:
-        return ("differs" if significant else "edge") if excludes else "consistent"
+        if significant:
+            return "differs"
+        return "equivalent" if not _missing(p_equiv_adj) and p_equiv_adj < ALPHA else "undetermined"
     if effect == 0:
         return "zero"
     if np.sign(effect) != expected:
         return ("contradicts" if significant else "against") if excludes else "opposite"
     if not excludes:
         return "direction"
-    return "supports" if not _missing(p_holm) and p_holm < ALPHA else "weak"
+    return "supports" if significant else "weak"
 
 
 def _missing(x: object) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x)) or bool(pd.isna(x))
 
 
+def equivalence_p(effect: float, se: float, n: int, margin: float = EQUIVALENCE_MARGIN) -> float:
+    """Two one-sided t tests (df = n − 1) that |effect| < ``margin``: the larger of their p-values."""
+    if _missing(se) or se <= 0 or n < 2:
+        return float("nan")
+    return float(max(sp.t.sf((effect + margin) / se, n - 1), sp.t.sf((margin - effect) / se, n - 1)))
+
+
 def finding(
     notebook: str, claim: str, test: str, effect: float, *, expected: int, ci: tuple[float, float] = (np.nan, np.nan),
-    p: float = np.nan, p_holm: float = np.nan, n: int = 0, k: float = np.nan, encoder: str = "", modality: str = "",
-    cautions: Sequence[str] = (), spread: float = np.nan, agree: int = 0, settings: int = 0, note: str = "",
+    p: float = np.nan, se: float = np.nan, n: int = 0, k: float = np.nan, encoder: str = "", modality: str = "",
+    family: str = "exploratory", cautions: Sequence[str] = (), spread: float = np.nan, agree: int = 0,
+    settings: int = 0, note: str = "",
 ) -> dict:
-    """One row of a findings table; the verdict and the ``small_n`` / ``holm_lost`` cautions are added here."""
+    """One row of a findings table, before correction: :func:`table` adjusts the family's p-values and judges."""
+    if family not in ("confirmatory", "exploratory"):
+        raise ValueError(f"family must be confirmatory or exploratory, got {family!r}")
     low, high = float(ci[0]), float(ci[1])
     codes = list(cautions)
     if 0 < n < SMALL_N:
         codes.insert(0, "small_n")
-    if not _missing(p) and not _missing(p_holm) and p < ALPHA <= p_holm:
-        codes.append("holm_lost")
-    excludes = bool(not _missing(low) and (low > 0 or high < 0))
     return {
         "notebook": notebook, "claim": claim, "test": test, "encoder": encoder, "modality": modality, "n": int(n),
-        "k": k, "effect": float(effect), "ci_low": low, "ci_high": high, "p": float(p), "p_holm": float(p_holm),
+        "k": k, "effect": float(effect), "ci_low": low, "ci_high": high, "p": float(p), "p_adj": np.nan,
+        "family": family, "p_equiv": equivalence_p(effect, se, n) if expected == 0 else np.nan, "p_equiv_adj": np.nan,
         "expected": int(expected), "paper_sign": bool(expected != 0 and np.sign(effect) == expected),
-        "ci_excludes_0": excludes, "verdict": verdict(effect, low, high, p_holm, expected),
-        "cautions": ";".join(dict.fromkeys(codes)), "spread": float(spread), "agree": int(agree),
-        "settings": int(settings), "note": note,
+        "ci_excludes_0": bool(not _missing(p) and p < ALPHA), "verdict": "", "cautions": ";".join(dict.fromkeys(codes)),
+        "spread": float(spread), "agree": int(agree), "settings": int(settings), "note": note, "se": float(se),
     }
 
 
-def table(rows: Sequence[dict]) -> pd.DataFrame:
-    """Findings rows as a DataFrame with the :data:`COLUMNS` (empty but typed when there are none)."""
-    return pd.DataFrame(list(rows), columns=COLUMNS)
+def confirmatory_size(modalities: Sequence[str], cues: Sequence[str] = tuple(CUE_SENSES)) -> int:
+    """Size of the run's confirmatory family: :data:`CONFIRMATORY_PER_ENCODER` tests per encoder whose
+    modality has its matched cue among ``cues`` (``modalities``: one entry per encoder)."""
+    return CONFIRMATORY_PER_ENCODER * sum(1 for m in modalities if MATCHED_CUE.get(m) in set(cues))
+
+
+def family_size(encoder_feats: Mapping[str, tuple]) -> int:
+    """:func:`confirmatory_size` of a run from its encoders (name → (modality, ids, features))."""
+    return confirmatory_size([modality for modality, *_ in encoder_feats.values()])
+
+
+def table(rows: Sequence[dict], confirmatory: int | None = None) -> pd.DataFrame:
+    """Findings rows as a DataFrame with the :data:`COLUMNS`, corrected and judged.
+
+    Confirmatory rows: ``p_adj`` = min(1, ``confirmatory`` · p), Bonferroni over the run's confirmatory
+    family (:func:`confirmatory_size`; its rows here when None). Exploratory rows: Holm over this table's
+    exploratory rows. Equivalence p-values are corrected the same way within each family.
+    """
+    df = pd.DataFrame(list(rows), columns=COLUMNS)
+    if df.empty:
+        return df
+    for fam in ("confirmatory", "exploratory"):
+        rows_f = (df["family"] == fam).to_numpy()
+        if not rows_f.any():
+            continue
+        for raw, adj in (("p", "p_adj"), ("p_equiv", "p_equiv_adj")):
+            vals = df.loc[rows_f, raw].to_numpy(dtype=float)
+            if fam == "confirmatory":
+                m = confirmatory if confirmatory is not None else int(np.sum(~np.isnan(vals)))
+                df.loc[rows_f, adj] = np.minimum(1.0, vals * max(m, 1))
+            else:
+                df.loc[rows_f, adj] = holm(vals)
+    df["verdict"] = [verdict(r.effect, r.p, r.p_adj, r.expected, r.p_equiv_adj) for r in df.itertuples()]
+    lost = [(not _missing(r.p) and not _missing(r.p_adj) and r.p < ALPHA <= r.p_adj and r.expected != 0)
+            for r in df.itertuples()]
+    df["cautions"] = [";".join(dict.fromkeys(filter(None, c.split(";") + ["holm_lost"] * bool(x))))
+                      for c, x in zip(df["cautions"], lost)]
+    return df
 
 
 def read(path) -> pd.DataFrame:
     """A saved ``findings_NN.csv`` (its text columns empty, not NaN, where a finding has none)."""
-    df = pd.read_csv(path, dtype={c: str for c in ("claim", "test", "verdict", "cautions", "note")})
-    text = ["claim", "test", "encoder", "modality", "verdict", "cautions", "note"]
+    df = pd.read_csv(path, dtype={c: str for c in ("claim", "test", "verdict", "cautions", "note", "family")})
+    text = ["claim", "test", "encoder", "modality", "verdict", "cautions", "note", "family"]
     df[text] = df[text].astype(object).fillna("")
     return df
 
@@ -174,25 +243,29 @@ def _robustness_cautions(effect: float, robust: pd.DataFrame | None, encoder: st
 
 
 def cue_effects(
-    paired: pd.DataFrame, notebook: str, robust: pd.DataFrame | None = None, lengths: pd.DataFrame | None = None
+    paired: pd.DataFrame, notebook: str, robust: pd.DataFrame | None = None, lengths: pd.DataFrame | None = None,
+    interaction: pd.DataFrame | None = None, confirmatory: int | None = None,
 ) -> pd.DataFrame:
     """Findings from paired cue comparisons: the matched cue against NONE (and SEE − HEAR) per encoder.
 
-    ``paired`` is 07's ``paired_comparisons`` (``comparison``, ``diff``, ``p_value``, ``p_holm``) or
-    05's :func:`helpers.ablations.paired_alignment` over :func:`cue_pairs` (``condition``,
-    ``baseline``: ``<cue>/<kind>``; Holm is applied here over its rows). Only the comparisons the
-    paper makes a claim about are kept: SEE − NONE against vision, HEAR − NONE against audio, and
-    SEE − HEAR (positive for vision, negative for audio); for a single-pass kind the paper expects
-    no cue effect. ``robust``: 07's robustness table, for the spread and sign-flip cautions;
-    ``lengths``: 02's ``generation_lengths`` (``cue``, ``eos_rate``, ``mean_tokens``), for the EOS
-    caution on generative comparisons between cues whose generations stop early at different rates.
+    ``paired`` is 07's ``paired_comparisons`` (``comparison``, ``diff``, ``se``, ``p_value``) or 05's
+    :func:`helpers.ablations.paired_alignment` over :func:`cue_pairs` (``condition``, ``baseline``:
+    ``<cue>/<kind>``). Kept: SEE − NONE against vision and HEAR − NONE against audio (generative:
+    confirmatory), SEE − HEAR (exploratory), and for a single-pass kind the cue effect the paper
+    expects to be absent (exploratory, judged by an equivalence test). ``interaction``:
+    :func:`helpers.ablations.interaction_alignment`, the cue effect on the generative representation
+    minus that on a single pass, per item (the paper's claim as stated; confirmatory for the last prompt
+    token). ``robust``: 07's robustness table, for the spread and sign-flip cautions; ``lengths``: 02's
+    ``generation_lengths``, for the EOS caution. ``confirmatory``: the run's family size
+    (:func:`confirmatory_size`).
     """
     df = _as_comparisons(paired)
     rows = []
     for r in df.to_dict("records"):
         c1, c2, mod = r["cue_1"], r["cue_2"], r["modality"]
+        family = "exploratory"
         if c2 == BASELINE_CUE and _matched(mod, c1):
-            sign, claim = 1, f"{c1} raises alignment with the {mod} encoder"
+            sign, claim, family = 1, CONFIRMATORY["matched"].format(cue=c1, modality=mod), "confirmatory"
         elif {c1, c2} == set(CUE_SENSES) and mod in MATCHED_CUE:
             sign = 1 if _matched(mod, c1) else -1
             claim = f"{MATCHED_CUE[mod]} beats {c2 if sign > 0 else c1} against the {mod} encoder"
@@ -200,27 +273,35 @@ def cue_effects(
             continue
         kind = r.get("kind", "gen_mean")
         if kind != "gen_mean":
-            sign, claim = 0, "single-pass embeddings do not show the cue effect"
+            sign, claim, family = 0, "single-pass embeddings do not show the cue effect", "exploratory"
         codes, values = ([], {})
         if kind == "gen_mean" and c2 == BASELINE_CUE:
             codes, values = _robustness_cautions(r["diff"], robust, r["encoder"], f"{c1}-{c2}", sign)
         note = _eos_gap(lengths, c1, c2) if kind == "gen_mean" else ""
         rows.append(finding(
             notebook, claim, f"{c1} − {c2} · {_encoder_label(r)} · {KIND_NAMES.get(kind, kind)}", r["diff"],
-            expected=sign, ci=(r["ci_low"], r["ci_high"]), p=r["p_value"], p_holm=r["p_holm"], n=r["n_items"],
-            k=r.get("k", np.nan), encoder=r["encoder"], modality=mod, cautions=codes + ["eos"] * bool(note),
-            note=note, **values))
-    return table(rows)
+            expected=sign, ci=(r["ci_low"], r["ci_high"]), p=r["p_value"], se=r.get("se", np.nan), n=r["n_items"],
+            k=r.get("k", np.nan), encoder=r["encoder"], modality=mod, family=family,
+            cautions=codes + ["eos"] * bool(note), note=note, **values))
+    for r in ([] if interaction is None else interaction.to_dict("records")):
+        if not _matched(r["modality"], r["cue"]):
+            continue
+        rows.append(finding(
+            notebook, CONFIRMATORY["interaction"], f"({r['cue']} − {BASELINE_CUE}) generative − ({r['cue']} − "
+            f"{BASELINE_CUE}) {KIND_NAMES.get(r['single'], r['single'])} · {_encoder_label(r)}", r["diff"], expected=1,
+            ci=(r["ci_low"], r["ci_high"]), p=r["p_value"], se=r["se"], n=r["n_items"], k=r.get("k", np.nan),
+            encoder=r["encoder"], modality=r["modality"],
+            family="confirmatory" if r["single"] == "prompt_last" else "exploratory"))
+    return table(rows, confirmatory)
 
 
 def _as_comparisons(paired: pd.DataFrame) -> pd.DataFrame:
-    """07's table as is; ``paired_alignment`` rows over ``<cue>/<kind>`` names split into cues and kind, Holm added."""
+    """07's table as is; ``paired_alignment`` rows over ``<cue>/<kind>`` names split into cues and kind."""
     if paired.empty or "comparison" in paired:
         return paired
     df = paired.copy()
     df[["cue_1", "kind"]] = df["condition"].str.split("/", n=1, expand=True)
     df["cue_2"] = df["baseline"].str.split("/", n=1).str[0]
-    df["p_holm"] = holm(df["p_value"].to_numpy())
     return df
 
 
@@ -251,7 +332,7 @@ def generation_effects(svg: pd.DataFrame, curve: pd.DataFrame, notebook: str = "
         rows.append(finding(
             notebook, "generating raises alignment above a single pass", f"{r['cue']} generative − last prompt token · "
             f"{_encoder_label(r)}", r["diff"], expected=1, ci=(r["ci_low"], r["ci_high"]), p=r["p_value"],
-            p_holm=r["p_holm"], n=r["n_items"], k=r.get("k", np.nan), encoder=r["encoder"], modality=r["modality"],
+            se=r.get("se", np.nan), n=r["n_items"], k=r.get("k", np.nan), encoder=r["encoder"], modality=r["modality"],
             cautions=["eos"] if r["cue"] in eos else [], note=eos.get(r["cue"], "")))
     for (enc, cue), sub in curve[curve["representation"].isin(["prefix", "gen_mean"])].groupby(["encoder", "cue"], sort=False):
         mod = sub["modality"].iloc[0]
@@ -280,28 +361,34 @@ def _eos_notes(curve: pd.DataFrame) -> dict[str, str]:
     }
 
 
-ABLATION_EXPECTED = {"random": -1, "caption →": -1, "sensory words removed": -1, "control": 0}
+ABLATION_CLAIMS = {  # a label's first key it contains → (claim, expected sign, family)
+    "control": ("deleting as many random words changes nothing", 0, "exploratory"),
+    "sensory − random words removed": (CONFIRMATORY["removal"], -1, "confirmatory"),
+    "sensory words removed": ("deleting the sensory words lowers alignment", -1, "exploratory"),
+    "caption →": ("random sensory words do not help (they lower alignment)", -1, "exploratory"),
+    "random": ("random sensory words do not help (they lower alignment)", -1, "exploratory"),
+}
 
 
-def ablation_effects(sensory: pd.DataFrame, notebook: str = "08") -> pd.DataFrame:
-    """Findings of 08 on the matched rows (SEE × vision, HEAR × audio): random sensory words lower
-    alignment (appended or replacing the caption), removing sensory words lowers it, removing as many
-    random words (the control) does not. ``p_holm`` is 08's, over all its rows."""
+def ablation_effects(sensory: pd.DataFrame, notebook: str = "08", confirmatory: int | None = None) -> pd.DataFrame:
+    """Findings of 08 on the matched rows (SEE × vision, HEAR × audio).
+
+    Confirmatory: deleting the sensory words lowers alignment *more than deleting as many random
+    non-sensory words* (the two edited texts compared directly, per item). Exploratory: random sensory
+    words lower alignment (appended or replacing the caption), each deletion against the unedited text,
+    and the control's "changes nothing" (an equivalence test)."""
     rows = []
     for r in sensory.to_dict("records"):
         if not _matched(r["modality"], r["cue"]):
             continue
         ablation = r["ablation"]
-        key = next(k for k in ("control", "sensory words removed", "caption →", "random") if k in ablation)
-        claim = {"random": "random sensory words do not help (they lower alignment)",
-                 "caption →": "random sensory words do not help (they lower alignment)",
-                 "sensory words removed": "deleting the sensory words removes the gain",
-                 "control": "deleting as many random words changes nothing"}[key]
+        key = next(k for k in ABLATION_CLAIMS if k in ablation)
+        claim, expected, family = ABLATION_CLAIMS[key]
         rows.append(finding(
-            notebook, claim, f"{r['cue']} · {ablation} · {_encoder_label(r)}", r["diff"], expected=ABLATION_EXPECTED[key],
-            ci=(r["ci_low"], r["ci_high"]), p=r["p_value"], p_holm=r.get("p_holm", np.nan), n=r["n_items"],
-            k=r.get("k", np.nan), encoder=r["encoder"], modality=r["modality"]))
-    return table(rows)
+            notebook, claim, f"{r['cue']} · {ablation} · {_encoder_label(r)}", r["diff"], expected=expected,
+            ci=(r["ci_low"], r["ci_high"]), p=r["p_value"], se=r.get("se", np.nan), n=r["n_items"],
+            k=r.get("k", np.nan), encoder=r["encoder"], modality=r["modality"], family=family))
+    return table(rows, confirmatory)
 
 
 def model_size_effects(paired: pd.DataFrame, models: pd.DataFrame, notebook: str = "09") -> pd.DataFrame:
@@ -314,13 +401,12 @@ def model_size_effects(paired: pd.DataFrame, models: pd.DataFrame, notebook: str
         return table([])
     df = paired.copy()
     df[["llm", "cue_1"]] = df["condition"].str.rsplit("|", n=1, expand=True)
-    df["p_holm"] = holm(df["p_value"].to_numpy())
     df = df.merge(models[["llm", "n_params"]], on="llm", how="left")
     df = df[[_matched(m, c) for m, c in zip(df["modality"], df["cue_1"])]]
     rows = [finding(
         notebook, f"{r['cue_1']} raises alignment with the {r['modality']} encoder", f"{r['llm']} · {r['cue_1']} − "
         f"{BASELINE_CUE} · {_encoder_label(r)}", r["diff"], expected=1, ci=(r["ci_low"], r["ci_high"]),
-        p=r["p_value"], p_holm=r["p_holm"], n=r["n_items"], k=r.get("k", np.nan), encoder=r["encoder"],
+        p=r["p_value"], se=r.get("se", np.nan), n=r["n_items"], k=r.get("k", np.nan), encoder=r["encoder"],
         modality=r["modality"]) for r in df.to_dict("records")]
     for (enc, cue), sub in df.groupby(["encoder", "cue_1"], sort=False):
         rows.extend(_size_trend(sub.dropna(subset=["n_params"]).sort_values("n_params"), enc, cue, notebook))
@@ -392,7 +478,7 @@ def caution_text(r: Mapping) -> str:
         if code == "small_n":
             parts.append(CAUTIONS[code].format(n=r["n"]))
         elif code == "holm_lost":
-            parts.append(CAUTIONS[code].format(p=r["p"], p_holm=r["p_holm"]))
+            parts.append(CAUTIONS[code].format(p=r["p"], p_adj=r["p_adj"]))
         elif code == "below_spread":
             parts.append(CAUTIONS[code].format(spread=r["spread"]))
         elif code == "flips":
@@ -404,8 +490,10 @@ def caution_text(r: Mapping) -> str:
 
 CLAIM_OUTCOMES = {
     "reproduced": "reproduced", "partly": "partly reproduced", "contradicted": "**contradicted**",
+    "mixed": "**mixed**: some tests agree with the paper, others contradict it",
     "inconclusive": "not shown: in the paper's direction, but inconclusive",
-    "not_shown": "not shown: no effect in the paper's direction", "as_expected": "as the paper says",
+    "not_shown": "not shown: no effect in the paper's direction", "as_expected": "as the paper says (equivalent to no effect)",
+    "undetermined": "undetermined: neither an effect nor its absence is shown",
     "not_as_expected": "**not as the paper says**", "sign_only": "in the paper's direction (a point estimate, no CI)",
     "sign_against": "against the paper's direction (a point estimate, no CI)",
     "sign_mixed": "mixed: some in the paper's direction, some against (point estimates, no CI)",
@@ -419,10 +507,10 @@ def claim_outcome(findings: pd.DataFrame) -> str:
         agree = findings["paper_sign"]
         return "sign_only" if agree.all() else "sign_against" if not agree.any() else "sign_mixed"
     v -= {"no_ci"}
-    if v <= {"consistent", "differs", "edge"}:
-        return "not_as_expected" if "differs" in v else "as_expected"
+    if v <= {"equivalent", "differs", "undetermined"}:
+        return "not_as_expected" if "differs" in v else "as_expected" if v == {"equivalent"} else "undetermined"
     if "contradicts" in v:
-        return "contradicted"
+        return "mixed" if "supports" in v else "contradicted"
     if v == {"supports"}:
         return "reproduced"
     if "supports" in v:
@@ -440,18 +528,25 @@ def report(findings: pd.DataFrame, setting: str = "") -> str:
     for claim, sub in findings.groupby("claim", sort=False):
         outcome = CLAIM_OUTCOMES[claim_outcome(sub)]
         tally = ", ".join(f"{n} {SHORT[v]}" for v, n in sub["verdict"].value_counts().items())
-        lines.append(f"- **{claim}** — {outcome} ({len(sub)} test{'s' * (len(sub) > 1)}: {tally}).")
-    lines += ["", "| test | effect [95 % CI] | p | p (Holm) | paper's sign | CI excludes 0 | verdict |", "|---|---|---|---|---|---|---|"]
+        fam = " *(confirmatory)*" if (sub["family"] == "confirmatory").all() else ""
+        lines.append(f"- **{claim}**{fam} — {outcome} ({len(sub)} test{'s' * (len(sub) > 1)}: {tally}).")
+    lines += ["", "| test | family | effect [95 % CI] | p | p (corrected) | paper's sign | verdict |",
+              "|---|---|---|---|---|---|---|"]
     for r in findings.to_dict("records"):
         sign = "–" if r["expected"] == 0 or r["effect"] == 0 else ("yes" if r["paper_sign"] else "**no**")
-        lines.append(f"| {r['test']} | {_effect_text(r)} | {_p(r['p'])} | {_p(r['p_holm'])} | {sign} | "
-                     f"{'yes' if r['ci_excludes_0'] else 'no'} | {r['verdict']} |")
+        equiv = "" if r["expected"] != 0 or _missing(r["p_equiv_adj"]) else f" (equivalence p {_p(r['p_equiv_adj'])})"
+        lines.append(f"| {r['test']} | {r['family']} | {_effect_text(r)} | {_p(r['p'])} | {_p(r['p_adj'])}{equiv} | {sign} | "
+                     f"{r['verdict']} |")
     lines.append("")
     for r in findings.to_dict("records"):
         if r["verdict"] in ("contradicts", "differs"):
-            lines.append(f"- **Against the paper:** {r['test']}: {_effect_text(r)}, Holm p {_p(r['p_holm'])} — {VERDICTS[r['verdict']]}.")
+            lines.append(f"- **Against the paper:** {r['test']}: {_effect_text(r)}, corrected p {_p(r['p_adj'])} — {VERDICTS[r['verdict']]}.")
         elif r["verdict"] == "against":
-            lines.append(f"- *Opposite to the paper, not significant after Holm:* {r['test']}: {_effect_text(r)}, Holm p {_p(r['p_holm'])}.")
+            lines.append(f"- *Opposite to the paper, not significant after correction:* {r['test']}: {_effect_text(r)}, corrected p {_p(r['p_adj'])}.")
+    if (findings["family"] == "confirmatory").any():
+        lines.append(f"- Confirmatory tests are corrected together over the run's whole confirmatory family (Bonferroni); "
+                     f"exploratory ones by Holm within this notebook. Where the paper expects no effect, \"no effect\" needs "
+                     f"an equivalence test within ±{EQUIVALENCE_MARGIN} (two one-sided tests).")
     return "\n".join(lines + _caution_lines(findings))
 
 

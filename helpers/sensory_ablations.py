@@ -195,6 +195,13 @@ def merge(*conditions: Conditions) -> Conditions:
     return out
 
 
+def removal_vs_control(comparisons: Mapping[str, str]) -> dict[str, str]:
+    """``{cue}/remove_sensory`` against ``{cue}/remove_random`` for every cue whose removal and control
+    are among ``comparisons``: the two edited texts compared directly, item by item."""
+    cues = [c.split("/", 1)[0] for c in comparisons if c.endswith("/remove_sensory")]
+    return {f"{c}/remove_sensory": f"{c}/remove_random" for c in cues if f"{c}/remove_random" in comparisons}
+
+
 def label_ablations(
     paired: pd.DataFrame, *, run_name: str, append_k: int, replace_n: int, random_T: int, full_T: int
 ) -> pd.DataFrame:
@@ -208,6 +215,9 @@ def label_ablations(
     out = paired.copy()
     out[["cue", "ablation"]] = out["condition"].str.split("/", expand=True)
     out["ablation"] = out["ablation"].map(labels)
+    if "baseline" in out:
+        direct = out["baseline"].str.endswith("/remove_random").to_numpy()
+        out.loc[direct, "ablation"] = "sensory − random words removed"
     out["family"] = np.where(out["condition"].str.contains("random_"), "random sensory words", "removal")
     out["T"] = np.where(out["family"] == "removal", full_T, random_T)
     out.insert(0, "run", run_name)
@@ -234,4 +244,5 @@ __all__ = [
     "merge",
     "random_word_conditions",
     "removal_ablation",
+    "removal_vs_control",
 ]

@@ -194,3 +194,41 @@ def test_ablation_rows_are_labelled_and_matched_to_the_cue_modality():
     assert list(zip(matched["cue"], matched["modality"])) == [("SEE", "vision")] * 2 + [("HEAR", "audio")] * 2
     assert "diff" in paired and "cue" not in paired  # the input is left as it was
     assert list(out["p_holm"]) == [0.008] + [1.0] * 7 and list(out["stars"][:2]) == ["**", "n.s."]  # Holm over all 8 rows
+
+
+def test_the_interaction_is_the_generative_cue_effect_minus_the_single_pass_one():
+    """SEE's generation is closer to the encoder than NONE's; the single pass is the same for both cues
+    (no cue effect): the interaction equals the generative effect and is significant. With the single pass
+    carrying the very same arrays as the generation, it is exactly 0."""
+    from helpers.settings import AlignmentSettings
+
+    rng = np.random.default_rng(0)
+    n, h = 200, 16
+    ids = [f"i{j}" for j in range(n)]
+    enc = rng.normal(size=(n, h))
+    see, none, single = enc + 0.8 * rng.normal(size=(n, h)), enc + 2.5 * rng.normal(size=(n, h)), rng.normal(size=(n, h))
+    reps = {"SEE/gen_mean": (ids, see), "NONE/gen_mean": (ids, none), "SEE/prompt_last": (ids, single),
+            "NONE/prompt_last": (ids, single)}
+    feats = {"vis": ("vision", ids, enc)}
+    settings = AlignmentSettings(k=10)
+    out = A.interaction_alignment(reps, feats, settings=settings)
+    row = out.iloc[0]
+    assert list(out["single"]) == ["prompt_last"] and row["single_effect"] == 0
+    assert row["diff"] == pytest.approx(row["generative_effect"]) and row["diff"] > 0.05 and row["p_value"] < 1e-4
+    paired = A.paired_alignment(reps, {"SEE/gen_mean": "NONE/gen_mean"}, feats, settings=settings).iloc[0]
+    assert row["generative_effect"] == pytest.approx(paired["diff"])
+    same = {**reps, "SEE/prompt_last": (ids, see), "NONE/prompt_last": (ids, none)}
+    flat = A.interaction_alignment(same, feats, settings=settings).iloc[0]
+    assert flat["diff"] == 0 and flat["p_value"] == 1.0
+
+
+def test_removal_is_compared_with_its_control_directly():
+    from helpers import sensory_ablations as sa
+
+    comps = {"SEE/remove_sensory": "SEE/full", "SEE/remove_random": "SEE/full", "HEAR/remove_sensory": "HEAR/full",
+             "SEE/random_append": "SEE/T64"}
+    assert sa.removal_vs_control(comps) == {"SEE/remove_sensory": "SEE/remove_random"}  # HEAR has no control here
+    paired = pd.DataFrame({"condition": ["SEE/remove_sensory", "SEE/remove_sensory"], "baseline": ["SEE/full", "SEE/remove_random"],
+                           "p_value": [0.01, 0.02], "diff": [-0.02, -0.01]})
+    out = sa.label_ablations(paired, run_name="r", append_k=5, replace_n=5, random_T=64, full_T=128)
+    assert out["ablation"].tolist() == ["sensory words removed", "sensory − random words removed"]

@@ -46,7 +46,7 @@ def test_an_effect_planted_in_the_papers_direction_is_reported_as_reproduced():
     row = _see_none(f)
     assert row["effect"] > 0.05 and row["ci_low"] > 0
     assert row["verdict"] == "supports" and row["paper_sign"] and row["ci_excludes_0"]
-    assert "**SEE raises alignment with the vision encoder** — reproduced" in findings.report(f)
+    assert "**SEE raises alignment with the vision encoder** *(confirmatory)* — reproduced" in findings.report(f)
 
 
 def test_the_opposite_effect_is_called_a_contradiction_in_plain_words():
@@ -91,9 +91,10 @@ def test_small_n_and_holm_cautions():
     f = findings.cue_effects(analysis.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
     assert all("small_n" in c for c in f["cautions"])
     assert "only 40 items" in findings.report(f)
-    row = findings.finding("07", "c", "t", 0.02, expected=1, ci=(0.001, 0.04), p=0.01, p_holm=0.09, n=300)
-    assert row["verdict"] == "weak" and row["cautions"] == "holm_lost"
-    assert "p = 0.01 before, 0.09 after Holm correction" in findings.caution_text(row)
+    rows = [findings.finding("07", "c", "t", 0.02, expected=1, ci=(0.001, 0.04), p=0.01, n=300, family="confirmatory")]
+    row = findings.table(rows, confirmatory=9).iloc[0]  # Bonferroni over a family of 9: 0.09
+    assert row["p_adj"] == pytest.approx(0.09) and row["verdict"] == "weak" and row["cautions"] == "holm_lost"
+    assert "p = 0.01 before, 0.09 after the family's correction" in findings.caution_text(row)
 
 
 def test_a_sign_that_flips_across_k_and_an_effect_below_its_spread_are_named():
@@ -123,7 +124,7 @@ def test_05_single_pass_kinds_expect_no_effect():
     paired = ablations.paired_alignment(vectors, pairs, feats, settings=SETTINGS)
     f = findings.cue_effects(paired, "05").set_index("test")
     single = f.loc["SEE − NONE · vis (vision) · single pass, last prompt token"]
-    assert single["expected"] == 0 and single["verdict"] == "consistent"
+    assert single["expected"] == 0 and single["verdict"] == "equivalent" and single["p_equiv_adj"] < 0.05
     assert f.loc["SEE − NONE · vis (vision) · generative", "verdict"] == "supports"
     # HEAR - NONE against vision makes no claim: left out
     assert not any(t.startswith("HEAR − NONE") for t in f.index)
@@ -163,9 +164,14 @@ def test_08_findings_expect_lower_alignment_and_a_null_control():
                                        ("sensory words removed", -0.001, -0.005, 0.004, 0.88, 1.0),
                                        ("random words removed (control)", 0.016, 0.004, 0.029, 0.03, 0.3))]
     rows.append({**rows[0], "cue": "HEAR"})  # HEAR x vision: not a matched row, no claim
-    f = findings.ablation_effects(pd.DataFrame(rows)).set_index("test")
-    assert f["verdict"].tolist() == ["supports", "direction", "edge"]  # the control: CI excludes 0, Holm p 0.3
-    assert f["expected"].tolist() == [-1, -1, 0]
+    rows.append({**rows[1], "ablation": "sensory − random words removed", "diff": -0.02, "ci_low": -0.035,
+                 "ci_high": -0.005, "p_value": 0.004})
+    f = findings.ablation_effects(pd.DataFrame(rows), confirmatory=3).set_index("test")
+    # exploratory, Holm over three: 3e-4, 0.88, 0.06; the control's "nothing" has no equivalence test without an se
+    assert f["verdict"].tolist() == ["supports", "direction", "undetermined", "supports"]
+    assert f["expected"].tolist() == [-1, -1, 0, -1]
+    assert f["family"].tolist() == ["exploratory"] * 3 + ["confirmatory"]
+    assert f["p_adj"].tolist() == pytest.approx([3e-4, 0.88, 0.06, 0.012])
 
 
 def test_09_effects_per_llm_and_the_size_direction():
@@ -178,7 +184,7 @@ def test_09_effects_per_llm_and_the_size_direction():
     assert trend["effect"] == pytest.approx(0.03) and trend["paper_sign"]
     assert "big minus small" in trend["test"] and trend["cautions"] == "few_models"
     per_llm = f[f["claim"] != "the cue effect grows with model size"]
-    assert per_llm["p_holm"].tolist() == pytest.approx([0.02, 0.02])
+    assert per_llm["p_adj"].tolist() == pytest.approx([0.02, 0.02])
 
 
 def test_llm_cue_pairs():
@@ -207,7 +213,7 @@ def test_point_estimates_of_both_signs_are_called_mixed_and_cautions_name_whole_
     f = findings.table(rows)
     assert findings.claim_outcome(f[f["claim"] == "grows"]) == "sign_mixed"
     text = findings.report(f)
-    assert "*Caution* (every test of “raises”): only 40 items." in text
+    assert "*Caution* (every test of “raises”): only 40 items (the tests are calibrated from about 100 items on)." in text
     assert "*Caution* (every test of “grows”): two LLMs." in text
 
 
@@ -232,19 +238,41 @@ def test_a_run_reads_the_tables_its_earlier_notebooks_saved(tmp_path):
     assert run.read_results("generation_lengths").to_dict("records") == [{"run": "r", "cue": "SEE", "eos_rate": 0.1}]
 
 
-@pytest.mark.parametrize("effect, ci, p_holm, expected, verdict", [
-    (-0.02, (-0.04, -0.001), 0.01, 1, "contradicts"),
-    (-0.02, (-0.04, -0.001), 0.30, 1, "against"),   # CI excludes 0, Holm does not: not a contradiction
-    (0.011, (0.0004, 0.022), 1.0, 0, "edge"),       # the paper expects nothing; a borderline CI is not a finding
-    (0.05, (0.02, 0.08), 0.001, 0, "differs"),
-    (0.0, (-0.01, 0.01), 1.0, 1, "zero"),
+@pytest.mark.parametrize("effect, p, p_adj, expected, p_equiv_adj, verdict", [
+    (-0.02, 0.001, 0.01, 1, np.nan, "contradicts"),
+    (-0.02, 0.001, 0.30, 1, np.nan, "against"),       # p < 0.05, the correction does not: not a contradiction
+    (-0.02, 0.001, np.nan, 1, np.nan, "against"),     # a missing corrected p is never significant, either way
+    (0.02, 0.001, np.nan, 1, np.nan, "weak"),
+    (0.011, 0.049, 1.0, 0, 0.20, "undetermined"),     # the paper expects nothing; neither shown
+    (0.001, 0.8, 1.0, 0, 0.01, "equivalent"),         # no effect is concluded from the equivalence test only
+    (0.001, 0.8, 1.0, 0, np.nan, "undetermined"),
+    (0.05, 1e-4, 0.001, 0, np.nan, "differs"),
+    (0.0, 1.0, 1.0, 1, np.nan, "zero"),
+    (0.011, 0.05000000001, 0.2, 1, np.nan, "direction"),  # p just above α: the CI bound at 5e-19 is not an exclusion
 ])
-def test_verdicts_need_the_ci_and_holm_to_agree_before_they_go_against_the_paper(effect, ci, p_holm, expected, verdict):
-    assert findings.verdict(effect, *ci, p_holm, expected) == verdict
+def test_verdicts_need_the_test_and_the_correction_to_agree(effect, p, p_adj, expected, p_equiv_adj, verdict):
+    assert findings.verdict(effect, p, p_adj, expected, p_equiv_adj) == verdict
+
+
+def test_a_claim_with_support_and_a_contradiction_is_mixed_not_contradicted():
+    rows = [findings.finding("05", "c", f"t{i}", e, expected=1, ci=(e - 0.01, e + 0.01), p=1e-5, family="confirmatory")
+            for i, e in enumerate((0.05, -0.05))]
+    f = findings.table(rows, confirmatory=2)
+    assert f["verdict"].tolist() == ["supports", "contradicts"] and findings.claim_outcome(f) == "mixed"
+
+
+def test_the_equivalence_test_has_its_level():
+    """Two one-sided tests at the margin: an effect exactly at the margin is equivalent 5 % of the time."""
+    rng = np.random.default_rng(0)
+    se, n = 0.01, 300
+    effects = findings.EQUIVALENCE_MARGIN + se * rng.standard_t(n - 1, 20000)
+    p = np.array([findings.equivalence_p(e, se, n) for e in effects[:4000]])
+    assert np.mean(p < 0.05) == pytest.approx(0.05, abs=0.012)
+    assert findings.equivalence_p(0.0, 0.002, 300) < 1e-6 and findings.equivalence_p(0.0, 0.05, 300) > 0.3
 
 
 def test_a_borderline_control_is_not_reported_against_the_paper():
     row = findings.finding("08", "deleting as many random words changes nothing", "control", 0.011, expected=0,
-                           ci=(0.0004, 0.022), p=0.088, p_holm=1.0, n=101)
+                           ci=(0.0004, 0.022), p=0.088, se=0.0055, n=101)
     text = findings.report(findings.table([row]))
-    assert "Against the paper" not in text and "as the paper says" in text
+    assert "Against the paper" not in text and "undetermined" in text

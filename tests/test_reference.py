@@ -164,7 +164,7 @@ def test_the_reference_renders_the_findings_of_the_run(tmp_path):
 
     run = _run(tmp_path / "out", "default")
     rows = [findings.finding("07", "SEE raises alignment with the vision encoder", "SEE − NONE · vis (vision) · generative",
-                             -0.03, expected=1, ci=(-0.05, -0.01), p=0.001, p_holm=0.004, n=300)]
+                             -0.03, expected=1, ci=(-0.05, -0.01), p=0.001, n=300, family="confirmatory")]
     findings.table(rows).to_csv(run.results / "findings_07.csv", index=False)
     R.write_reference(run.results, tmp_path / "reference", None, "default")
     text = (tmp_path / "reference" / "FINDINGS.md").read_text()
