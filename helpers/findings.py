@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sp
 
+from helpers.knn_inference import effective_df
 from helpers.prompts import BASELINE_CUE, CUE_SENSES, MATCHED_CUE
 from helpers.stats import holm
 
@@ -118,10 +119,12 @@ def _missing(x: object) -> bool:
 
 
 def equivalence_p(effect: float, se: float, n: int, margin: float = EQUIVALENCE_MARGIN) -> float:
-    """Two one-sided t tests (df = n − 1) that |effect| < ``margin``: the larger of their p-values."""
+    """Two one-sided t tests that |effect| < ``margin``, on the paired test's degrees of freedom
+    (:func:`helpers.knn_inference.effective_df`): the larger of their p-values."""
     if _missing(se) or se <= 0 or n < 2:
         return float("nan")
-    return float(max(sp.t.sf((effect + margin) / se, n - 1), sp.t.sf((margin - effect) / se, n - 1)))
+    df = effective_df(n)
+    return float(max(sp.t.sf((effect + margin) / se, df), sp.t.sf((margin - effect) / se, df)))
 
 
 def finding(

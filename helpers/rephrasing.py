@@ -7,9 +7,10 @@ helpful AI assistant named SmolLM …") replaced by an empty one. A variant that
 unchanged reuses the paper's representation of that cue, so every variant is a whole cue set.
 
 For each matched comparison (SEE − NONE on a vision encoder, HEAR − NONE on an audio one) the
-notebook sets the paper's effect beside the spread of the alignment values and of the effect over
-the variants; :func:`conclusion` says, from the numbers, whether the effect is larger than what
-formatting alone does.
+notebook sets the paper's effect beside its range over the variants, and treats the rephrasings as
+a random factor (:func:`random_factor`): the effect's mean over the variants with an interval that
+includes the between-variant variance, and a test of the cue × variant interaction (does the effect
+depend on the wording?). :func:`conclusion` reads its verdict from those two tests.
 """
 
 from __future__ import annotations
@@ -163,33 +164,93 @@ def spread(alignment: pd.DataFrame, effect_table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _verdict(r: Mapping) -> str:
-    size = abs(r["paper_effect"])
-    if size < r["score_range"]:
-        return "smaller than what trivial rephrasing moves: not an effect"
-    if r["sign_flips"]:
-        return "larger than the rephrasing spread, but its sign flips under some rephrasing"
-    return "larger than the rephrasing spread, with the same sign under every rephrasing"
+def random_factor(reps: Reps, encoder_feats, settings: AlignmentSettings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """The rephrasings as a random factor: per matched (comparison, encoder), the cue effect averaged over the
+    variants with an interval that includes the variance *between* variants, and the cue × variant interaction.
+
+    Columns: ``n_variants``, ``n_items``; ``mean_effect`` (the mean over the variants of cue − NONE, one
+    contrast on the items every variant covers); ``se_items`` (its dyadic-robust error over items),
+    ``between_sd`` (the variants' effects' standard deviation), ``se`` = √(se_items² + between_sd² / V),
+    ``ci_low``/``ci_high`` and ``p_value`` from t on V − 1 degrees of freedom (what a new rephrasing of these
+    prompts, on new items, would show); ``interaction_chi2`` / ``interaction_df`` / ``interaction_p``: a Wald
+    test that all V effects are equal, with their joint dyadic covariance (the effects share items).
+    """
+    from scipy import stats as sp
+
+    from helpers.knn_inference import covariance, effective_df, standard_error
+    from helpers.pairing import common_rows, encoder_spaces
+
+    names = list(dict.fromkeys(key.rsplit("|", 1)[0] for key in reps))
+    ids = [str(i) for i in next(iter(reps.values()))[0]]
+    for got, _ in reps.values():
+        ids, _, _ = common_rows(ids, got)
+    rows = []
+    for space in encoder_spaces(ids, encoder_feats, settings.quantile):
+        cue = MATCHED_CUE.get(space.modality)
+        have = [v for v in names if key(v, cue) in reps and key(v, BASELINE_CUE) in reps]
+        if cue is None or len(have) < 2:
+            continue
+        space.require(settings.k, f"the rephrasings of {cue}")
+
+        def ov(name):
+            got_ids, x = reps[name]
+            pos = {str(i): j for j, i in enumerate(got_ids)}
+            return space.overlaps(np.asarray(x)[[pos[i] for i in ids]], settings.k)
+
+        contrasts = [ov(key(v, cue)) - ov(key(v, BASELINE_CUE)) for v in have]
+        V = len(contrasts)
+        d = np.array([c.mean() for c in contrasts])
+        mean = contrasts[0]
+        for c in contrasts[1:]:
+            mean = mean + c
+        mean = mean * (1.0 / V)
+        se_items, between = standard_error(mean), float(d.std(ddof=1))
+        se = float(np.sqrt(se_items ** 2 + between ** 2 / V))
+        half = float(sp.t.ppf(0.975, V - 1)) * se
+        m = effective_df(space.n) + 1
+        cov = covariance(contrasts) * m / (m - 1)
+        centre = np.eye(V) - 1.0 / V
+        x, cx = centre @ d, centre @ cov @ centre
+        chi2 = float(x @ np.linalg.pinv(cx, rcond=1e-10) @ x)
+        rows.append({
+            "comparison": f"{cue}-{BASELINE_CUE}", "encoder": space.name, "modality": space.modality, "n_items": space.n,
+            "n_variants": V, "mean_effect": float(d.mean()), "se_items": se_items, "between_sd": between, "se": se,
+            "ci_low": float(d.mean()) - half, "ci_high": float(d.mean()) + half,
+            "p_value": float(2 * sp.t.sf(abs(d.mean()) / se, V - 1)) if se > 0 else float(d.mean() == 0),
+            "interaction_chi2": chi2, "interaction_df": V - 1, "interaction_p": float(sp.chi2.sf(chi2, V - 1)),
+        })
+    return pd.DataFrame(rows)
 
 
-def conclusion(table: pd.DataFrame) -> str:
-    """Markdown, computed from :func:`spread`'s table: per matched comparison, the paper's effect
-    against the spread over the variants, and a verdict."""
-    if table.empty:
+def verdict(r: Mapping) -> str:
+    """From a :func:`random_factor` row: does the effect depend on the rephrasing, and does it hold across them?"""
+    if r["interaction_p"] < 0.05:
+        return "depends on the rephrasing (cue × variant interaction, p < 0.05)"
+    if r["ci_low"] > 0 or r["ci_high"] < 0:
+        return "holds across rephrasings (its mean over them excludes 0)"
+    return "not shown across rephrasings (its mean over them, with their spread, includes 0)"
+
+
+def conclusion(table: pd.DataFrame, factor: pd.DataFrame) -> str:
+    """Markdown, computed from :func:`spread`'s and :func:`random_factor`'s tables: per matched comparison,
+    the paper's effect, the variants' range, the effect as a random factor over the rephrasings, and a verdict."""
+    if table.empty or factor.empty:
         return "No matched comparison (SEE on a vision encoder, HEAR on an audio one) to judge."
     lines = []
-    for _, r in table.iterrows():
+    merged = table.merge(factor, on=["comparison", "encoder"], suffixes=("", "_rf"))
+    for _, r in merged.iterrows():
         lines.append(
             f"- **{r['comparison']} on {r['encoder']}** ({r['n_items']} items): with the paper's prompts "
-            f"{r['paper_effect']:+.3f} [{r['paper_ci_low']:+.3f}, {r['paper_ci_high']:+.3f}] (Holm p {r['paper_p_holm']:.2g}); "
-            f"over {r['n_variants']} variants the effect runs from {r['effect_min']:+.3f} to {r['effect_max']:+.3f} "
-            f"(other sign in {r['sign_flips']}, Holm-significant in {r['significant']}); one cue's alignment "
-            f"({r['score_range_cue']}) moves by {r['score_range']:.3f} across the variants. **{_verdict(r)}**."
-        )
-    small = sum(_verdict(r).startswith("smaller") for _, r in table.iterrows())
-    head = (f"{small} of {len(table)} matched effects are smaller than the spread that trivial rephrasing alone "
-            "produces in one cue's alignment.")
+            f"{r['paper_effect']:+.3f} [{r['paper_ci_low']:+.3f}, {r['paper_ci_high']:+.3f}]; over {r['n_variants']} "
+            f"variants it runs from {r['effect_min']:+.3f} to {r['effect_max']:+.3f} (other sign in {r['sign_flips']}). "
+            f"As a random factor: mean {r['mean_effect']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] "
+            f"(between-variant s.d. {r['between_sd']:.3f}, items {r['se_items']:.3f}); cue × variant interaction "
+            f"χ² = {r['interaction_chi2']:.1f} on {int(r['interaction_df'])} df, p = {r['interaction_p']:.2g}. "
+            f"**{verdict(r)}**.")
+    counts = pd.Series([verdict(r).split(" (")[0] for _, r in merged.iterrows()]).value_counts()
+    head = f"Over {len(merged)} matched effects: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + "."
     return "\n".join([head, "", *lines])
 
 
-__all__ = ["PAPER", "Variant", "conclusion", "effects", "key", "spread", "variant_representations", "variants"]
+__all__ = ["PAPER", "Variant", "conclusion", "effects", "key", "random_factor", "spread", "variant_representations", "verdict",
+           "variants"]

@@ -19,18 +19,19 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sp
 
 from helpers import lm
 from helpers.ablations import edited_generations, paired_alignment
 from helpers.alignment import layer_mean
 from helpers.analysis import with_holm
-from helpers.findings import llm_cue_pairs
+from helpers.findings import equivalence_p, llm_cue_pairs
+from helpers.knn_inference import Overlaps, covariance, effective_df, standard_error
 from helpers.prompts import BASELINE_CUE, CUE_SENSES, MATCHED_CUE
 from helpers.pairing import EncoderFeatures, common_rows, encoder_spaces
 from helpers.pipeline import condition_examples, cue_conditions, stack_representations
 from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
-from helpers.knn_inference import Overlaps
-from helpers.stats import paired_difference
+from helpers.stats import holm, paired_difference
 
 Reps = dict[str, tuple[list[str], np.ndarray]]
 
@@ -188,7 +189,7 @@ def contrasts(reps: Reps, names: Sequence[str], encoder_feats: EncoderFeatures,
                     eff = {who: ov[name(x, y, cue)] - ov[name(x, y, BASELINE_CUE)]
                            for who, (x, y) in {"writer": (a, a), "read": (b, a), "reader": (b, b)}.items()}
                     rows.append(_contrast_row(a, b, cue, enc, modality_of[enc], eff, settings))
-    return pd.DataFrame(rows)
+    return _with_holm(pd.DataFrame(rows))
 
 
 def _contrast_row(a: str, b: str, cue: str, enc: str, modality: str, eff: Mapping[str, Overlaps],
@@ -197,34 +198,72 @@ def _contrast_row(a: str, b: str, cue: str, enc: str, modality: str, eff: Mappin
            "modality": modality, "n_items": eff["read"].n}
     for who in ("writer", "read", "reader"):
         d = paired_difference(eff[who], eff[who].zero())
-        row.update({f"{who}_effect": d["diff"], f"{who}_ci_low": d["ci_low"], f"{who}_ci_high": d["ci_high"]})
+        row.update({f"{who}_effect": d["diff"], f"{who}_ci_low": d["ci_low"], f"{who}_ci_high": d["ci_high"],
+                    f"{who}_p": d["p_value"]})
+    row["read_equiv_p"] = equivalence_p(row["read_effect"], standard_error(eff["read"]), row["n_items"])
     for other in ("writer", "reader"):
         d = paired_difference(eff["read"], eff[other])
         row.update({f"read_minus_{other}": d["diff"], f"read_minus_{other}_low": d["ci_low"],
-                    f"read_minus_{other}_high": d["ci_high"]})
+                    f"read_minus_{other}_high": d["ci_high"], f"read_minus_{other}_p": d["p_value"]})
+    row["read_minus_writer_equiv_p"] = equivalence_p(row["read_minus_writer"], standard_error(eff["read"] - eff["writer"]),
+                                                     row["n_items"])
+    row.update(_fraction(eff["read"], eff["writer"]))
     return row
+
+
+def _fraction(read: Overlaps, writer: Overlaps, level: float = 0.95) -> dict[str, float]:
+    """The share of the writer's effect that the reading shows, read / writer, with a delta-method interval
+    from the two effects' joint dyadic covariance (they share items and encoder graph)."""
+    w, r = writer.mean(), read.mean()
+    if w == 0:
+        return {"fraction": float("nan"), "fraction_low": float("nan"), "fraction_high": float("nan")}
+    m = effective_df(read.n) + 1
+    (vr, c), (_, vw) = covariance([read, writer]) * m / (m - 1)
+    f = r / w
+    se = float(np.sqrt(max(vr - 2 * f * c + f * f * vw, 0.0)) / abs(w))
+    half = float(sp.t.ppf(0.5 + level / 2, effective_df(read.n))) * se
+    return {"fraction": f, "fraction_low": f - half, "fraction_high": f + half}
+
+
+P_COLUMNS = ("writer_p", "read_p", "reader_p", "read_minus_writer_p", "read_minus_reader_p", "read_equiv_p",
+             "read_minus_writer_equiv_p")
+
+
+def _with_holm(table: pd.DataFrame) -> pd.DataFrame:
+    """Each p column of :data:`P_COLUMNS` Holm-corrected across the table's rows (``<column>_holm``)."""
+    if table.empty:
+        return table
+    table = table.copy()
+    for col in P_COLUMNS:
+        table[f"{col}_holm"] = holm(table[col].to_numpy(dtype=float))
+    return table
 
 
 def _ci(x: float, lo: float, hi: float) -> str:
     return f"{x:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
-def _excludes0(lo: float, hi: float) -> bool:
-    return lo > 0 or hi < 0
-
-
 def verdict(row: Mapping) -> str:
-    """One of ``no effect to transfer``, ``travels with the text``, ``stays with the writer``,
-    ``partly travels``, from the CIs of :func:`contrasts`' row (see :func:`conclusion`)."""
-    if not _excludes0(row["writer_ci_low"], row["writer_ci_high"]):
+    """One of ``no effect to transfer``, ``travels with the text``, ``stays with the writer``, ``partly
+    travels``, ``undetermined``, from :func:`contrasts`' Holm-corrected tests.
+
+    The writer's own effect must be significant; *travels*: reading − writing is equivalent to 0 (within
+    ± :data:`helpers.findings.EQUIVALENCE_MARGIN`); *stays*: the reading's effect is equivalent to 0;
+    *partly*: the reading shows a significant effect of the writer's sign that is significantly smaller.
+    """
+    alpha = 0.05
+    if not row["writer_p_holm"] < alpha:
         return "no effect to transfer"
-    travels = not _excludes0(row["read_minus_writer_low"], row["read_minus_writer_high"])
-    read_sig = _excludes0(row["read_ci_low"], row["read_ci_high"]) and np.sign(row["read_effect"]) == np.sign(row["writer_effect"])
-    if travels and read_sig:
+    travels = row["read_minus_writer_equiv_p_holm"] < alpha
+    stays = row["read_equiv_p_holm"] < alpha
+    if travels and not stays:
         return "travels with the text"
-    if not read_sig and not _excludes0(row["read_minus_reader_low"], row["read_minus_reader_high"]):
+    if stays and not travels:
         return "stays with the writer"
-    return "partly travels"
+    if (row["read_p_holm"] < alpha and np.sign(row["read_effect"]) == np.sign(row["writer_effect"])
+            and row["read_minus_writer_p_holm"] < alpha):
+        return "partly travels"
+    return "undetermined"
 
 
 def conclusion(table: pd.DataFrame) -> str:
@@ -239,18 +278,21 @@ def conclusion(table: pd.DataFrame) -> str:
             f"{short(r['writer'])}'s own effect {_ci(r['writer_effect'], r['writer_ci_low'], r['writer_ci_high'])}; "
             f"{short(r['reader'])} reading it {_ci(r['read_effect'], r['read_ci_low'], r['read_ci_high'])}; "
             f"{short(r['reader'])}'s own {_ci(r['reader_effect'], r['reader_ci_low'], r['reader_ci_high'])}. "
-            f"Reading − writing {_ci(r['read_minus_writer'], r['read_minus_writer_low'], r['read_minus_writer_high'])}: "
+            f"Reading − writing {_ci(r['read_minus_writer'], r['read_minus_writer_low'], r['read_minus_writer_high'])}; "
+            f"the reading shows {_ci(r['fraction'], r['fraction_low'], r['fraction_high'])} of the writer's effect: "
             f"**{v}**."
         )
     counts = pd.Series([verdict(r) for _, r in table.iterrows()]).value_counts()
     summary = ", ".join(f"{n} × {v}" for v, n in counts.items())
     near_writer = int(((table["read_effect"] - table["writer_effect"]).abs()
                        < (table["read_effect"] - table["reader_effect"]).abs()).sum())
-    differs = int(sum(_excludes0(lo, hi) for lo, hi in zip(table["read_minus_writer_low"], table["read_minus_writer_high"])))
+    differs = int((table["read_minus_writer_p_holm"] < 0.05).sum())
     return "\n".join([
         f"Over {len(table)} (writer, reader, cue, encoder) tests: {summary}. The reading's effect is closer to the "
-        f"writer's own in {near_writer} and to the reader's own in {len(table) - near_writer} (point estimates, no CI); "
-        f"in {differs} of {len(table)} the reading differs from the writing (CI of reading − writing excludes 0).",
+        f"writer's own in {near_writer} and to the reader's own in {len(table) - near_writer} (point estimates); "
+        f"in {differs} of {len(table)} the reading differs from the writing (Holm-corrected across the rows). "
+        f"*Travels* and *stays* need an equivalence test (within ±0.02 of the writing, or of 0), not a CI that "
+        f"includes 0.",
         "", *lines])
 
 

@@ -265,7 +265,7 @@ def test_the_equivalence_test_has_its_level():
     """Two one-sided tests at the margin: an effect exactly at the margin is equivalent 5 % of the time."""
     rng = np.random.default_rng(0)
     se, n = 0.01, 300
-    effects = findings.EQUIVALENCE_MARGIN + se * rng.standard_t(n - 1, 20000)
+    effects = findings.EQUIVALENCE_MARGIN + se * rng.standard_t(findings.effective_df(n), 20000)
     p = np.array([findings.equivalence_p(e, se, n) for e in effects[:4000]])
     assert np.mean(p < 0.05) == pytest.approx(0.05, abs=0.012)
     assert findings.equivalence_p(0.0, 0.002, 300) < 1e-6 and findings.equivalence_p(0.0, 0.05, 300) > 0.3

@@ -287,10 +287,17 @@ def test_13_rephrasing_runs_every_variant_and_reads_the_papers_prompts_from_the_
     paper = res[res["variant"] == "as in the paper"].set_index(["cue", "encoder"])["score"].sort_index()
     pd.testing.assert_series_equal(paper, at_T.set_index(["cue", "encoder"])["score"].sort_index(), check_names=False)
     spread = _results(outputs, "rephrasing_spread")
-    assert len(spread) and (spread["n_variants"] == 5).all() and (spread["score_range"] >= 0).all()
+    assert len(spread) and (spread["n_variants"] == 5).all()
+    # the score range is the largest range of one cue's alignment over the variants, read from the alignment table
+    for row in spread.itertuples():
+        cue_scores = res[(res["encoder"] == row.encoder) & (res["cue"] == row.score_range_cue)]["score"]
+        assert row.score_range == pytest.approx(cue_scores.max() - cue_scores.min())
+    factor = _results(outputs, "rephrasing_random_factor")
+    assert len(factor) == len(spread) and (factor["n_variants"] == 5).all() and (factor["interaction_df"] == 4).all()
+    assert ((factor["ci_low"] <= factor["mean_effect"]) & (factor["mean_effect"] <= factor["ci_high"])).all()
     nb = next(p for p in executed if p.name == "13_rephrasing.ipynb")
     said = "".join(o.get("data", {}).get("text/markdown", "") for o in nbformat.read(nb, as_version=4).cells[-1].outputs)
-    assert "matched effects are smaller than the spread" in said
+    assert "matched effects:" in said and "cue × variant interaction" in said
     assert (outputs / "figures" / "tiny" / "13_rephrasing_effects.png").stat().st_size > 1000
 
 

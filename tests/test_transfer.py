@@ -17,8 +17,8 @@ from helpers.settings import AlignmentSettings
 
 from tiny_models import PROMPTS  # noqa: E402
 
-N, D = 60, 12
-IDS = [f"i{j:02d}" for j in range(N)]
+N, D = 600, 12
+IDS = [f"i{j:03d}" for j in range(N)]
 SETTINGS = AlignmentSettings(k=5, n_boot=300, seed=0)
 
 
@@ -56,7 +56,7 @@ def test_an_effect_carried_by_the_text_travels():
     con = X.contrasts(reps, ["A", "B"], feats, SETTINGS)
     row = con[(con["writer"] == "A") & (con["reader"] == "B")].iloc[0]
     assert row["cue"] == "SEE" and row["writer_effect"] > 0.2 and row["read_effect"] > 0.2
-    assert X.verdict(row) == "travels with the text"
+    assert X.verdict(row) == "travels with the text" and row["fraction"] == pytest.approx(1.0, abs=0.05)
     assert "travels with the text" in X.conclusion(con)
 
 
@@ -66,7 +66,18 @@ def test_an_effect_in_the_writers_states_stays_with_the_writer():
     row = con[(con["writer"] == "A") & (con["reader"] == "B")].iloc[0]
     assert row["writer_effect"] > 0.2 and abs(row["read_effect"]) < 0.1
     assert row["read_minus_writer_high"] < 0  # reading is significantly below writing
+    assert row["read_equiv_p_holm"] < 0.05 and abs(row["fraction"]) < 0.2 and row["fraction_low"] < 0 < row["fraction_high"]
     assert X.verdict(row) == "stays with the writer"
+
+
+def test_a_reading_that_is_neither_equivalent_nor_different_is_undetermined():
+    reps, feats = _world(read="A")
+    con = X.contrasts({k: (ids[:80], x[:80]) for k, (ids, x) in reps.items()}, ["A", "B"],
+                      {"img": ("vision", IDS[:80], feats["img"][2][:80])}, SETTINGS)
+    row = con[(con["writer"] == "A") & (con["reader"] == "B")].iloc[0].copy()
+    row["read_minus_writer_equiv_p_holm"], row["read_equiv_p_holm"], row["read_p_holm"] = 0.3, 0.3, 0.3
+    assert X.verdict(row) == "undetermined"
+    assert (con["writer_p_holm"] >= con["writer_p"]).all()  # Holm across the rows
 
 
 def test_no_writer_effect_has_nothing_to_transfer():
