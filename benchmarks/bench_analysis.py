@@ -1,6 +1,6 @@
 """Cost of notebooks 06 and 07's analyses at the embedded default's shapes (no models, synthetic arrays).
 
-    python benchmarks/bench_analysis.py [--items 300] [--audio-items 101] [--n-perm 10000] [--n-boot 1000]
+    python benchmarks/bench_analysis.py [--items 300] [--audio-items 101] [--n-perm 10000]
 
 The default run's arrays: 3 cues × (gen_mean, prompt_last, prompt_mean, 4 prefixes) of
 [300 items, 31 layers, 576 hidden]; a 1280-d vision encoder over all items and two audio
@@ -49,12 +49,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--audio-items", type=int, default=101)
     parser.add_argument("--n-perm", type=int, default=10000)
-    parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args()
     ids, reps, feats, lengths = synthetic_run(args.items, args.audio_items)
-    settings = AlignmentSettings(k=10, quantile=0.95, first_layer=0, n_boot=args.n_boot, n_perm=args.n_perm)
+    settings = AlignmentSettings(k=10, quantile=0.95, first_layer=0, n_perm=args.n_perm)
     print(f"{platform.processor() or platform.machine()}, {args.items} items ({args.audio_items} with audio), "
-          f"n_perm={args.n_perm}, n_boot={args.n_boot}")
+          f"n_perm={args.n_perm}")
     steps = {
         "06 length_curve": lambda: analysis.length_curve(
             ids, reps, feats, gen_lengths=lengths, full_T=128, settings=settings

@@ -36,7 +36,7 @@ MODEL_PARAMS = frozenset({"llm"})
 MODEL_LIST_PARAMS = frozenset({"size_llms"})
 
 BATCH_PARAMS = frozenset({"gen_batch_size", "rep_batch_size", "enc_batch_size"})
-POSITIVE_INT = frozenset({"k", "max_new_tokens", "n_boot", "n_perm", "n_shards", "random_T", "random_k", "random_n",
+POSITIVE_INT = frozenset({"k", "max_new_tokens", "n_perm", "n_shards", "random_T", "random_k", "random_n",
                           "size_T", "playground_items"})
 NON_NEGATIVE_INT = frozenset({"seed", "first_layer", "gallery_size", "n_players", "n_examples"})
 OPTIONAL_POSITIVE_INT = frozenset({"n_items"})

@@ -112,7 +112,7 @@ def test_paired_alignment_identical_and_scrambled():
         "half": (ids[: n // 2 + 10], enc[: n // 2 + 10] @ rng.normal(size=(8, 16))),
     }
     feats = {"vis": ("vision", ids[::-1], enc[::-1])}  # encoder rows in another order
-    out = A.paired_alignment(reps, {"same": "base", "noise": "base", "half": "base"}, feats, settings=S(k=k, n_boot=200))
+    out = A.paired_alignment(reps, {"same": "base", "noise": "base", "half": "base"}, feats, settings=S(k=k))
     rows = out.set_index("condition")
     assert rows.loc["same", "diff"] == pytest.approx(0, abs=1e-9) and rows.loc["same", "p_value"] == 1.0
     assert rows.loc["same", "baseline_score"] > 0.5

@@ -110,7 +110,7 @@ def test_match_rows_and_table():
     table = alignment_table(
         {"SEE/gen_mean": (ids_a, feats)},
         {"enc": ("vision", ids_b, feats[5:][::-1] * 2.0)},
-        settings=S(k=3, n_boot=100),
+        settings=S(k=3),
     )
     row = table.iloc[0]
     assert row["n_items"] == 25 and row["score"] == pytest.approx(1.0)

@@ -51,7 +51,7 @@ def test_inputs_are_read_from_the_keys():
 
 def test_length_curve():
     reps, feats, lengths = _run()
-    table = AN.length_curve(IDS, reps, feats, gen_lengths=lengths, settings=S(k=5, n_boot=100))
+    table = AN.length_curve(IDS, reps, feats, gen_lengths=lengths, settings=S(k=5))
     # per cue x encoder: prompt_last, prompt_mean (T=0), prefixes 2 and 4, gen_mean at T=6
     assert len(table) == 3 * 2 * 5
     see_vis = table[(table.cue == "SEE") & (table.encoder == "vis")].set_index("representation")
@@ -84,7 +84,7 @@ def test_layerwise():
 
 def test_paired_cue_comparisons():
     reps, feats, _ = _run()
-    table = AN.paired_cue_comparisons(IDS, reps, feats, settings=S(k=5, n_boot=200, n_perm=10000))
+    table = AN.paired_cue_comparisons(IDS, reps, feats, settings=S(k=5, n_perm=10000))
     assert len(table) == 3 * 2 and list(table["comparison"][:3]) == ["SEE-NONE", "HEAR-NONE", "SEE-HEAR"]
     row = table[(table.encoder == "vis") & (table.comparison == "SEE-NONE")].iloc[0]
     assert row["diff"] == pytest.approx(row["score_1"] - row["score_2"]) and row["score_1"] == 1.0
@@ -95,14 +95,14 @@ def test_paired_cue_comparisons():
     assert none_vs_hear_on_vision["ci_low"] < 0 < none_vs_hear_on_vision["ci_high"]  # both are unrelated to vision
     # a run without HEAR keeps only the comparisons it can make
     no_hear = {k: v for k, v in reps.items() if not k.startswith("HEAR/")}
-    assert list(AN.paired_cue_comparisons(IDS, no_hear, feats, settings=S(k=5, n_boot=50, n_perm=100))["comparison"].unique()) == [
+    assert list(AN.paired_cue_comparisons(IDS, no_hear, feats, settings=S(k=5, n_perm=100))["comparison"].unique()) == [
         "SEE-NONE"
     ]
 
 
 def test_single_vs_generative():
     reps, feats, _ = _run()
-    table = AN.single_vs_generative(IDS, reps, feats, settings=S(k=5, n_boot=100, n_perm=5000))
+    table = AN.single_vs_generative(IDS, reps, feats, settings=S(k=5, n_perm=5000))
     assert len(table) == 3 * 2 * 2 and set(table["baseline"]) == {"prompt_last", "prompt_mean"}
     row = table[(table.cue == "SEE") & (table.encoder == "vis") & (table.baseline == "prompt_last")].iloc[0]
     assert row["score_generative"] == 1.0 and row["diff"] > 0.5 and row["p_holm"] < 0.01
@@ -140,9 +140,9 @@ def test_single_modality_run_and_small_encoders():
     reps, feats, lengths = _run()
     vision_only = {"vis": feats["vis"]}
     for table in (
-        AN.length_curve(IDS, reps, vision_only, gen_lengths=lengths, settings=S(k=5, n_boot=20)),
+        AN.length_curve(IDS, reps, vision_only, gen_lengths=lengths, settings=S(k=5)),
         AN.layerwise(IDS, reps, vision_only, settings=S(k=5)),
-        AN.paired_cue_comparisons(IDS, reps, vision_only, settings=S(k=5, n_boot=20, n_perm=50)),
+        AN.paired_cue_comparisons(IDS, reps, vision_only, settings=S(k=5, n_perm=50)),
         AN.permutation_table(IDS, reps, vision_only, settings=S(k=5, n_perm=20)),
     ):
         assert set(table["encoder"]) == {"vis"}
@@ -228,7 +228,7 @@ def test_length_curve_notes_give_each_cues_frac_shorter_and_eos_rate():
     reps = {f"{c}/{k}": rng.normal(size=(4, 2, 3)) for c in ("SEE", "NONE") for k in ("gen_mean", "prompt_last", "prompt_mean", "prefix_T4")}
     feats = {"vis": ("vision", ids, rng.normal(size=(4, 3)))}
     lengths, full_T = AN.generation_lengths(gens, ids, ["SEE", "NONE"])
-    curve = AN.length_curve(ids, reps, feats, gen_lengths=lengths, full_T=full_T, settings=S(k=2, n_boot=10))
+    curve = AN.length_curve(ids, reps, feats, gen_lengths=lengths, full_T=full_T, settings=S(k=2))
     see, none = AN.length_curve_notes(curve, AN.generation_length_summary(gens))
     assert see.startswith("SEE: 0% of generations stopped at EOS") and "T=4: 0%, T=8: 0%" in see and "close to T" in see
     # NONE: lengths 2, 4, 6, 8 -> before T=4 only the 2 (25 %), before T=8 three of four (75 %)

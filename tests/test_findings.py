@@ -13,7 +13,7 @@ from helpers.settings import AlignmentSettings
 
 N, L, H = 150, 2, 24
 IDS = [f"i{i:03d}" for i in range(N)]
-SETTINGS = AlignmentSettings(k=10, n_boot=300, n_perm=2000, seed=0)
+SETTINGS = AlignmentSettings(k=10, n_perm=2000, seed=0)
 
 
 def _run(see_noise: float, none_noise: float, hear_noise: float = 3.0, seed: int = 0, n: int = N):

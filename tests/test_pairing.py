@@ -74,7 +74,7 @@ def test_table_ablation_and_playground_agree_on_one_item():
     llm, other = rng.normal(size=(25, 6)), rng.normal(size=(25, 6))
     enc = llm[:20] + 0.5 * rng.normal(size=(20, 6))
     feats = {"v": ("vision", ids[:20], enc)}
-    settings = AlignmentSettings(k=4, n_boot=20)
+    settings = AlignmentSettings(k=4)
     table = analysis.alignment_table({"x": (ids, llm)}, feats, settings=settings)
     paired = ablations.paired_alignment({"x": (ids, llm), "o": (ids, other)}, {"x": "o"}, feats, settings=settings)
     assert paired["score"].iloc[0] == pytest.approx(table["score"].iloc[0])
@@ -95,7 +95,7 @@ def test_settings_defaults_are_the_default_profile():
         (dict(k=0), ValueError),
         (dict(quantile=0.0), ValueError),
         (dict(quantile=1.5), ValueError),
-        (dict(n_boot=2.5), TypeError),
+        (dict(n_perm=2.5), TypeError),
         (dict(first_layer=-1), ValueError),
         (dict(seed=True), TypeError),
     ],

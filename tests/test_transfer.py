@@ -19,7 +19,7 @@ from tiny_models import PROMPTS  # noqa: E402
 
 N, D = 600, 12
 IDS = [f"i{j:03d}" for j in range(N)]
-SETTINGS = AlignmentSettings(k=5, n_boot=300, seed=0)
+SETTINGS = AlignmentSettings(k=5, seed=0)
 
 
 def _world(read: str, writer_effect: bool = True):

@@ -133,7 +133,7 @@ def playground(tiny_run, model_dirs):
     return Wd.Playground(
         tiny_run, llm=str(model_dirs["qwen3"]), vision_encoders=["toyvision"], audio_encoders=["toyaudio", "absent"],
         max_new_tokens=MAX_NEW_TOKENS, playground_items=12, gen_batch_size=5,
-        lexicons=LEX, colours=COLOURS, profile="tiny", settings=S(k=3, n_boot=50),
+        lexicons=LEX, colours=COLOURS, profile="tiny", settings=S(k=3),
     )
 
 
@@ -203,7 +203,7 @@ def test_evaluate_gives_custom_and_run_cues_with_ci_reusing_the_cache(playground
     sub = pipeline.playground_subset(pg.data.manifest, 12)
     ids, x = pg.data.llm_space("SEE")
     rows = [ids.index(i) for i in sub["id"]]
-    direct = analysis.alignment_table({"SEE": (list(sub["id"]), x[rows])}, pg.data.encoder_feats, settings=S(k=3, n_boot=50))
+    direct = analysis.alignment_table({"SEE": (list(sub["id"]), x[rows])}, pg.data.encoder_feats, settings=S(k=3))
     mine = table[table["cue"] == "SEE"].set_index("encoder")["score"]
     for r in direct.itertuples():
         assert mine[r.encoder] == pytest.approx(r.score, abs=1e-6)

@@ -100,7 +100,7 @@ def _toy_run(root: Path, env: dict[str, str]):
         os.environ.update(saved)
     return run, dict(
         run_name=run.name, llm=str(model_dir), vision_encoders=["toyvision"], audio_encoders=["toyaudio"],
-        max_new_tokens=MAX_NEW_TOKENS, k=3, n_boot=50, playground_items=12, gen_batch_size=5,
+        max_new_tokens=MAX_NEW_TOKENS, k=3, playground_items=12, gen_batch_size=5,
     )
 
 
