@@ -24,7 +24,10 @@ the dyadic-robust estimator of :mod:`helpers.knn_inference` (what the package us
 **Harness** (:func:`calibrate`): type-I error at α = 0.05 in null worlds, coverage of the truth by
 the 95 % interval, the standard error against the *oracle* (the standard deviation of the
 difference across independent item sets), power against a planted effect beside the oracle's (a
-z-test with the true standard deviation), and seconds per test. ``benchmarks/calibration.py``
+z-test with the true standard deviation), and seconds per test. Beside it: one score's interval
+(:func:`score_coverage`), the re-pairing null against chance (:func:`chance_null_error`), the cue
+search's selection correction (:func:`max_test_error`) and the rephrasings' random-factor tests
+(:func:`rephrasing_error`). ``benchmarks/calibration.py``
 prints the table the README shows; ``tests/test_calibration.py`` asserts the bounds.
 """
 
@@ -259,9 +262,80 @@ def max_test_error(world: World, n: int, k: int, candidates: int = 11, reps: int
             "dyadic": dyadic / reps, "per_item_sign_flip": flips / reps}
 
 
+def score_coverage(world: World, n: int, k: int, reps: int = 200, q: float = 0.95, seed: int = 0,
+                   truth_sets: int = 400) -> dict[str, float]:
+    """Coverage of one score's 95 % interval (:func:`helpers.stats.score_ci`) and of the per-item bootstrap
+    interval, against the score's mean over ``truth_sets`` independent item sets."""
+    rng = np.random.default_rng(seed + 99)
+    truth = []
+    for _ in range(truth_sets):
+        e, (x, _) = world.sample(n, rng)
+        ke, (kx,) = _graphs(e, (x,), k, q)
+        truth.append(float(overlap_from_knn(kx, ke).mean()))
+    score = float(np.mean(truth))
+    rng, mrng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
+    dyadic = boot = 0
+    ratio = []
+    for _ in range(reps):
+        e, (x, _) = world.sample(n, rng)
+        ke, (kx,) = _graphs(e, (x,), k, q)
+        ov = Overlaps.from_knn(kx, ke)
+        r = inference(ov)
+        dyadic += r["ci_low"] <= score <= r["ci_high"]
+        ratio.append(r["se"])
+        per = ov.per_item
+        means = per[mrng.integers(0, n, (1000, n))].mean(axis=1)
+        lo, hi = np.quantile(means, [0.025, 0.975])
+        boot += lo <= score <= hi
+    return {"world": world.kind, "n": n, "k": k, "reps": reps, "score": score, "dyadic": dyadic / reps,
+            "per_item_bootstrap": boot / reps, "se_ratio": float(np.mean(ratio) / np.std(truth, ddof=1))}
+
+
+def chance_null_error(world: World, n: int, k: int, reps: int = 200, n_perm: int = 200, q: float = 0.95,
+                      seed: int = 0) -> float:
+    """Type-I error of the re-pairing permutation null (:func:`helpers.stats.null_overlaps`) when the LLM
+    space is independent of the encoder (an LLM condition drawn from another item set)."""
+    from helpers.stats import null_overlaps, null_summary
+
+    rng = np.random.default_rng(seed)
+    rejected = 0
+    for r in range(reps):
+        e, _ = world.sample(n, rng)
+        _, (x, _) = world.sample(n, rng)  # other items: no relation to e's rows
+        ke, (kx,) = _graphs(e, (x,), k, q)
+        null = null_overlaps(kx, ke, n_perm=n_perm, seed=seed + r)
+        rejected += null_summary(float(overlap_from_knn(kx, ke).mean()), null)["p_value"] < ALPHA
+    return rejected / reps
+
+
+def rephrasing_error(world: World, n: int, k: int, variants: int = 4, reps: int = 100, q: float = 0.95,
+                     seed: int = 0) -> dict[str, float]:
+    """Type-I errors of :func:`helpers.rephrasing.random_factor`'s two tests when every variant's cue and
+    NONE conditions share one law: the mean effect over the variants, and the cue × variant interaction."""
+    from helpers.rephrasing import PAPER, key, random_factor
+    from helpers.settings import AlignmentSettings
+
+    rng = np.random.default_rng(seed)
+    ids = [f"i{j}" for j in range(n)]
+    names = [PAPER] + [f"v{j}" for j in range(variants - 1)]
+    mean_rej = inter_rej = 0
+    for _ in range(reps):
+        e, conds = world.sample(n, rng, conditions=2 * variants + 1)
+        reps_ = {}
+        for j, v in enumerate(names):
+            reps_[key(v, "SEE")] = (ids, conds[1 + 2 * j])
+            reps_[key(v, "NONE")] = (ids, conds[2 + 2 * j])
+        row = random_factor(reps_, {"enc": ("vision", ids, e)}, AlignmentSettings(k=k, quantile=q)).iloc[0]
+        mean_rej += row["p_value"] < ALPHA
+        inter_rej += row["interaction_p"] < ALPHA
+    return {"world": world.kind, "n": n, "k": k, "variants": variants, "reps": reps,
+            "mean_effect": mean_rej / reps, "interaction": inter_rej / reps}
+
+
 def monte_carlo_error(rate: float, reps: int) -> float:
     """Binomial standard error of a rate estimated from ``reps`` independent worlds."""
     return float(np.sqrt(rate * (1 - rate) / reps))
 
 
-__all__ = ["ALPHA", "METHODS", "WORLDS", "World", "calibrate", "max_test_error", "monte_carlo_error", "oracle"]
+__all__ = ["ALPHA", "METHODS", "WORLDS", "World", "calibrate", "chance_null_error", "max_test_error", "monte_carlo_error",
+           "oracle", "rephrasing_error", "score_coverage"]

@@ -193,9 +193,10 @@ def inference(contrast: Overlaps, level: float = 0.95, null: float = 0.0) -> dic
 def max_mean_null(contrasts: list[Overlaps], n_draws: int = 10000, seed: int = 0) -> tuple[float, np.ndarray, float]:
     """``(observed, null, p)`` for the largest of several contrast means, corrected for picking it.
 
-    Under the null every contrast has mean 0; their estimates are jointly normal with the dyadic
-    covariance (:func:`covariance`), so the null of the largest is the max over ``n_draws`` seeded
-    draws of that normal. One-sided: ``p = (1 + #{null ≥ observed}) / (1 + n_draws)``.
+    Under the null every contrast has mean 0; their estimates are jointly distributed with the dyadic
+    covariance (:func:`covariance`, with the small-sample factor), as a multivariate t on
+    :func:`effective_df` degrees of freedom since that covariance is estimated; the null of the largest
+    is the max over ``n_draws`` seeded draws of it. One-sided: ``p = (1 + #{null ≥ observed}) / (1 + n_draws)``.
     """
     means = np.array([c.mean() for c in contrasts])
     m = effective_df(contrasts[0].n) + 1
@@ -204,7 +205,9 @@ def max_mean_null(contrasts: list[Overlaps], n_draws: int = 10000, seed: int = 0
     w, vecs = np.linalg.eigh(cov)
     root = vecs * np.sqrt(np.clip(w, 0.0, None))
     rng = np.random.default_rng(seed)
-    null = (rng.standard_normal((int(n_draws), len(contrasts))) @ root.T).max(axis=1)
+    # multivariate t on the variance estimate's degrees of freedom: the covariance is estimated, not known
+    scale = np.sqrt(rng.chisquare(m - 1, int(n_draws)) / (m - 1))
+    null = ((rng.standard_normal((int(n_draws), len(contrasts))) @ root.T) / scale[:, None]).max(axis=1)
     observed = float(means.max())
     return observed, null, float((1 + np.sum(null >= observed - 1e-12)) / (1 + null.size))
 

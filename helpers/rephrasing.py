@@ -170,10 +170,12 @@ def random_factor(reps: Reps, encoder_feats, settings: AlignmentSettings = DEFAU
 
     Columns: ``n_variants``, ``n_items``; ``mean_effect`` (the mean over the variants of cue − NONE, one
     contrast on the items every variant covers); ``se_items`` (its dyadic-robust error over items),
-    ``between_sd`` (the variants' effects' standard deviation), ``se`` = √(se_items² + between_sd² / V),
-    ``ci_low``/``ci_high`` and ``p_value`` from t on V − 1 degrees of freedom (what a new rephrasing of these
-    prompts, on new items, would show); ``interaction_chi2`` / ``interaction_df`` / ``interaction_p``: a Wald
-    test that all V effects are equal, with their joint dyadic covariance (the effects share items).
+    ``between_sd`` (the variants' effects' standard deviation) and ``between_extra_sd`` (τ: what of it the
+    items' noise does not explain, by moments), ``se`` = √(se_items² + τ² / V), ``df`` (Satterthwaite),
+    ``ci_low``/``ci_high`` and ``p_value`` (what a new rephrasing of these prompts, on new items, would show); ``interaction_chi2`` / ``interaction_df`` / ``interaction_p``: a Wald
+    test that all V effects are equal, with their joint dyadic covariance (the effects share items), read
+    as Hotelling's F since that covariance is estimated on :func:`~helpers.knn_inference.effective_df`
+    degrees of freedom.
     """
     from scipy import stats as sp
 
@@ -205,19 +207,28 @@ def random_factor(reps: Reps, encoder_feats, settings: AlignmentSettings = DEFAU
             mean = mean + c
         mean = mean * (1.0 / V)
         se_items, between = standard_error(mean), float(d.std(ddof=1))
-        se = float(np.sqrt(se_items ** 2 + between ** 2 / V))
-        half = float(sp.t.ppf(0.975, V - 1)) * se
         m = effective_df(space.n) + 1
         cov = covariance(contrasts) * m / (m - 1)
         centre = np.eye(V) - 1.0 / V
         x, cx = centre @ d, centre @ cov @ centre
+        # between-variant variance beyond what the items' noise alone spreads the variants by (moments)
+        tau2 = max(0.0, between ** 2 - float(np.trace(cx)) / (V - 1))
+        se = float(np.sqrt(se_items ** 2 + tau2 / V))
+        df_items = effective_df(space.n)
+        df = (se ** 4 / (se_items ** 4 / df_items + (tau2 / V) ** 2 / (V - 1))) if se > 0 else df_items  # Satterthwaite
+        half = float(sp.t.ppf(0.975, df)) * se
         chi2 = float(x @ np.linalg.pinv(cx, rcond=1e-10) @ x)
+        # Hotelling: the covariance is estimated on df_items degrees of freedom
+        dfd = max(1.0, df_items - (V - 1) + 1)
+        f_stat = chi2 * dfd / (df_items * (V - 1))
         rows.append({
             "comparison": f"{cue}-{BASELINE_CUE}", "encoder": space.name, "modality": space.modality, "n_items": space.n,
-            "n_variants": V, "mean_effect": float(d.mean()), "se_items": se_items, "between_sd": between, "se": se,
+            "n_variants": V, "mean_effect": float(d.mean()), "se_items": se_items, "between_sd": between,
+            "between_extra_sd": float(np.sqrt(tau2)), "se": se, "df": float(df),
             "ci_low": float(d.mean()) - half, "ci_high": float(d.mean()) + half,
-            "p_value": float(2 * sp.t.sf(abs(d.mean()) / se, V - 1)) if se > 0 else float(d.mean() == 0),
-            "interaction_chi2": chi2, "interaction_df": V - 1, "interaction_p": float(sp.chi2.sf(chi2, V - 1)),
+            "p_value": float(2 * sp.t.sf(abs(d.mean()) / se, df)) if se > 0 else float(d.mean() == 0),
+            "interaction_chi2": chi2, "interaction_df": V - 1,
+            "interaction_p": float(sp.f.sf(f_stat, V - 1, dfd)),
         })
     return pd.DataFrame(rows)
 

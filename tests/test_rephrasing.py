@@ -101,14 +101,15 @@ def test_a_stable_effect_holds_across_rephrasings():
     row = R.random_factor(reps, feats).iloc[0]
     assert row["n_variants"] == 4 and row["mean_effect"] > 0.05 and row["ci_low"] > 0
     assert row["interaction_p"] > 0.01 and R.verdict(row).startswith("holds across rephrasings")
-    # the interval includes the between-variant variance: wider than the items' error alone
-    assert row["se"] > row["se_items"]
+    # the interval adds the between-variant variance to the items' error (none beyond the items' noise here)
+    assert row["se"] >= row["se_items"] and row["between_extra_sd"] < row["between_sd"]
 
 
 def test_an_effect_that_depends_on_the_wording_is_named():
     reps, feats = _variant_reps([0.7, 3.5, 0.7, 3.5])  # SEE helps under two wordings and hurts under two
     row = R.random_factor(reps, feats).iloc[0]
     assert row["interaction_p"] < 1e-4 and R.verdict(row).startswith("depends on the rephrasing")
+    assert row["between_extra_sd"] > 0.02 and row["se"] > 2 * row["se_items"]
     text = R.conclusion(R.spread(_alignment([0.2] * 4, [0.1] * 4), R.effects(reps, feats)), R.random_factor(reps, feats))
     assert "1 depends on the rephrasing" in text and "χ² =" in text
 
