@@ -364,7 +364,9 @@ def _eos_notes(curve: pd.DataFrame) -> dict[str, str]:
     }
 
 
-ABLATION_CLAIMS = {  # a label's first key it contains → (claim, expected sign, family)
+ABLATION_CLAIMS = {  # a label's first key it contains → (claim, expected sign, family); None: no claim
+    "sensory − non-sensory": ("random sensory words lower alignment more than random non-sensory words", -1, "exploratory"),
+    "non-sensory words (control)": None,  # a control; the paper claims nothing of it on its own
     "control": ("deleting as many random words changes nothing", 0, "exploratory"),
     "sensory − random words removed": (CONFIRMATORY["removal"], -1, "confirmatory"),
     "sensory words removed": ("deleting the sensory words lowers alignment", -1, "exploratory"),
@@ -378,14 +380,17 @@ def ablation_effects(sensory: pd.DataFrame, notebook: str = "08", confirmatory: 
 
     Confirmatory: deleting the sensory words lowers alignment *more than deleting as many random
     non-sensory words* (the two edited texts compared directly, per item). Exploratory: random sensory
-    words lower alignment (appended or replacing the caption), each deletion against the unedited text,
-    and the control's "changes nothing" (an equivalence test)."""
+    words lower alignment (appended or replacing the caption), and more than as many random non-sensory
+    words appended (compared directly), each deletion against the unedited text, and the removal
+    control's "changes nothing" (an equivalence test)."""
     rows = []
     for r in sensory.to_dict("records"):
         if not _matched(r["modality"], r["cue"]):
             continue
         ablation = r["ablation"]
         key = next(k for k in ABLATION_CLAIMS if k in ablation)
+        if ABLATION_CLAIMS[key] is None:
+            continue
         claim, expected, family = ABLATION_CLAIMS[key]
         rows.append(finding(
             notebook, claim, f"{r['cue']} · {ablation} · {_encoder_label(r)}", r["diff"], expected=expected,

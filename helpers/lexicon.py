@@ -22,6 +22,9 @@ from pathlib import Path
 from helpers.paths import PROJECT_ROOT
 
 MODALITIES = ("visual", "auditory")
+#: every shipped list: the two sensory lexicons and the non-sensory control words (nouns people rate low
+#: in all five modalities), which random-word controls draw from
+WORD_LISTS = (*MODALITIES, "nonsensory")
 LEXICON_DIR = PROJECT_ROOT / "data" / "lexicons"
 
 _WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
@@ -30,13 +33,13 @@ _MIN_STEM = 3
 
 
 def default_path(modality: str) -> Path:
-    """The shipped CSV for ``modality`` (``data/lexicons/{modality}_words.csv``)."""
+    """The shipped CSV for ``modality`` (``data/lexicons/{modality}_words.csv``; one of :data:`WORD_LISTS`)."""
     return LEXICON_DIR / f"{_check_modality(modality)}_words.csv"
 
 
 def _check_modality(modality: str) -> str:
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    if modality not in WORD_LISTS:
+        raise ValueError(f"modality must be one of {WORD_LISTS}, got {modality!r}")
     return modality
 
 

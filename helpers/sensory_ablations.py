@@ -99,10 +99,14 @@ def random_word_conditions(
     replace_n: int,
     seed: int = 0,
     n_examples: int = 3,
+    control_lexicon: Any = None,
 ) -> tuple[Conditions, pd.DataFrame]:
     """``{cue}/random_append`` (``append_k`` random words of the cue's lexicon after the caption) and
     ``{cue}/random_replace`` (the caption replaced by ``replace_n`` of them), both against
-    ``{cue}/T{T}``, the cue's own prompt at ``T = decoding.max_new_tokens``.
+    ``{cue}/T{T}``, the cue's own prompt at ``T = decoding.max_new_tokens``. With ``control_lexicon`` (the
+    non-sensory words, :func:`helpers.lexicon.load_lexicon` ``("nonsensory")``) also
+    ``{cue}/nonsensory_append``: ``append_k`` random *non-sensory* words after the caption, the control that
+    tells a drop due to sensory words from one due to any appended words.
 
     Returns the conditions and the first ``n_examples`` new generations of each (``cue``,
     ``condition``, ``user_text``, ``text``, ...).
@@ -120,13 +124,16 @@ def random_word_conditions(
         out.notes.append(f"{cue}: baseline at T={T} " + (f"from 03 ({base.stored_key}), no new generation"
                                                          if base.stored_key else f"not in the run ({base.why_not_stored}); generated"))
         out.reps[f"{cue}/T{T}"] = (ids, base.vector)
-        for mode, n in (("append", append_k), ("replace", replace_n)):
-            caps = ablations.random_word_captions(ids, sub["caption"], lexicons[lexicon], mode, n, seed)
+        variants = [("random_append", lexicons[lexicon], "append", append_k), ("random_replace", lexicons[lexicon], "replace", replace_n)]
+        if control_lexicon is not None:
+            variants.append(("nonsensory_append", control_lexicon, "append", append_k))
+        for name, words, mode, n in variants:
+            caps = ablations.random_word_captions(ids, sub["caption"], words, mode, n, seed)
             user_texts = [prompts.fill(template, c) for c in caps["new_caption"]]
             res = cue_representations(model, ids, user_texts, decoding, **batches)
-            out.reps[f"{cue}/random_{mode}"] = (ids, res.vector())
-            out.comparisons[f"{cue}/random_{mode}"] = f"{cue}/T{T}"
-            examples.append(res.table.assign(cue=cue, condition=mode).head(n_examples))
+            out.reps[f"{cue}/{name}"] = (ids, res.vector())
+            out.comparisons[f"{cue}/{name}"] = f"{cue}/T{T}"
+            examples.append(res.table.assign(cue=cue, condition=name).head(n_examples))
     return out, pd.concat(examples) if examples else pd.DataFrame()
 
 
@@ -195,11 +202,21 @@ def merge(*conditions: Conditions) -> Conditions:
     return out
 
 
-def removal_vs_control(comparisons: Mapping[str, str]) -> dict[str, str]:
-    """``{cue}/remove_sensory`` against ``{cue}/remove_random`` for every cue whose removal and control
-    are among ``comparisons``: the two edited texts compared directly, item by item."""
-    cues = [c.split("/", 1)[0] for c in comparisons if c.endswith("/remove_sensory")]
-    return {f"{c}/remove_sensory": f"{c}/remove_random" for c in cues if f"{c}/remove_random" in comparisons}
+#: each ablation and its matched control, compared directly (item by item, same items and encoder graph)
+DIRECT_CONTROLS = {"remove_sensory": "remove_random", "random_append": "nonsensory_append"}
+
+
+def direct_controls(comparisons: Mapping[str, str]) -> dict[str, str]:
+    """``{cue}/<ablation>`` against ``{cue}/<its control>`` (:data:`DIRECT_CONTROLS`) for every cue whose
+    ablation and control are both among ``comparisons``: sensory-word removal against removing as many
+    random non-sensory words, random sensory words appended against random non-sensory words appended."""
+    out = {}
+    for cond in comparisons:
+        cue, _, name = cond.partition("/")
+        control = DIRECT_CONTROLS.get(name)
+        if control and f"{cue}/{control}" in comparisons:
+            out[cond] = f"{cue}/{control}"
+    return out
 
 
 def label_ablations(
@@ -211,14 +228,17 @@ def label_ablations(
     ``p_holm`` and ``stars`` correct the p-values over the whole table (every ablation ×
     cue × encoder: the family 08 tests), as 07 does over its cue comparisons."""
     labels = {"random_append": f"+{append_k} random words", "random_replace": f"caption → {replace_n} random words",
+              "nonsensory_append": f"+{append_k} random non-sensory words (control)",
               "remove_sensory": "sensory words removed", "remove_random": "random words removed (control)"}
+    direct_labels = {"remove_random": "sensory − random words removed",
+                     "nonsensory_append": "sensory − non-sensory random words appended"}
     out = paired.copy()
     out[["cue", "ablation"]] = out["condition"].str.split("/", expand=True)
     out["ablation"] = out["ablation"].map(labels)
     if "baseline" in out:
-        direct = out["baseline"].str.endswith("/remove_random").to_numpy()
-        out.loc[direct, "ablation"] = "sensory − random words removed"
-    out["family"] = np.where(out["condition"].str.contains("random_"), "random sensory words", "removal")
+        for control, label in direct_labels.items():
+            out.loc[out["baseline"].str.endswith(f"/{control}").to_numpy(), "ablation"] = label
+    out["family"] = np.where(out["condition"].str.contains("/remove_"), "removal", "random words")
     out["T"] = np.where(out["family"] == "removal", full_T, random_T)
     out.insert(0, "run", run_name)
     return analysis.with_holm(out)
@@ -244,5 +264,5 @@ __all__ = [
     "merge",
     "random_word_conditions",
     "removal_ablation",
-    "removal_vs_control",
+    "direct_controls",
 ]

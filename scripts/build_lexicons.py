@@ -1,4 +1,4 @@
-"""Build the shipped sensory word lists ``data/lexicons/{visual,auditory}_words.csv`` from human norms.
+"""Build the shipped word lists ``data/lexicons/{visual,auditory,nonsensory}_words.csv`` from human norms.
 
 Source: the Lynott & Connell modality norms as kept in ``../shared/data/lexicons`` (object-property
 adjectives, 2009; nouns, 2013), each word rated 0-5 by people for how strongly it is experienced by
@@ -18,6 +18,11 @@ seeing, hearing, touching, tasting and smelling. The derivation rule (also in da
    one; at the defaults only ``race``);
 4. for adjectives whose British spelling differs (``grey``/``gray``) add the British form as an extra
    row with ``variant_of`` set, so matching finds both and sampling draws the word once.
+
+The **non-sensory** list (the words of notebook 08's non-sensory random-word control): the nouns of the 2013
+set whose strength in every one of the five modalities is at most ``--nonsensory-max`` (default 3.0 of 5), and
+that are in neither sensory list: abstract or hardly perceived nouns (``theory``, ``duty``, ``century``). Only
+nouns: the 2009 adjectives are object properties chosen for being perceived.
 
 Sensicon (also in the shared folder) is not used: its scores are derived automatically from corpora,
 not rated by people. The output is sorted and rounded so that rebuilding reproduces it byte for byte::
@@ -88,12 +93,21 @@ def select(
     return norms[keep]
 
 
+def select_nonsensory(norms: pd.DataFrame, most: float) -> pd.DataFrame:
+    """Nouns rated at most ``most`` in every modality (the non-sensory list, before removing sensory words)."""
+    strengths = norms[[m.lower() for m in MODALITIES]]
+    nouns = norms.assign(margin=most - strengths.max(axis=1))  # how far below the bar its strongest modality is
+    return nouns[(nouns["pos"] == "noun") & (strengths.max(axis=1) <= most)]
+
+
 def build(
-    source: Path, threshold: float = 3.5, noun_threshold: float = 4.5, margin: float = 1.0
+    source: Path, threshold: float = 3.5, noun_threshold: float = 4.5, margin: float = 1.0, nonsensory_max: float = 3.0
 ) -> dict[str, list[dict]]:
-    """The rows of each shipped CSV (``{"visual": [...], "auditory": [...]}``), sorted by word."""
+    """The rows of each shipped CSV (``{"visual": [...], "auditory": [...], "nonsensory": [...]}``), sorted by word."""
     norms = load_norms(source)
     chosen = {m: select(norms, m, threshold, noun_threshold, margin) for m in TARGETS}
+    sensory = set(chosen["visual"]["word"]) | set(chosen["auditory"]["word"])
+    chosen["nonsensory"] = select_nonsensory(norms, nonsensory_max).loc[lambda d: ~d["word"].isin(sensory)]
     conflicted = set(chosen["visual"]["word"]) & set(chosen["auditory"]["word"])
     out: dict[str, list[dict]] = {}
     for modality, df in chosen.items():
@@ -135,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=3.5)
     parser.add_argument("--noun-threshold", type=float, default=4.5)
     parser.add_argument("--margin", type=float, default=1.0)
+    parser.add_argument("--nonsensory-max", type=float, default=3.0)
     args = parser.parse_args(argv)
-    rows = build(args.source, args.threshold, args.noun_threshold, args.margin)
+    rows = build(args.source, args.threshold, args.noun_threshold, args.margin, args.nonsensory_max)
     for modality, path in write(rows, args.out).items():
         table = rows[modality]
         primary = [r for r in table if not r["variant_of"]]

@@ -189,7 +189,7 @@ def test_ablation_rows_are_labelled_and_matched_to_the_cue_modality():
     assert list(out["ablation"][::2]) == ["+3 random words", "sensory words removed", "caption → 7 random words",
                                           "random words removed (control)"]
     assert list(out["T"][::2]) == [16, 64, 16, 64]
-    assert list(out["family"][::2]) == ["random sensory words", "removal", "random sensory words", "removal"]
+    assert list(out["family"][::2]) == ["random words", "removal", "random words", "removal"]
     matched = sa.matched_rows(out)
     assert list(zip(matched["cue"], matched["modality"])) == [("SEE", "vision")] * 2 + [("HEAR", "audio")] * 2
     assert "diff" in paired and "cue" not in paired  # the input is left as it was
@@ -222,12 +222,14 @@ def test_the_interaction_is_the_generative_cue_effect_minus_the_single_pass_one(
     assert flat["diff"] == 0 and flat["p_value"] == 1.0
 
 
-def test_removal_is_compared_with_its_control_directly():
+def test_each_ablation_is_compared_with_its_control_directly():
     from helpers import sensory_ablations as sa
 
     comps = {"SEE/remove_sensory": "SEE/full", "SEE/remove_random": "SEE/full", "HEAR/remove_sensory": "HEAR/full",
              "SEE/random_append": "SEE/T64"}
-    assert sa.removal_vs_control(comps) == {"SEE/remove_sensory": "SEE/remove_random"}  # HEAR has no control here
+    assert sa.direct_controls(comps) == {"SEE/remove_sensory": "SEE/remove_random"}  # HEAR has no control here
+    comps["SEE/nonsensory_append"] = "SEE/T64"
+    assert sa.direct_controls(comps) == {"SEE/remove_sensory": "SEE/remove_random", "SEE/random_append": "SEE/nonsensory_append"}
     paired = pd.DataFrame({"condition": ["SEE/remove_sensory", "SEE/remove_sensory"], "baseline": ["SEE/full", "SEE/remove_random"],
                            "p_value": [0.01, 0.02], "diff": [-0.02, -0.01]})
     out = sa.label_ablations(paired, run_name="r", append_k=5, replace_n=5, random_T=64, full_T=128)

@@ -276,3 +276,15 @@ def test_a_borderline_control_is_not_reported_against_the_paper():
                            ci=(0.0004, 0.022), p=0.088, se=0.0055, n=101)
     text = findings.report(findings.table([row]))
     assert "Against the paper" not in text and "undetermined" in text
+
+
+def test_08_random_sensory_words_are_judged_against_random_non_sensory_words():
+    rows = [{"cue": "SEE", "ablation": a, "encoder": "vis", "modality": "vision", "n_items": 300, "diff": d,
+             "ci_low": d - 0.01, "ci_high": d + 0.01, "p_value": p}
+            for a, d, p in (("+5 random non-sensory words (control)", -0.04, 1e-4),
+                            ("sensory − non-sensory random words appended", -0.005, 0.4))]
+    f = findings.ablation_effects(pd.DataFrame(rows))
+    # the control alone makes no claim; the direct comparison does, and here random words of any kind lower it alike
+    assert f["test"].tolist() == ["SEE · sensory − non-sensory random words appended · vis (vision)"]
+    assert f["claim"].item() == "random sensory words lower alignment more than random non-sensory words"
+    assert f["verdict"].item() == "direction"

@@ -30,7 +30,7 @@ def test_build_script_reproduces_shipped_lists(shared_data, tmp_path):
         pytest.skip(f"Lynott & Connell norms not found under {source}")
     subprocess.run([sys.executable, str(SCRIPT), "--source", str(source), "--out", str(tmp_path)], check=True,
                    capture_output=True)
-    for modality in ("visual", "auditory"):
+    for modality in ("visual", "auditory", "nonsensory"):
         built = (tmp_path / f"{modality}_words.csv").read_bytes()
         assert built == default_path(modality).read_bytes(), f"{modality}: rebuild differs from shipped CSV"
 
@@ -49,6 +49,17 @@ def test_shipped_lists_follow_the_rule():
     assert {"red", "glowing", "sight"} <= visual.words and {"loud", "sound", "whispering"} <= auditory.words
     assert "race" not in visual.words  # excluded homograph
     assert "grey" in visual.words and "grey" not in visual.primary and "gray" in visual.primary
+
+
+def test_the_nonsensory_list_is_nouns_rated_low_in_every_modality():
+    with default_path("nonsensory").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) >= 50 and {r["pos"] for r in rows} == {"noun"}
+    for r in rows:
+        assert max(float(r[m]) for m in ("visual", "auditory", "haptic", "gustatory", "olfactory")) <= 3.0, r
+    words = load_lexicon("nonsensory")
+    assert {"theory", "duty", "century"} <= words.words
+    assert words.words.isdisjoint(load_lexicon("visual").words | load_lexicon("auditory").words)
 
 
 @pytest.mark.parametrize(

@@ -163,17 +163,25 @@ def test_08_sensory_words_results(tiny_run):
     results = outputs / "results" / "tiny"
     table = pd.read_csv(results / "sensory_words.csv")
     encoders = params["vision_encoders"] + params["audio_encoders"]
-    # SEE and HEAR x (append, replace, remove sensory, remove random) x every encoder
-    assert len(table) == 2 * 4 * len(encoders)
+    # SEE and HEAR x (append, replace, non-sensory append, remove sensory, remove random, and the two direct
+    # comparisons: sensory − non-sensory appended, sensory − random removed) x every encoder
+    assert len(table) == 2 * 7 * len(encoders)
     assert set(table["cue"]) == {"SEE", "HEAR"} and set(table["encoder"]) == set(encoders)
-    assert (table.groupby("cue")["ablation"].nunique() == 4).all()
+    assert (table.groupby("cue")["ablation"].nunique() == 7).all()
     assert ((table["diff"] - (table["score"] - table["baseline_score"])).abs() < 1e-9).all()
     assert ((table["ci_low"] <= table["diff"] + 1e-12) & (table["diff"] <= table["ci_high"] + 1e-12)).all()
     assert table["p_value"].between(0, 1).all() and table[["score", "baseline_score"]].stack().between(0, 1).all()
-    random_rows = table["family"] == "random sensory words"
+    random_rows = table["family"] == "random words"
     assert (table.loc[random_rows, "T"] == params["random_T"]).all()
     assert (table.loc[~random_rows, "T"] == params["max_new_tokens"]).all()
-    assert random_rows.sum() == 2 * 2 * len(encoders)
+    assert random_rows.sum() == 2 * 4 * len(encoders)
+    # a direct comparison is the difference of its two rows against the common baseline, item for item
+    for cue in ("SEE", "HEAR"):
+        for enc in encoders:
+            rows = table[(table["cue"] == cue) & (table["encoder"] == enc)].set_index("ablation")
+            direct = rows.loc["sensory − non-sensory random words appended", "diff"]
+            assert direct == pytest.approx(rows.loc[f"+{params['random_k']} random words", "diff"]
+                                           - rows.loc[f"+{params['random_k']} random non-sensory words (control)", "diff"])
     counts = pd.read_csv(results / "sensory_words_removed.csv")
     assert len(counts) == 4 and set(counts["removed"]) == {"sensory words", "random non-sensory words"}
     assert (counts["n_texts"] == params["n_items"]).all()  # one generated text per item and cue
