@@ -82,6 +82,7 @@ def winner_table(search: pd.DataFrame, encoder: str, corrected_p: float, observe
     return pd.DataFrame([{"cue": w["cue"], "template": w["template"], "encoder": encoder, "n_search_items": int(w["n_items"]),
                           "search_score": float(w["score"]), "best_minus_none": float(observed),
                           "chance_best_minus_none_95": float(np.quantile(null, 0.95)), "corrected_p": float(corrected_p),
+                          "n_draws": int(len(null)),
                           "n_candidates": len(search) - 1}])
 
 
@@ -159,7 +160,7 @@ def conclusion(search: pd.DataFrame, corrected_p: float, held: pd.DataFrame, enc
     lines = [f"Searched {len(search)} cues on {int(win['n_items'])} items with **{encoder}**; the best is "
              f"**{win['cue']}** (`{win['template']}`): {win['score']:.3f} [{win['ci_low']:.3f}, {win['ci_high']:.3f}], "
              f"{win['vs_none']:+.3f} over NONE on the search half. Corrected for picking the best of {len(search) - 1} "
-             f"candidates against NONE (the largest of their jointly normal differences, {n_perm} draws): p = {p_text(corrected_p, n_perm)}."]
+             f"candidates against NONE (the largest of their jointly distributed differences, {n_perm} draws): p = {p_text(corrected_p, n_perm)}."]
     if win["cue"] == BASELINE_CUE:
         lines.append("NONE itself scores best: no candidate cue beats having no cue.")
         return "\n\n".join(lines)
@@ -168,10 +169,10 @@ def conclusion(search: pd.DataFrame, corrected_p: float, held: pd.DataFrame, enc
         ci = f"{r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] (Holm p {r['p_holm']:.2g})"
         lines.append(f"- held out ({int(r['n_items'])} items), {r['condition']} − {r['baseline']}: {ci}")
     vs_none = sub[sub["baseline"] == BASELINE_CUE]
-    holds = bool(len(vs_none)) and vs_none.iloc[0]["ci_low"] > 0
+    holds = bool(len(vs_none)) and vs_none.iloc[0]["diff"] > 0 and vs_none.iloc[0]["p_holm"] < 0.05
     shrink = f" (it was {win['vs_none']:+.3f} on the search half)" if len(vs_none) else ""
     verdict = ("**The winner beats NONE on items it was not chosen on.**" if holds and corrected_p < 0.05 else
-               "**The winner's advantage over NONE does not hold up**: on the held-out half its CI includes 0 or the "
+               "**The winner's advantage over NONE does not hold up**: on the held-out half it is not above NONE after Holm, or the "
                "selection-corrected p is ≥ 0.05, so the search found nothing beyond the best of noisy scores.")
     lines.append(f"{verdict} Held-out − NONE {vs_none.iloc[0]['diff']:+.3f}{shrink}." if len(vs_none) else verdict)
     return "\n".join([lines[0], "", *lines[1:]])
@@ -186,7 +187,7 @@ def saved_winner(run) -> tuple[str, str, str]:
                                 f"(python -m helpers.runner --profile <profile> --only 14)")
     w = table.iloc[0]
     line = (f"chosen for {w['encoder']} on {int(w['n_search_items'])} search items among {int(w['n_candidates'])} "
-            f"candidates, selection-corrected p = {float(w['corrected_p']):.3g}")
+            f"candidates, selection-corrected p = {p_text(float(w['corrected_p']), int(w.get('n_draws', 0)) or None)}")
     return str(w["cue"]), str(w["template"]), line
 
 
