@@ -21,6 +21,9 @@ results tables it just saved, never written by hand. A finding is one paper clai
 :func:`report` turns the table into Markdown: per claim its outcome (:func:`claim_outcome`), the
 table, and one sentence per finding that goes against the paper or carries a caution. Numbers are
 rounded for reading only; the saved table keeps them whole.
+
+One module because the verdict rules, the claims each notebook tests and the prose that states them
+change together: the report says in words what the rules decide.
 """
 
 from __future__ import annotations
