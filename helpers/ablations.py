@@ -13,6 +13,12 @@ Two controls from the paper, as pure text transforms (the notebook 08 runs the m
 
 All randomness is seeded per item from ``(seed, condition, item id)``, so an item's words do not
 depend on which other items are in the run.
+
+Two scorers serve every notebook that compares conditions on the same items:
+:func:`paired_alignment` (each condition against its baseline, per encoder) and
+:func:`interaction_alignment` (the cue effect on the generative representation minus that on a single
+pass, one contrast of four scores); both report the dyadic-robust interval and p of
+:mod:`helpers.knn_inference`.
 """
 
 from __future__ import annotations
