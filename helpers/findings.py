@@ -195,7 +195,7 @@ def table(rows: Sequence[dict], confirmatory: int | None = None) -> pd.DataFrame
 
 def read(path) -> pd.DataFrame:
     """A saved ``findings_NN.csv`` (its text columns empty, not NaN, where a finding has none)."""
-    df = pd.read_csv(path, dtype={c: str for c in ("claim", "test", "verdict", "cautions", "note", "family")})
+    df = pd.read_csv(path, dtype={c: str for c in ("notebook", "claim", "test", "verdict", "cautions", "note", "family")})
     text = ["claim", "test", "encoder", "modality", "verdict", "cautions", "note", "family"]
     df[text] = df[text].astype(object).fillna("")
     return df
@@ -559,6 +559,28 @@ def report(findings: pd.DataFrame, setting: str = "") -> str:
                      f"exploratory ones by Holm within this notebook. Where the paper expects no effect, \"no effect\" needs "
                      f"an equivalence test within ±{EQUIVALENCE_MARGIN} (two one-sided tests).")
     return "\n".join(lines + _caution_lines(findings))
+
+
+def run_summary(tables: Sequence[pd.DataFrame]) -> str:
+    """Markdown for a whole run from its notebooks' findings tables: the confirmatory family's tests (a test
+    that 07 repeats from 05 counted once) with each claim's outcome, then every exploratory claim's outcome."""
+    df = pd.concat([t for t in tables if not t.empty], ignore_index=True) if any(not t.empty for t in tables) else table([])
+    if df.empty:
+        return "No paper claim can be tested with this run's tables."
+    conf = df[df["family"] == "confirmatory"].drop_duplicates("test", keep="first")
+    lines = [f"**Confirmatory** ({len(conf)} tests, corrected together: Bonferroni over the run's family)", ""]
+    for claim, sub in conf.groupby("claim", sort=False):
+        lines.append(f"- **{claim}** — {CLAIM_OUTCOMES[claim_outcome(sub)]}")
+    lines += ["", "| test | effect [95 % CI] | p | corrected p | verdict |", "|---|---|---|---|---|"]
+    lines += [f"| {r['test']} | {_effect_text(r)} | {_p(r['p'])} | {_p(r['p_adj'])} | {r['verdict']} |"
+              for r in conf.to_dict("records")]
+    expl = df[df["family"] == "exploratory"]
+    if not expl.empty:
+        lines += ["", "**Exploratory** (Holm within each notebook)", ""]
+        for (nb, claim), sub in expl.groupby(["notebook", "claim"], sort=False):
+            tally = ", ".join(f"{n} {SHORT[v]}" for v, n in sub["verdict"].value_counts().items())
+            lines.append(f"- {nb}: {claim} — {CLAIM_OUTCOMES[claim_outcome(sub)]} ({tally})")
+    return "\n".join(lines)
 
 
 def _caution_lines(findings: pd.DataFrame) -> list[str]:

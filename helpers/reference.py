@@ -267,6 +267,27 @@ def write_reference(
     return sorted(reference.iterdir())
 
 
+README_CLAIMS = ("<!-- claims:start (written by make reference from reference/default; do not edit) -->",
+                 "<!-- claims:end -->")
+
+
+def write_readme_claims(readme: Path, results: Path) -> bool:
+    """Replace the README's block between :data:`README_CLAIMS` with :func:`helpers.findings.run_summary` of
+    ``results``' findings tables; False (README untouched) when it has no such block or there are no tables."""
+    from helpers import findings
+
+    tables = sorted(Path(results).glob("findings_*.csv"))
+    text = readme.read_text() if readme.is_file() else ""
+    start, end = README_CLAIMS
+    if not tables or start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    body = findings.run_summary([findings.read(p) for p in tables])
+    readme.write_text(f"{head}{start}\n{body}\n{end}{tail}")
+    return True
+
+
 def findings_summary(results: Path, profile: str) -> str | None:
     """The "What this shows" cells of 05–09 (:func:`helpers.findings.report` of each ``findings_NN.csv``) on one page."""
     from helpers import findings
@@ -276,7 +297,8 @@ def findings_summary(results: Path, profile: str) -> str | None:
         return None
     parts = [f"# What the `{profile}` run shows", "",
              f"Rendered by `make reference` from the `findings_NN.csv` tables of the run in this folder; the same text ends "
-             f"each analysis notebook. Regenerate it, never edit it.", ""]
+             f"each analysis notebook. Regenerate it, never edit it.", "", "## The paper's claims in one place", "",
+             findings.run_summary([findings.read(p) for p in tables]), ""]
     for path in tables:
         nb = path.stem.split("_", 1)[1]
         body = findings.report(findings.read(path))
@@ -311,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.write:
             written = write_reference(results, reference, gens, args.run, figures)
             print(f"wrote {len(written)} files to {reference}")
+            if args.run == "default" and args.reference is None and write_readme_claims(PROJECT_ROOT / "README.md", results):
+                print("rewrote the README's claims block from the run's findings")
             return 0
         report = compare_run(results, reference, gens)
     except FileNotFoundError as exc:

@@ -170,3 +170,27 @@ def test_the_reference_renders_the_findings_of_the_run(tmp_path):
     text = (tmp_path / "reference" / "FINDINGS.md").read_text()
     assert text.startswith("# What the `default` run shows")
     assert "## 07 · Statistics" in text and "**contradicted**" in text and "-0.030 [-0.050, -0.010]" in text
+
+
+def test_the_readme_claims_block_is_written_from_the_findings(tmp_path):
+    from helpers import findings
+
+    results = tmp_path / "results"
+    results.mkdir()
+    rows = [findings.finding("05", "SEE raises alignment with the vision encoder", "SEE − NONE · vis (vision) · generative",
+                             0.04, expected=1, ci=(0.02, 0.06), p=1e-4, n=300, family="confirmatory"),
+            findings.finding("05", "SEE beats HEAR against the vision encoder", "SEE − HEAR · vis (vision) · generative",
+                             0.01, expected=1, ci=(-0.01, 0.03), p=0.3, n=300)]
+    findings.table(rows, confirmatory=3).to_csv(results / "findings_05.csv", index=False)
+    # 07 repeats 05's confirmatory test: counted once
+    findings.table(rows[:1], confirmatory=3).assign(notebook="07").to_csv(results / "findings_07.csv", index=False)
+    start, end = R.README_CLAIMS
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{start}\nold text\n{end}\n\nrest\n")
+    assert R.write_readme_claims(readme, results)
+    text = readme.read_text()
+    assert "old text" not in text and text.startswith("# title") and text.endswith("rest\n")
+    assert "**Confirmatory** (1 tests" in text and "| SEE − NONE · vis (vision) · generative | +0.040 [+0.020, +0.060] | < 0.001 | < 0.001 | supports |" in text
+    assert "**SEE raises alignment with the vision encoder** — reproduced" in text
+    assert "- 05: SEE beats HEAR against the vision encoder — not shown: in the paper's direction, but inconclusive" in text
+    assert not R.write_readme_claims(tmp_path / "missing.md", results)
