@@ -181,7 +181,7 @@ def _report(runs: dict[str, list[dict]]) -> None:
         paired = _paired(runs["package fused"], runs[GENERATION])
         print(f"fused whole job / generation alone: {best:.2f}x best, {paired:.2f}x median paired (target <= 1.1)")
     print("(job: peak RSS above the loaded model and runtime, measured after the warm-up; steal: the largest share of "
-          "the cores the hypervisor gave to other machines during a run. Issue 14's targets vs fused: HF "
+          "the cores the hypervisor gave to other machines during a run. The targets vs fused: HF "
           "generate(output_hidden_states) >= 1.3x, HF generate + forward >= 2x, their memory >= 2.5x; fused / "
           "generation alone <= 1.1)")
 
