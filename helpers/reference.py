@@ -267,7 +267,7 @@ def write_reference(
     return sorted(reference.iterdir())
 
 
-README_CLAIMS = ("<!-- claims:start (written by make reference from reference/default; do not edit) -->",
+README_CLAIMS = ("<!-- claims:start (written by make reference from the default run's findings tables; do not edit) -->",
                  "<!-- claims:end -->")
 
 
