@@ -166,11 +166,17 @@ def effective_df(n: int) -> float:
     return max(2.0, DF_PER_ITEM * n)
 
 
+def sampling_covariance(contrasts: list[Overlaps] | tuple[Overlaps, ...]) -> np.ndarray:
+    """:func:`covariance` with the small-sample factor m / (m − 1) of a sum of m = :func:`effective_df` + 1
+    effectively independent terms: what every interval and test of the package uses."""
+    m = effective_df(contrasts[0].n) + 1
+    return covariance(contrasts) * m / (m - 1)
+
+
 def standard_error(contrast: Overlaps) -> float:
-    """Dyadic-robust standard error of ``contrast.mean()`` (0 when every pair value is the same), with the
-    small-sample factor m / (m − 1) of a sum of m = :func:`effective_df` + 1 effectively independent terms."""
-    m = effective_df(contrast.n) + 1
-    return float(np.sqrt(max(covariance([contrast])[0, 0], 0.0) * m / (m - 1)))
+    """Dyadic-robust standard error of ``contrast.mean()`` (0 when every pair value is the same), from
+    :func:`sampling_covariance`."""
+    return float(np.sqrt(max(sampling_covariance([contrast])[0, 0], 0.0)))
 
 
 def inference(contrast: Overlaps, level: float = 0.95, null: float = 0.0) -> dict[str, float]:
@@ -200,7 +206,7 @@ def max_mean_null(contrasts: list[Overlaps], n_draws: int = 10000, seed: int = 0
     """
     means = np.array([c.mean() for c in contrasts])
     m = effective_df(contrasts[0].n) + 1
-    cov = covariance(contrasts) * m / (m - 1)
+    cov = sampling_covariance(contrasts)
     cov = (cov + cov.T) / 2
     w, vecs = np.linalg.eigh(cov)
     root = vecs * np.sqrt(np.clip(w, 0.0, None))
@@ -212,4 +218,5 @@ def max_mean_null(contrasts: list[Overlaps], n_draws: int = 10000, seed: int = 0
     return observed, null, float((1 + np.sum(null >= observed - 1e-12)) / (1 + null.size))
 
 
-__all__ = ["DF_PER_ITEM", "Overlaps", "covariance", "effective_df", "inference", "max_mean_null", "standard_error"]
+__all__ = ["DF_PER_ITEM", "Overlaps", "covariance", "effective_df", "inference", "max_mean_null", "sampling_covariance",
+           "standard_error"]

@@ -179,7 +179,7 @@ def random_factor(reps: Reps, encoder_feats, settings: AlignmentSettings = DEFAU
     """
     from scipy import stats as sp
 
-    from helpers.knn_inference import covariance, effective_df, standard_error
+    from helpers.knn_inference import effective_df, sampling_covariance, standard_error
     from helpers.pairing import common_rows, encoder_spaces
 
     names = list(dict.fromkeys(key.rsplit("|", 1)[0] for key in reps))
@@ -207,8 +207,7 @@ def random_factor(reps: Reps, encoder_feats, settings: AlignmentSettings = DEFAU
             mean = mean + c
         mean = mean * (1.0 / V)
         se_items, between = standard_error(mean), float(d.std(ddof=1))
-        m = effective_df(space.n) + 1
-        cov = covariance(contrasts) * m / (m - 1)
+        cov = sampling_covariance(contrasts)
         centre = np.eye(V) - 1.0 / V
         x, cx = centre @ d, centre @ cov @ centre
         # between-variant variance beyond what the items' noise alone spreads the variants by (moments)

@@ -26,7 +26,7 @@ from helpers.ablations import edited_generations, paired_alignment
 from helpers.alignment import layer_mean
 from helpers.analysis import with_holm
 from helpers.findings import equivalence_p, llm_cue_pairs
-from helpers.knn_inference import Overlaps, covariance, effective_df, standard_error
+from helpers.knn_inference import Overlaps, effective_df, sampling_covariance, standard_error
 from helpers.prompts import BASELINE_CUE, CUE_SENSES, MATCHED_CUE
 from helpers.pairing import EncoderFeatures, common_rows, encoder_spaces
 from helpers.pipeline import condition_examples, cue_conditions, stack_representations
@@ -217,8 +217,7 @@ def _fraction(read: Overlaps, writer: Overlaps, level: float = 0.95) -> dict[str
     w, r = writer.mean(), read.mean()
     if w == 0:
         return {"fraction": float("nan"), "fraction_low": float("nan"), "fraction_high": float("nan")}
-    m = effective_df(read.n) + 1
-    (vr, c), (_, vw) = covariance([read, writer]) * m / (m - 1)
+    (vr, c), (_, vw) = sampling_covariance([read, writer])
     f = r / w
     se = float(np.sqrt(max(vr - 2 * f * c + f * f * vw, 0.0)) / abs(w))
     half = float(sp.t.ppf(0.5 + level / 2, effective_df(read.n))) * se
