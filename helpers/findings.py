@@ -503,6 +503,7 @@ CLAIM_OUTCOMES = {
     "reproduced": "reproduced", "partly": "partly reproduced", "contradicted": "**contradicted**",
     "mixed": "**mixed**: some tests agree with the paper, others contradict it",
     "inconclusive": "not shown: in the paper's direction, but inconclusive",
+    "split": "not shown: the tests point both ways, none significantly",
     "not_shown": "not shown: no effect in the paper's direction", "as_expected": "as the paper says (equivalent to no effect)",
     "undetermined": "undetermined: neither an effect nor its absence is shown",
     "not_as_expected": "**not as the paper says**", "sign_only": "in the paper's direction (a point estimate, no CI)",
@@ -512,7 +513,11 @@ CLAIM_OUTCOMES = {
 
 
 def claim_outcome(findings: pd.DataFrame) -> str:
-    """One claim's :data:`CLAIM_OUTCOMES` code from its tests' verdicts (and signs, where there is no CI)."""
+    """One claim's :data:`CLAIM_OUTCOMES` code from its tests' verdicts (and signs, where there is no CI).
+
+    Without a significant test, "in the paper's direction" needs every directional test to point that way;
+    tests pointing both ways are "split", and only tests pointing away (or none with a direction) "not shown".
+    """
     v = set(findings["verdict"])
     if v == {"no_ci"}:
         agree = findings["paper_sign"]
@@ -526,7 +531,11 @@ def claim_outcome(findings: pd.DataFrame) -> str:
         return "reproduced"
     if "supports" in v:
         return "partly"
-    return "inconclusive" if v & {"weak", "direction"} and not v & {"against"} else "not_shown"
+    toward = findings["verdict"].isin(["weak", "direction"]).sum()
+    away = findings["verdict"].isin(["opposite", "against"]).sum()
+    if toward and not away:
+        return "inconclusive"
+    return "split" if toward and away else "not_shown"
 
 
 def report(findings: pd.DataFrame, setting: str = "") -> str:

@@ -288,3 +288,14 @@ def test_08_random_sensory_words_are_judged_against_random_non_sensory_words():
     assert f["test"].tolist() == ["SEE · sensory − non-sensory random words appended · vis (vision)"]
     assert f["claim"].item() == "random sensory words lower alignment more than random non-sensory words"
     assert f["verdict"].item() == "direction"
+
+
+@pytest.mark.parametrize("effects, outcome", [
+    ((0.01, 0.02, 0.015), "inconclusive"),   # all in the paper's direction, none significant
+    ((0.01, -0.02, -0.015), "split"),        # one toward, two away: not "in the paper's direction"
+    ((-0.01, -0.02), "not_shown"),
+])
+def test_a_claim_is_in_the_papers_direction_only_when_its_tests_are(effects, outcome):
+    rows = [findings.finding("08", "c", f"t{i}", e, expected=1, ci=(e - 0.05, e + 0.05), p=0.5, family="exploratory")
+            for i, e in enumerate(effects)]
+    assert findings.claim_outcome(findings.table(rows)) == outcome
