@@ -383,7 +383,7 @@ def load_wit_dataset(dataset_dir: str | Path | None = None, revision: str = WIT_
     """The PRH WiT split as a ``datasets.Dataset`` with undecoded images.
 
     ``dataset_dir`` = a local copy in the same schema: a ``Dataset.save_to_disk`` folder, or
-    a folder of Parquet files (e.g. ``huggingface-cli download --repo-type dataset minhuh/prh
+    a folder of Parquet files (e.g. ``hf download minhuh/prh --repo-type dataset
     --revision wit_1024 --local-dir DIR``). ``None`` loads ``minhuh/prh`` at ``revision`` from
     the hub (or its local cache when offline).
     """
@@ -406,7 +406,7 @@ def load_wit_dataset(dataset_dir: str | Path | None = None, revision: str = WIT_
             if not files:
                 raise FileNotFoundError(
                     f"WiT: {d} holds neither a `save_to_disk` dataset nor Parquet files. Get a local copy with "
-                    f"`huggingface-cli download --repo-type dataset {WIT_HUB_ID} --revision {revision} --local-dir {d}`."
+                    f"`hf download {WIT_HUB_ID} --repo-type dataset --revision {revision} --local-dir {d}`."
                 )
             ds = datasets.load_dataset("parquet", data_files=files, split="train")
     else:
@@ -415,7 +415,7 @@ def load_wit_dataset(dataset_dir: str | Path | None = None, revision: str = WIT_
         except Exception as exc:
             raise RuntimeError(
                 f"could not load {WIT_HUB_ID} (revision {revision}) from the Hugging Face hub or its cache "
-                f"({type(exc).__name__}: {exc}). On a machine with network run `huggingface-cli download --repo-type "
+                f"({type(exc).__name__}: {exc}). On a machine with network run `hf download --repo-type "
                 f"dataset {WIT_HUB_ID} --revision {revision} --local-dir DIR` and pass dataset_dir=DIR."
             ) from exc
     missing = [c for c in ("image", "text") if c not in ds.column_names]

@@ -82,7 +82,7 @@ def resolve_checkpoint(checkpoint: str | Path, encoder: str) -> Path:
             raise RuntimeError(
                 f"{encoder}: could not get {checkpoint!r} from the Hugging Face hub or its local cache "
                 f"({type(exc).__name__}: {str(exc)[:200]}). Download it where there is network "
-                f"(`huggingface-cli download {checkpoint} --local-dir DIR`) and pass "
+                f"(`hf download {checkpoint} --local-dir DIR`) and pass "
                 f"encoder_options={{'{encoder}': {{'checkpoint': 'DIR'}}}} (or unset HF_HUB_OFFLINE)."
             ) from exc
     if not (folder / "config.json").is_file() or not any((folder / w).is_file() for w in _WEIGHT_FILES[1:]):

@@ -166,7 +166,7 @@ def test_wit_errors(tmp_path, monkeypatch):
     with pytest.raises(ManifestError, match=r"no usable items in WiT"):
         D.build_wit_manifest(records, tmp_path / "im", on_missing="skip")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"neither a `save_to_disk` dataset nor Parquet.*huggingface-cli download --repo-type dataset minhuh/prh"):
+    with pytest.raises(FileNotFoundError, match=r"neither a `save_to_disk` dataset nor Parquet.*hf download minhuh/prh --repo-type dataset"):
         D.load_wit_dataset(tmp_path / "empty")
     datasets.Dataset.from_dict({"img": [1], "caption": ["x"]}).save_to_disk(str(tmp_path / "wrong"))
     with pytest.raises(ManifestError, match=r"lacks column\(s\) \['image', 'text'\]"):
