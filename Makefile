@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PROFILE ?= default
 PARAMS ?=
 
-.PHONY: setup reproduce tiny paper check-reference reference test test-fast test-browser bench clean-outputs
+.PHONY: setup reproduce tiny paper check-reference reference test test-fast lint format test-browser bench clean-outputs
 
 setup: $(VENV)/.installed
 
@@ -57,6 +57,16 @@ test: setup
 ## Unit tests only (no real models, no notebook chain)
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+## ruff's lint and format check (part of test-fast through tests/test_style.py); `make format` rewrites in place
+RUFF_PATHS := helpers tests benchmarks notebooks scripts
+lint: setup
+	$(PY) -m ruff check $(RUFF_PATHS)
+	$(PY) -m ruff format --check $(RUFF_PATHS)
+
+format: setup
+	$(PY) -m ruff check --fix $(RUFF_PATHS)
+	$(PY) -m ruff format $(RUFF_PATHS)
 
 ## The playground in JupyterLab in headless Chromium (slow; installs Debian chromium and Playwright when missing)
 PLAYWRIGHT_PIN ?= playwright==1.65.2 greenlet==3.5.6

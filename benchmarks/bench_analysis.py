@@ -35,7 +35,11 @@ def synthetic_run(n: int, n_audio: int, layers: int = 31, hidden: int = 576, see
             base = shared @ mix + 3 * rng.normal(size=(n, hidden))
             reps[f"{cue}/{kind}"] = (base[:, None, :] + rng.normal(size=(n, layers, hidden))).astype(np.float32)
     feats = {
-        "vision": ("vision", ids, (shared @ rng.normal(size=(64, 1280)) + 3 * rng.normal(size=(n, 1280))).astype(np.float32)),
+        "vision": (
+            "vision",
+            ids,
+            (shared @ rng.normal(size=(64, 1280)) + 3 * rng.normal(size=(n, 1280))).astype(np.float32),
+        ),
     }
     for name in ("audio1", "audio2"):
         x = shared[:n_audio] @ rng.normal(size=(64, 512)) + 3 * rng.normal(size=(n_audio, 512))
@@ -52,8 +56,10 @@ def main() -> None:
     args = parser.parse_args()
     ids, reps, feats, lengths = synthetic_run(args.items, args.audio_items)
     settings = AlignmentSettings(k=10, quantile=0.95, first_layer=0, n_perm=args.n_perm)
-    print(f"{platform.processor() or platform.machine()}, {args.items} items ({args.audio_items} with audio), "
-          f"n_perm={args.n_perm}")
+    print(
+        f"{platform.processor() or platform.machine()}, {args.items} items ({args.audio_items} with audio), "
+        f"n_perm={args.n_perm}"
+    )
     steps = {
         "06 length_curve": lambda: analysis.length_curve(
             ids, reps, feats, gen_lengths=lengths, full_T=128, settings=settings

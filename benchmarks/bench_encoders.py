@@ -46,7 +46,9 @@ def synthetic_images(folder: Path, n: int, size: int = 320) -> list[Path]:
 
 def shared_clips() -> list[Path]:
     root = shared_data_root()
-    clips = sorted((root / "audiocaps_sample" / "audio").glob("*.wav")) + sorted((root / "clotho_sample" / "audio").glob("*.wav"))
+    clips = sorted((root / "audiocaps_sample" / "audio").glob("*.wav")) + sorted(
+        (root / "clotho_sample" / "audio").glob("*.wav")
+    )
     if not clips:
         sys.exit(f"no AudioCaps/Clotho clips under {root}; set PERCEIVE_SHARED")
     return clips
@@ -79,7 +81,9 @@ def main() -> None:
 
     import torch
 
-    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    )
     if "efficientnet-lite2" in only:
         with tempfile.TemporaryDirectory() as tmp:
             bench("efficientnet-lite2", synthetic_images(Path(tmp), args.images), args.batch_size)
@@ -89,7 +93,13 @@ def main() -> None:
             continue
         max_s = 30.0
         seconds = sum(len(load_audio(c, 16000, max_s)) / 16000 for c in clips)
-        bench(name, clips, min(args.batch_size, 8) if name == "whisper-base" else args.batch_size, seconds, max_seconds=max_s)
+        bench(
+            name,
+            clips,
+            min(args.batch_size, 8) if name == "whisper-base" else args.batch_size,
+            seconds,
+            max_seconds=max_s,
+        )
 
 
 if __name__ == "__main__":

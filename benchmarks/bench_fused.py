@@ -46,16 +46,31 @@ from helpers import lm as L
 APPROACHES = ("package two-pass", "package fused", "HF generate + forward", "HF generate(output_hidden_states)")
 GENERATION = "generation alone (package)"  # the reference of the fused target: the same decoding, no representations
 CAPTIONS = [
-    "a red fire truck", "a cat sleeping on a sofa", "a lighthouse at sunset", "a bowl of ramen with chopsticks",
-    "two children playing soccer in a park", "a thunderstorm over the ocean", "a neon sign in the rain",
-    "a woman playing the violin on stage", "a train crossing a stone bridge", "a field of sunflowers",
-    "a dog barking at a passing car", "church bells ringing in a valley", "a kettle whistling on a stove",
-    "waves crashing against rocks", "a crowded farmers market", "a parrot sitting on a branch",
+    "a red fire truck",
+    "a cat sleeping on a sofa",
+    "a lighthouse at sunset",
+    "a bowl of ramen with chopsticks",
+    "two children playing soccer in a park",
+    "a thunderstorm over the ocean",
+    "a neon sign in the rain",
+    "a woman playing the violin on stage",
+    "a train crossing a stone bridge",
+    "a field of sunflowers",
+    "a dog barking at a passing car",
+    "church bells ringing in a valley",
+    "a kettle whistling on a stove",
+    "waves crashing against rocks",
+    "a crowded farmers market",
+    "a parrot sitting on a branch",
 ]
 
 
 def _prompts(llm: L.LLM, n: int) -> list[str]:
-    cues = ("Imagine what it would look like to see {}.", "Imagine what it would sound like to hear {}.", "Imagine: {}.")
+    cues = (
+        "Imagine what it would look like to see {}.",
+        "Imagine what it would sound like to hear {}.",
+        "Imagine: {}.",
+    )
     texts = [c.format(x) for x in CAPTIONS for c in cues]
     return [L.format_prompt(llm, t) for t in (texts * (n // len(texts) + 1))[:n]]
 
@@ -67,7 +82,9 @@ def _package(llm: L.LLM, prompts: list[str], T: int, bs: int, approach: str) -> 
         return sum(len(o["gen_ids"]) for o in out)
     gens = L.generate(llm, prompts, T, batch_size=bs, show_progress=False)
     if approach == "package two-pass":
-        L.represent(llm, [g["prompt_ids"] for g in gens], [g["gen_ids"] for g in gens], batch_size=16, show_progress=False)
+        L.represent(
+            llm, [g["prompt_ids"] for g in gens], [g["gen_ids"] for g in gens], batch_size=16, show_progress=False
+        )
     return sum(len(g["gen_ids"]) for g in gens)
 
 
@@ -107,7 +124,9 @@ def _steal_jiffies() -> int:
 
 def _child(approach: str, args: argparse.Namespace) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
-    llm = dataclasses.replace(L.load_llm(args.model), eos_token_ids=())  # all T tokens, as the HF peers (min_new_tokens)
+    llm = dataclasses.replace(
+        L.load_llm(args.model), eos_token_ids=()
+    )  # all T tokens, as the HF peers (min_new_tokens)
     prompts = _prompts(llm, args.n_prompts)
     L.generate(llm, prompts[:2], 2, batch_size=2, show_progress=False)  # warm-up
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB: the model and the runtime
@@ -120,8 +139,11 @@ def _child(approach: str, args: argparse.Namespace) -> None:
     steal = (_steal_jiffies() - steal0) / os.sysconf("SC_CLK_TCK") / ((os.cpu_count() or 1) * dt)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
     params = sum(p.numel() for p in llm.model.parameters())
-    print(json.dumps({"seconds": dt, "tokens": n, "peak_rss_gib": rss, "job_gib": rss - loaded, "params": params,
-                      "steal": steal}))
+    print(
+        json.dumps(
+            {"seconds": dt, "tokens": n, "peak_rss_gib": rss, "job_gib": rss - loaded, "params": params, "steal": steal}
+        )
+    )
 
 
 def _gemm_rate(size: int = 1024, repeats: int = 20, dtype: torch.dtype = torch.float32) -> float:
@@ -154,7 +176,9 @@ def _linear_bound(llm: L.LLM, batch: int, repeats: int = 3) -> tuple[float, floa
 
 def _summary(rs: list[dict]) -> dict:
     """One approach over its rounds: the best run, and the largest memory and steal of any round."""
-    return min(rs, key=lambda r: r["seconds"]) | {key: max(r[key] for r in rs) for key in ("peak_rss_gib", "job_gib", "steal")}
+    return min(rs, key=lambda r: r["seconds"]) | {
+        key: max(r[key] for r in rs) for key in ("peak_rss_gib", "job_gib", "steal")
+    }
 
 
 def _paired(rs: list[dict], ref: list[dict]) -> float:
@@ -167,23 +191,31 @@ def _report(runs: dict[str, list[dict]]) -> None:
     (the two ran minutes apart, so a slow spell of the shared machine shows in both): median over rounds."""
     summary = {name: _summary(rs) for name, rs in runs.items()}
     fused = summary.get("package fused")
-    print(f"\n{'approach':<36} {'seconds':>8} {'tok/s':>7} {'peak RSS':>9} {'job':>9} {'steal':>6}   "
-          "vs fused: time (best, median paired), peak RSS, job")
+    print(
+        f"\n{'approach':<36} {'seconds':>8} {'tok/s':>7} {'peak RSS':>9} {'job':>9} {'steal':>6}   "
+        "vs fused: time (best, median paired), peak RSS, job"
+    )
     for name, r in summary.items():
-        line = (f"{name:<36} {r['seconds']:8.1f} {r['tokens'] / r['seconds']:7.0f} {r['peak_rss_gib']:5.2f} GiB "
-                f"{r['job_gib']:5.2f} GiB {100 * r['steal']:4.0f} %")
+        line = (
+            f"{name:<36} {r['seconds']:8.1f} {r['tokens'] / r['seconds']:7.0f} {r['peak_rss_gib']:5.2f} GiB "
+            f"{r['job_gib']:5.2f} GiB {100 * r['steal']:4.0f} %"
+        )
         if fused:
-            line += (f"   {r['seconds'] / fused['seconds']:5.2f}x, {_paired(runs[name], runs['package fused']):5.2f}x, "
-                     f"{r['peak_rss_gib'] / fused['peak_rss_gib']:5.2f}x, {r['job_gib'] / max(fused['job_gib'], 1e-9):5.2f}x")
+            line += (
+                f"   {r['seconds'] / fused['seconds']:5.2f}x, {_paired(runs[name], runs['package fused']):5.2f}x, "
+                f"{r['peak_rss_gib'] / fused['peak_rss_gib']:5.2f}x, {r['job_gib'] / max(fused['job_gib'], 1e-9):5.2f}x"
+            )
         print(line)
     if fused:
         best = fused["seconds"] / summary[GENERATION]["seconds"]
         paired = _paired(runs["package fused"], runs[GENERATION])
         print(f"fused whole job / generation alone: {best:.2f}x best, {paired:.2f}x median paired (target <= 1.1)")
-    print("(job: peak RSS above the loaded model and runtime, measured after the warm-up; steal: the largest share of "
-          "the cores the hypervisor gave to other machines during a run. The targets vs fused: HF "
-          "generate(output_hidden_states) >= 1.3x, HF generate + forward >= 2x, their memory >= 2.5x; fused / "
-          "generation alone <= 1.1)")
+    print(
+        "(job: peak RSS above the loaded model and runtime, measured after the warm-up; steal: the largest share of "
+        "the cores the hypervisor gave to other machines during a run. The targets vs fused: HF "
+        "generate(output_hidden_states) >= 1.3x, HF generate + forward >= 2x, their memory >= 2.5x; fused / "
+        "generation alone <= 1.1)"
+    )
 
 
 def _report_machine(args: argparse.Namespace, runs: dict[str, list[dict]]) -> None:
@@ -192,14 +224,18 @@ def _report_machine(args: argparse.Namespace, runs: dict[str, list[dict]]) -> No
     rate = _gemm_rate()
     roofline = rate / (2 * best["params"])
     decode = best["tokens"] / best["seconds"]
-    print(f"fp32 GEMM rate {rate / 1e9:.0f} GFLOP/s; roofline {roofline:.0f} tok/s for {best['params'] / 1e6:.0f} M parameters; "
-          f"batched decoding {decode:.0f} tok/s = {100 * decode / roofline:.0f} % of it")
+    print(
+        f"fp32 GEMM rate {rate / 1e9:.0f} GFLOP/s; roofline {roofline:.0f} tok/s for {best['params'] / 1e6:.0f} M parameters; "
+        f"batched decoding {decode:.0f} tok/s = {100 * decode / roofline:.0f} % of it"
+    )
     llm = L.load_llm(args.model)
     step, gflops = _linear_bound(llm, args.batch_size)
     bound = args.batch_size / step
-    print(f"the model's own matrix products at batch {args.batch_size} (each weight once per step, as decoding uses it): "
-          f"{step * 1e3:.0f} ms/step = {gflops:.0f} GFLOP/s, so at most {bound:.0f} tok/s even with free attention, norms "
-          f"and sampling; batched decoding reaches {100 * decode / bound:.0f} % of that bound")
+    print(
+        f"the model's own matrix products at batch {args.batch_size} (each weight once per step, as decoding uses it): "
+        f"{step * 1e3:.0f} ms/step = {gflops:.0f} GFLOP/s, so at most {bound:.0f} tok/s even with free attention, norms "
+        f"and sampling; batched decoding reaches {100 * decode / bound:.0f} % of that bound"
+    )
     print(f"load average at the end (1/5/15 min): {os.getloadavg()} -- other processes on the cores skew all numbers")
 
 
@@ -216,8 +252,10 @@ def main() -> None:
     if args.child:
         return _child(args.child, args)
 
-    print(f"{args.model}, {args.n_prompts} prompts, T = {args.max_new_tokens} (all generated), batch {args.batch_size}, "
-          f"{os.cpu_count()} cores, torch {torch.__version__}; best of {args.repeats} rounds")
+    print(
+        f"{args.model}, {args.n_prompts} prompts, T = {args.max_new_tokens} (all generated), batch {args.batch_size}, "
+        f"{os.cpu_count()} cores, torch {torch.__version__}; best of {args.repeats} rounds"
+    )
     print(f"load average at the start (1/5/15 min): {os.getloadavg()}")
     names = [*args.approaches, GENERATION]
     runs: dict[str, list[dict]] = {name: [] for name in names}

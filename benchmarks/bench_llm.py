@@ -20,17 +20,38 @@ import torch
 from helpers import lm as L
 
 OBJECTS = [
-    "a red fire truck", "a cat sleeping on a sofa", "a bowl of fruit on a table",
-    "two children playing soccer in a park", "a lighthouse at sunset", "a bicycle leaning against a wall",
-    "a snowy mountain peak", "a plate of spaghetti", "a busy city street at night",
-    "a golden retriever catching a frisbee", "an old wooden boat on a lake", "a field of sunflowers",
-    "a chef cooking in a kitchen", "a hot air balloon over green hills", "a stack of books on a desk",
-    "a thunderstorm over the ocean", "a man riding a horse on a beach", "a bowl of ramen with chopsticks",
-    "a train crossing a stone bridge", "a woman playing the violin on stage", "a pile of autumn leaves",
-    "a parrot sitting on a branch", "a kitchen with a red kettle", "a crowded farmers market",
-    "an airplane taking off at dawn", "a child blowing out birthday candles", "a sailboat on calm water",
-    "a vase of tulips by a window", "a skateboarder jumping over stairs", "a herd of elephants at a river",
-    "a neon sign in the rain", "a cup of coffee with latte art",
+    "a red fire truck",
+    "a cat sleeping on a sofa",
+    "a bowl of fruit on a table",
+    "two children playing soccer in a park",
+    "a lighthouse at sunset",
+    "a bicycle leaning against a wall",
+    "a snowy mountain peak",
+    "a plate of spaghetti",
+    "a busy city street at night",
+    "a golden retriever catching a frisbee",
+    "an old wooden boat on a lake",
+    "a field of sunflowers",
+    "a chef cooking in a kitchen",
+    "a hot air balloon over green hills",
+    "a stack of books on a desk",
+    "a thunderstorm over the ocean",
+    "a man riding a horse on a beach",
+    "a bowl of ramen with chopsticks",
+    "a train crossing a stone bridge",
+    "a woman playing the violin on stage",
+    "a pile of autumn leaves",
+    "a parrot sitting on a branch",
+    "a kitchen with a red kettle",
+    "a crowded farmers market",
+    "an airplane taking off at dawn",
+    "a child blowing out birthday candles",
+    "a sailboat on calm water",
+    "a vase of tulips by a window",
+    "a skateboarder jumping over stairs",
+    "a herd of elephants at a river",
+    "a neon sign in the rain",
+    "a cup of coffee with latte art",
 ]
 
 
@@ -59,8 +80,10 @@ def main() -> None:
     cores = os.cpu_count() or 1
     t0 = time.perf_counter()
     llm = L.load_llm(args.model)
-    print(f"cpu cores: {cores}, torch {torch.__version__}, load_llm: {time.perf_counter() - t0:.1f} s "
-          "(first call also converts the GGUF, ~20 s, once)")
+    print(
+        f"cpu cores: {cores}, torch {torch.__version__}, load_llm: {time.perf_counter() - t0:.1f} s "
+        "(first call also converts the GGUF, ~20 s, once)"
+    )
     print(f"each timing is the best of {REPEATS} runs")
     print(f"load average at the start (1/5/15 min): {os.getloadavg()}")
     prompts = [L.format_prompt(llm, f"Imagine what it would look like to see {o}.") for o in OBJECTS]
@@ -85,8 +108,10 @@ def main() -> None:
                 continue
             dt, n, out = timed_generate(llm, prompts, T, bs)
             last_out = out if th == cores else last_out
-            print(f"threads={th} batch={bs:<3d} prompts={len(prompts):3d} tokens={n:5d} {dt:6.1f} s "
-                  f"{n / dt:7.1f} tok/s  speed-up vs best single {n / dt / best_single:4.1f}x")
+            print(
+                f"threads={th} batch={bs:<3d} prompts={len(prompts):3d} tokens={n:5d} {dt:6.1f} s "
+                f"{n / dt:7.1f} tok/s  speed-up vs best single {n / dt / best_single:4.1f}x"
+            )
     torch.set_num_threads(cores)
     assert last_out is not None
     print(f"sample: {last_out[0]['text'][:120]!r}")
@@ -107,8 +132,10 @@ def main() -> None:
                 show_progress=False,
             )
             dt = min(dt, time.perf_counter() - t0)
-        print(f"batch={bs:<3d} items={len(reps)} ({prompt_tokens} prompt + {gen_tokens} generated tokens) "
-              f"{dt:5.2f} s  {len(reps) / dt:6.1f} items/s  {1000 * dt / gen_tokens:5.2f} s per 1000 generated tokens")
+        print(
+            f"batch={bs:<3d} items={len(reps)} ({prompt_tokens} prompt + {gen_tokens} generated tokens) "
+            f"{dt:5.2f} s  {len(reps) / dt:6.1f} items/s  {1000 * dt / gen_tokens:5.2f} s per 1000 generated tokens"
+        )
     print(f"gen_mean shape {reps[0]['gen_mean'].shape}, prefix_means {reps[0]['prefix_means'].shape}")
     print(f"\nload average at the end (1/5/15 min): {os.getloadavg()} -- other processes on the cores skew all numbers")
 

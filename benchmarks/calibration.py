@@ -32,11 +32,15 @@ def main() -> None:
             truth = oracle(World(kind), n, k, sets=200)
             rows.append(calibrate(World(kind), n, k, methods=args.methods, reps=args.reps, truth=truth))
         planted = World("gaussian", effect=args.effect)
-        rows.append(calibrate(planted, n, k, methods=args.methods, reps=args.reps, truth=oracle(planted, n, k, sets=200)))
+        rows.append(
+            calibrate(planted, n, k, methods=args.methods, reps=args.reps, truth=oracle(planted, n, k, sets=200))
+        )
         table = pd.concat(rows, ignore_index=True)
         print(table[table["n"] == n].round(3).to_string(index=False), flush=True)
     table = pd.concat(rows, ignore_index=True)
-    null = table[table["effect"] == 0].groupby(["n", "k", "method"])[["reject", "coverage", "se_ratio", "seconds"]].mean()
+    null = (
+        table[table["effect"] == 0].groupby(["n", "k", "method"])[["reject", "coverage", "se_ratio", "seconds"]].mean()
+    )
     power = table[table["effect"] > 0].set_index(["n", "k", "method"])[["reject", "oracle_power"]]
     print("\nPooled over the null worlds, and power at the planted effect:")
     print(null.join(power.rename(columns={"reject": "power"})).round(3).to_string())

@@ -57,13 +57,25 @@ def main() -> None:
     args = ap.parse_args()
     n = args.items * args.cues
     print(f"{n} prompts ({args.items} items x {args.cues} cues), one H100 80 GB, bf16 -- ESTIMATES, not measured")
-    print(f"| model | weights GB | batch | T=128 gen+rep | T=512 gen+rep | CPU T=128 (scaled) |")
+    print("| model | weights GB | batch | T=128 gen+rep | T=512 gen+rep | CPU T=128 (scaled) |")
     print("|---|---|---|---|---|---|")
-    for name, (p, l, kv, hd) in QWEN3.items():
+    for name, (p, n_layers, kv, hd) in QWEN3.items():
         row = [name, f"{2 * p / 1e9:.0f}"]
         for T in (128, 512):
-            b, g, r = estimate(p, l, kv, hd, n, T, args.prompt_len, args.bandwidth, args.overhead_ms / 1e3,
-                               args.flops, args.gpu_gb, args.max_batch)
+            b, g, r = estimate(
+                p,
+                n_layers,
+                kv,
+                hd,
+                n,
+                T,
+                args.prompt_len,
+                args.bandwidth,
+                args.overhead_ms / 1e3,
+                args.flops,
+                args.gpu_gb,
+                args.max_batch,
+            )
             if T == 128:
                 row.append(str(b))
             row.append(f"{(g + r) / 60:.1f} min")

@@ -50,32 +50,92 @@ from helpers import lm  # noqa: E402
 
 #: Published config.json values (huggingface.co/Qwen/Qwen3-0.6B, /Qwen3-8B).
 _QWEN3_COMMON = dict(
-    vocab_size=151936, head_dim=128, num_key_value_heads=8, max_position_embeddings=40960, rope_theta=1000000.0,
-    rms_norm_eps=1e-6, hidden_act="silu", attention_bias=False, bos_token_id=151643, eos_token_id=151645,
+    vocab_size=151936,
+    head_dim=128,
+    num_key_value_heads=8,
+    max_position_embeddings=40960,
+    rope_theta=1000000.0,
+    rms_norm_eps=1e-6,
+    hidden_act="silu",
+    attention_bias=False,
+    bos_token_id=151643,
+    eos_token_id=151645,
 )
 QWEN3 = {
-    "Qwen3-0.6B": dict(_QWEN3_COMMON, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
-                       num_attention_heads=16, tie_word_embeddings=True),
-    "Qwen3-8B": dict(_QWEN3_COMMON, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
-                     num_attention_heads=32, tie_word_embeddings=False),
+    "Qwen3-0.6B": dict(
+        _QWEN3_COMMON,
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_hidden_layers=28,
+        num_attention_heads=16,
+        tie_word_embeddings=True,
+    ),
+    "Qwen3-8B": dict(
+        _QWEN3_COMMON,
+        hidden_size=4096,
+        intermediate_size=12288,
+        num_hidden_layers=36,
+        num_attention_heads=32,
+        tie_word_embeddings=False,
+    ),
 }
 #: facebook/dinov2-base config.json values.
-DINOV2_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, mlp_ratio=4, patch_size=14,
-                   image_size=518, layerscale_value=1.0, layer_norm_eps=1e-6, qkv_bias=True, hidden_act="gelu",
-                   use_swiglu_ffn=False)
+DINOV2_BASE = dict(
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    mlp_ratio=4,
+    patch_size=14,
+    image_size=518,
+    layerscale_value=1.0,
+    layer_norm_eps=1e-6,
+    qkv_bias=True,
+    hidden_act="gelu",
+    use_swiglu_ffn=False,
+)
 #: --tiny: the same architectures at toy sizes, for a CPU test.
 TINY_QWEN3 = {
-    "tiny-qwen3-a": dict(vocab_size=600, head_dim=16, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=1, eos_token_id=2, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, tie_word_embeddings=True),
-    "tiny-qwen3-b": dict(vocab_size=600, head_dim=16, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=1, eos_token_id=2, hidden_size=96, intermediate_size=192, num_hidden_layers=3,
-                         num_attention_heads=6, tie_word_embeddings=False),
+    "tiny-qwen3-a": dict(
+        vocab_size=600,
+        head_dim=16,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        tie_word_embeddings=True,
+    ),
+    "tiny-qwen3-b": dict(
+        vocab_size=600,
+        head_dim=16,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
+        hidden_size=96,
+        intermediate_size=192,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        tie_word_embeddings=False,
+    ),
 }
 TINY_DINOV2 = dict(DINOV2_BASE, hidden_size=32, num_hidden_layers=2, num_attention_heads=2)
 
-COLUMNS = ["model", "params", "weights (bf16)", "load s", "gen batch", "gen tok/s", "rep batch", "rep tok/s",
-           "peak GB", "projected"]
+COLUMNS = [
+    "model",
+    "params",
+    "weights (bf16)",
+    "load s",
+    "gen batch",
+    "gen tok/s",
+    "rep batch",
+    "rep tok/s",
+    "peak GB",
+    "projected",
+]
 
 
 def _tokenizer(vocab_size: int, bos: int, eos: int):
@@ -150,7 +210,7 @@ def measure_llm(name: str, folder: Path, args: argparse.Namespace) -> dict:
     from helpers.cache import file_fingerprint
 
     for f in folder.iterdir():  # load_llm hashes a local folder (memoised): done here, outside the timed load,
-        if f.is_file():         # since the paper profile loads from the hub cache and hashes nothing
+        if f.is_file():  # since the paper profile loads from the hub cache and hashes nothing
             file_fingerprint(f)
     _empty_cache()
     _reset_peak()
@@ -179,8 +239,9 @@ def measure_llm(name: str, folder: Path, args: argparse.Namespace) -> dict:
     lm.represent(model, prompt_ids[:2], gen_ids[:2], batch_size=rep_batch, show_progress=False)  # warm-up
     _sync()
     t0 = time.perf_counter()
-    reps = lm.represent(model, prompt_ids, gen_ids, batch_size=rep_batch, prefix_lengths=args.prefix_lengths,
-                             show_progress=False)
+    reps = lm.represent(
+        model, prompt_ids, gen_ids, batch_size=rep_batch, prefix_lengths=args.prefix_lengths, show_progress=False
+    )
     _sync()
     rep_s = time.perf_counter() - t0
     assert len(reps) == n and np.isfinite(reps[0]["gen_mean"]).all()
@@ -227,7 +288,9 @@ def measure_dinov2(folder: Path, args: argparse.Namespace, workdir: Path) -> dic
     device = "cuda" if torch.cuda.is_available() else "cpu"
     _empty_cache()
     _reset_peak()
-    enc = Dinov2Encoder(checkpoint=folder, pooling="cls", device=device, dtype=args.enc_dtype, batch_size=args.enc_batch)
+    enc = Dinov2Encoder(
+        checkpoint=folder, pooling="cls", device=device, dtype=args.enc_dtype, batch_size=args.enc_batch
+    )
     enc.embed(paths[: min(2, len(paths))])  # warm-up: loads the weights
     _sync()
     t0 = time.perf_counter()
@@ -239,8 +302,14 @@ def measure_dinov2(folder: Path, args: argparse.Namespace, workdir: Path) -> dic
     peak = _peak_gb()
     del enc
     _empty_cache()
-    return {"model": f"{'tiny-dinov2' if args.tiny else 'dinov2-base'} ({args.enc_dtype})", "params": n_params, "images/s": len(paths) / seconds,
-            "enc batch": args.enc_batch, "peak GB": peak, "projected": args.items / (len(paths) / seconds) / 60}
+    return {
+        "model": f"{'tiny-dinov2' if args.tiny else 'dinov2-base'} ({args.enc_dtype})",
+        "params": n_params,
+        "images/s": len(paths) / seconds,
+        "enc batch": args.enc_batch,
+        "peak GB": peak,
+        "projected": args.items / (len(paths) / seconds) / 60,
+    }
 
 
 def _fmt(value, column: str) -> str:
@@ -266,7 +335,9 @@ def table(rows: list[dict], columns: list[str] = COLUMNS) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--tiny", action="store_true", help="tiny configs on CPU (a test of this script)")
     ap.add_argument("--models", nargs="*", default=None, help=f"default: {' '.join(QWEN3)} (--tiny: the tiny ones)")
     ap.add_argument("--no-encoder", action="store_true", help="skip DINOv2-base")
@@ -315,8 +386,11 @@ def main(argv=None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     build_device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
     where = torch.cuda.get_device_name(0) if torch.cuda.is_available() and not args.tiny else "CPU"
-    print(f"gpu_check on {where}, torch {torch.__version__}, {args.dtype}; T = {args.tokens}, prompts of "
-          f"{args.prompt_len} tokens; projected: {args.items} items x {args.cues} cues", flush=True)
+    print(
+        f"gpu_check on {where}, torch {torch.__version__}, {args.dtype}; T = {args.tokens}, prompts of "
+        f"{args.prompt_len} tokens; projected: {args.items} items x {args.cues} cues",
+        flush=True,
+    )
     rows, enc_rows = [], []
     try:
         for name in args.models:
@@ -336,10 +410,15 @@ def main(argv=None) -> int:
     print(table(rows).replace("| projected |", f"| T = {args.tokens}, {args.items * args.cues} prompts |", 1))
     if enc_rows:
         print()
-        print(table(enc_rows, ["model", "params", "enc batch", "images/s", "peak GB", "projected"])
-              .replace("| projected |", f"| {args.items} images |", 1))
-    print("\nmeasured with random weights (every generation runs to T); peak GB: torch.cuda.max_memory_allocated "
-          "(CPU: process peak RSS); projected = measured rates x the paper profile's prompts, model loading not included")
+        print(
+            table(enc_rows, ["model", "params", "enc batch", "images/s", "peak GB", "projected"]).replace(
+                "| projected |", f"| {args.items} images |", 1
+            )
+        )
+    print(
+        "\nmeasured with random weights (every generation runs to T); peak GB: torch.cuda.max_memory_allocated "
+        "(CPU: process peak RSS); projected = measured rates x the paper profile's prompts, model loading not included"
+    )
     return 0
 
 

@@ -67,7 +67,9 @@ def _kv_bytes_read(llm: L.LLM, prompt_ids: list[list[int]], T: int, batch_size: 
     cfg = llm.model.config
     cfg = getattr(cfg, "text_config", cfg)
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    per_position = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * head_dim * next(llm.model.parameters()).element_size()
+    per_position = (
+        2 * cfg.num_hidden_layers * cfg.num_key_value_heads * head_dim * next(llm.model.parameters()).element_size()
+    )
     lengths = sorted(len(p) for p in prompt_ids)
     total = 0
     for s in range(0, len(lengths), batch_size):
@@ -118,16 +120,22 @@ def main() -> None:
     dtype = next(llm.model.parameters()).dtype
     rate = _gemm_rate(dtype=dtype)
     roofline = rate / (2 * params)
-    print(f"{args.model} ({params / 1e6:.0f} M parameters, {llm.fingerprint['dtype']}), {args.n_prompts} prompts, "
-          f"batch {args.batch_size}, T = {args.max_new_tokens}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"load average {os.getloadavg()[0]:.2f}")
-    print(f"wall {wall:.1f} s (profiler on): prefill {prefill:.1f} s = {100 * prefill / wall:.0f} % "
-          f"({prompt_tokens} prompt tokens, {prompt_tokens / args.n_prompts:.0f} per prompt); decode "
-          f"{1e3 * sum(steps[:k]) / k:.0f} ms/step over the first {k} steps, {1e3 * sum(steps[-k:]) / k:.0f} ms/step "
-          f"over the last {k}")
-    print(f"generated {gen_tokens / wall:.0f} tok/s; {str(dtype).removeprefix('torch.')} GEMM rate {rate / 1e9:.0f} GFLOP/s -> compute roofline "
-          f"{roofline:.0f} tok/s: generated tokens at {100 * gen_tokens / wall / roofline:.0f} % of it, all tokens "
-          f"(prompt + generated) at {100 * (gen_tokens + prompt_tokens) / wall / roofline:.0f} % (model FLOP utilisation)")
+    print(
+        f"{args.model} ({params / 1e6:.0f} M parameters, {llm.fingerprint['dtype']}), {args.n_prompts} prompts, "
+        f"batch {args.batch_size}, T = {args.max_new_tokens}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"wall {wall:.1f} s (profiler on): prefill {prefill:.1f} s = {100 * prefill / wall:.0f} % "
+        f"({prompt_tokens} prompt tokens, {prompt_tokens / args.n_prompts:.0f} per prompt); decode "
+        f"{1e3 * sum(steps[:k]) / k:.0f} ms/step over the first {k} steps, {1e3 * sum(steps[-k:]) / k:.0f} ms/step "
+        f"over the last {k}"
+    )
+    print(
+        f"generated {gen_tokens / wall:.0f} tok/s; {str(dtype).removeprefix('torch.')} GEMM rate {rate / 1e9:.0f} GFLOP/s -> compute roofline "
+        f"{roofline:.0f} tok/s: generated tokens at {100 * gen_tokens / wall / roofline:.0f} % of it, all tokens "
+        f"(prompt + generated) at {100 * (gen_tokens + prompt_tokens) / wall / roofline:.0f} % (model FLOP utilisation)"
+    )
     total = defaultdict(float)
     for e in prof.key_averages():
         total[_kind(e.key)] += e.self_cpu_time_total / 1e6
@@ -135,15 +143,20 @@ def main() -> None:
     for kind, s in sorted(total.items(), key=lambda kv: -kv[1]):
         print(f"  {kind:<62} {s:7.1f} s  {100 * s / whole:4.0f} %")
     mm = total[next(iter(KINDS))] * wall / whole  # the products' share of the wall time
-    kv, bw = _kv_bytes_read(llm, L.encode_prompts(llm, prompts), args.max_new_tokens, args.batch_size), _read_bandwidth()
+    kv, bw = (
+        _kv_bytes_read(llm, L.encode_prompts(llm, prompts), args.max_new_tokens, args.batch_size),
+        _read_bandwidth(),
+    )
     floor = mm + kv / bw
     linear = sum(m.weight.numel() for m in llm.model.modules() if isinstance(m, torch.nn.Linear))
     head = llm.model.get_output_embeddings().weight.numel()  # the prompt's logits are not computed (but its last)
     ideal = 2 * (linear * gen_tokens + (linear - head) * prompt_tokens) / rate + kv / bw
-    print(f"ceiling: matrix products {mm:.1f} s + reading the KV cache once per step ({kv / 1e9:.0f} GB at "
-          f"{bw / 1e9:.1f} GB/s) {kv / bw:.1f} s = at least {floor:.1f} s, at most {gen_tokens / floor:.0f} generated "
-          f"tok/s = {100 * gen_tokens / floor / roofline:.0f} % of the roofline (reached {100 * gen_tokens / wall / roofline:.0f} %); "
-          f"with every product at the square-GEMM rate: {100 * gen_tokens / ideal / roofline:.0f} %")
+    print(
+        f"ceiling: matrix products {mm:.1f} s + reading the KV cache once per step ({kv / 1e9:.0f} GB at "
+        f"{bw / 1e9:.1f} GB/s) {kv / bw:.1f} s = at least {floor:.1f} s, at most {gen_tokens / floor:.0f} generated "
+        f"tok/s = {100 * gen_tokens / floor / roofline:.0f} % of the roofline (reached {100 * gen_tokens / wall / roofline:.0f} %); "
+        f"with every product at the square-GEMM rate: {100 * gen_tokens / ideal / roofline:.0f} %"
+    )
 
 
 if __name__ == "__main__":

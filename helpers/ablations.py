@@ -278,7 +278,18 @@ def interaction_alignment(
                 space.require(k, f"{cue} generative vs {single}")
                 g_c, g_b, s_c, s_b = (space.overlaps(x, k) for x in xs)
                 r = paired_difference(g_c - g_b, s_c - s_b)
-                rows.append({"cue": cue, "baseline": baseline, "single": single, "encoder": space.name,
-                             "modality": space.modality, "n_items": space.n, "k": k,
-                             "generative_effect": (g_c - g_b).mean(), "single_effect": (s_c - s_b).mean(), **r})
+                rows.append(
+                    {
+                        "cue": cue,
+                        "baseline": baseline,
+                        "single": single,
+                        "encoder": space.name,
+                        "modality": space.modality,
+                        "n_items": space.n,
+                        "k": k,
+                        "generative_effect": (g_c - g_b).mean(),
+                        "single_effect": (s_c - s_b).mean(),
+                        **r,
+                    }
+                )
     return pd.DataFrame(rows)

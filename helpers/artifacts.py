@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ class RunPaths:
     root: Path
 
     @classmethod
-    def of(cls, run_name: str, outputs: Path | None = None) -> "RunPaths":
+    def of(cls, run_name: str, outputs: Path | None = None) -> RunPaths:
         if not run_name or "/" in run_name or run_name.startswith("."):
             raise ValueError(f"run_name must be a plain folder name, got {run_name!r}")
         return cls(run_name, Path(outputs) if outputs is not None else outputs_root())
@@ -82,7 +82,7 @@ class RunPaths:
         T: int | str | None = None,
         results: bool = False,
         items: pd.DataFrame | None = None,
-    ) -> "RunSetting":
+    ) -> RunSetting:
         """What a figure of this run needs to stand alone (:class:`RunSetting`; ``.line()`` for the footer).
 
         Read from the run's files: the dataset (the manifest's ``source``), its items and those with
@@ -104,7 +104,11 @@ class RunPaths:
         if encoders is None and {"encoder", "modality"} <= set(stored.columns):
             encoders = dict(zip(stored["encoder"], stored["modality"]))
         named = tuple((str(n), m if isinstance(m, str) else str(m[0])) for n, m in (encoders or {}).items())
-        k = settings.k if settings is not None else (int(stored["k"].iloc[0]) if "k" in stored.columns and len(stored) else None)
+        k = (
+            settings.k
+            if settings is not None
+            else (int(stored["k"].iloc[0]) if "k" in stored.columns and len(stored) else None)
+        )
 
         def recorded(col: str) -> list:
             return list(dict.fromkeys(gens[col].dropna().tolist())) if col in gens.columns else []
@@ -115,7 +119,9 @@ class RunPaths:
             dataset="+".join(map(str, dict.fromkeys(manifest["source"]))) if "source" in manifest.columns else None,
             n_items=len(manifest) if len(manifest.columns) else None,
             n_sound=int(manifest["audio_path"].notna().sum()) if "audio_path" in manifest.columns else None,
-            llm=(llm if isinstance(llm, str) else ", ".join(llm)) if llm is not None else ", ".join(map(str, recorded("llm"))) or None,
+            llm=(llm if isinstance(llm, str) else ", ".join(llm))
+            if llm is not None
+            else ", ".join(map(str, recorded("llm"))) or None,
             T=T if T is not None else (int(max(recorded("max_new_tokens"))) if recorded("max_new_tokens") else None),
             decoding=None if not sampled else ("sampled" if any(sampled) else "greedy"),
             k=k,
@@ -172,7 +178,9 @@ class RunSetting:
                 data += f" ({self.n_sound} with a sound)"
             parts.append(data)
         if self.llm or self.T is not None:
-            gen = ", ".join(x for x in (self.llm and f"LLM {self.llm}", None if self.T is None else f"T = {self.T}") if x)
+            gen = ", ".join(
+                x for x in (self.llm and f"LLM {self.llm}", None if self.T is None else f"T = {self.T}") if x
+            )
             parts.append(gen + (f", {self.decoding}" if self.decoding and self.T is not None else ""))
         if self.k is not None:
             parts.append(f"mutual k-NN, k = {self.k}")

@@ -130,8 +130,17 @@ def fbank_options():
 
     o = knf.FbankOptions()
     fr, mel = o.frame_opts, o.mel_opts
-    for key in ("samp_freq", "frame_length_ms", "frame_shift_ms", "dither", "preemph_coeff", "remove_dc_offset",
-                "window_type", "round_to_power_of_two", "snip_edges"):
+    for key in (
+        "samp_freq",
+        "frame_length_ms",
+        "frame_shift_ms",
+        "dither",
+        "preemph_coeff",
+        "remove_dc_offset",
+        "window_type",
+        "round_to_power_of_two",
+        "snip_edges",
+    ):
         setattr(fr, key, FBANK_OPTIONS[key])
     for key in ("num_bins", "low_freq", "high_freq", "htk_mode", "is_librosa"):
         setattr(mel, key, FBANK_OPTIONS[key])
@@ -213,7 +222,7 @@ class BeatsConfig:
     predictor_class: int = 527
 
     @classmethod
-    def from_dict(cls, cfg: dict[str, Any]) -> "BeatsConfig":
+    def from_dict(cls, cfg: dict[str, Any]) -> BeatsConfig:
         known = {f.name for f in fields(cls)}
         out = cls(**{k: v for k, v in cfg.items() if k in known})
         if out.input_patch_size < 1:
@@ -221,7 +230,9 @@ class BeatsConfig:
         if out.deep_norm and out.layer_norm_first:
             raise ValueError("BEATs cfg: deep_norm and layer_norm_first cannot both be set")
         if out.activation_fn not in _ACTIVATIONS:
-            raise ValueError(f"BEATs cfg activation_fn {out.activation_fn!r} not supported; one of {sorted(_ACTIVATIONS)}")
+            raise ValueError(
+                f"BEATs cfg activation_fn {out.activation_fn!r} not supported; one of {sorted(_ACTIVATIONS)}"
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,8 +244,7 @@ def _gelu_tanh(x: Tensor) -> Tensor:
 
 
 #: the official ``get_activation_fn`` choices used by the feed-forward block ("gelu" is exact, erf-based)
-_ACTIVATIONS = {"gelu": F.gelu, "gelu_accurate": _gelu_tanh, "relu": F.relu, "tanh": torch.tanh,
-                "linear": lambda x: x}
+_ACTIVATIONS = {"gelu": F.gelu, "gelu_accurate": _gelu_tanh, "relu": F.relu, "tanh": torch.tanh, "linear": lambda x: x}
 
 
 # --------------------------------------------------------------------------- modules
@@ -304,8 +314,15 @@ class MultiheadAttention(nn.Module):
     multiplies back, for fp16 range; softmax is unchanged by that.)
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, has_relative_attention_bias: bool, num_buckets: int,
-                 max_distance: int, gru_rel_pos: bool):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        has_relative_attention_bias: bool,
+        num_buckets: int,
+        max_distance: int,
+        gru_rel_pos: bool,
+    ):
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(f"BEATs: encoder_embed_dim {embed_dim} not divisible by {num_heads} heads")
@@ -348,7 +365,8 @@ class MultiheadAttention(nn.Module):
                 bias = (gate_a * (gate_b * self.grep_a - 1.0) + 2.0) * bias  # [B, H, T, T]
         if key_padding_mask is not None:
             pad = torch.zeros(b, 1, 1, t, dtype=q.dtype, device=q.device).masked_fill(
-                key_padding_mask[:, None, None, :], float("-inf"))
+                key_padding_mask[:, None, None, :], float("-inf")
+            )
             bias = pad if bias is None else bias + pad
         if bias is not None:
             bias = bias.to(q.dtype).expand(b, self.num_heads, t, t)
@@ -367,8 +385,14 @@ class TransformerSentenceEncoderLayer(nn.Module):
     def __init__(self, cfg: BeatsConfig):
         super().__init__()
         dim = cfg.encoder_embed_dim
-        self.self_attn = MultiheadAttention(dim, cfg.encoder_attention_heads, cfg.relative_position_embedding,
-                                            cfg.num_buckets, cfg.max_distance, cfg.gru_rel_pos)
+        self.self_attn = MultiheadAttention(
+            dim,
+            cfg.encoder_attention_heads,
+            cfg.relative_position_embedding,
+            cfg.num_buckets,
+            cfg.max_distance,
+            cfg.gru_rel_pos,
+        )
         self.self_attn_layer_norm = nn.LayerNorm(dim)
         self.fc1 = nn.Linear(dim, cfg.encoder_ffn_embed_dim)
         self.fc2 = nn.Linear(cfg.encoder_ffn_embed_dim, dim)
@@ -402,8 +426,9 @@ class TransformerEncoder(nn.Module):
     def __init__(self, cfg: BeatsConfig):
         super().__init__()
         dim = cfg.encoder_embed_dim
-        self.pos_conv = nn.Sequential(WeightNormConv1d(dim, cfg.conv_pos, cfg.conv_pos_groups), SamePad(cfg.conv_pos),
-                                      nn.GELU())
+        self.pos_conv = nn.Sequential(
+            WeightNormConv1d(dim, cfg.conv_pos, cfg.conv_pos_groups), SamePad(cfg.conv_pos), nn.GELU()
+        )
         self.layers = nn.ModuleList(TransformerSentenceEncoderLayer(cfg) for _ in range(cfg.encoder_layers))
         if cfg.relative_position_embedding:  # one bias table for all layers, as in the official model
             shared = self.layers[0].self_attn.relative_attention_bias
@@ -465,8 +490,9 @@ class BEATs(nn.Module):
         p = cfg.input_patch_size
         self.patch_embedding = nn.Conv2d(1, cfg.embed_dim, kernel_size=p, stride=p, bias=cfg.conv_bias)
         self.layer_norm = nn.LayerNorm(cfg.embed_dim)
-        self.post_extract_proj = (nn.Linear(cfg.embed_dim, cfg.encoder_embed_dim)
-                                  if cfg.embed_dim != cfg.encoder_embed_dim else None)
+        self.post_extract_proj = (
+            nn.Linear(cfg.embed_dim, cfg.encoder_embed_dim) if cfg.embed_dim != cfg.encoder_embed_dim else None
+        )
         self.encoder = TransformerEncoder(cfg)
         self.predictor = nn.Linear(cfg.encoder_embed_dim, cfg.predictor_class) if cfg.finetuned_model else None
 
@@ -517,8 +543,10 @@ class BEATs(nn.Module):
 
 
 def _checkpoint_hint(path: Path) -> str:
-    return (f"expected an official BEATs checkpoint ({' or '.join(OFFICIAL_CHECKPOINTS)} from {CHECKPOINT_SOURCE}): "
-            f"a torch file holding {{'cfg': dict, 'model': state_dict}}; download it again and pass its path")
+    return (
+        f"expected an official BEATs checkpoint ({' or '.join(OFFICIAL_CHECKPOINTS)} from {CHECKPOINT_SOURCE}): "
+        f"a torch file holding {{'cfg': dict, 'model': state_dict}}; download it again and pass its path"
+    )
 
 
 def read_checkpoint(path: str | Path) -> tuple[BeatsConfig, dict[str, Tensor]]:
@@ -530,11 +558,15 @@ def read_checkpoint(path: str | Path) -> tuple[BeatsConfig, dict[str, Tensor]]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"BEATs checkpoint {str(path)!r} could not be read ({type(exc).__name__}: {str(exc)[:200]}); "
-                         f"{_checkpoint_hint(path)}") from exc
+        raise ValueError(
+            f"BEATs checkpoint {str(path)!r} could not be read ({type(exc).__name__}: {str(exc)[:200]}); "
+            f"{_checkpoint_hint(path)}"
+        ) from exc
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("cfg"), dict) or not isinstance(ckpt.get("model"), dict):
         got = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"BEATs checkpoint {str(path)!r} lacks 'cfg' and 'model' (got {got}); {_checkpoint_hint(path)}")
+        raise ValueError(
+            f"BEATs checkpoint {str(path)!r} lacks 'cfg' and 'model' (got {got}); {_checkpoint_hint(path)}"
+        )
     try:
         cfg = BeatsConfig.from_dict(ckpt["cfg"])
     except (TypeError, ValueError) as exc:
@@ -555,14 +587,18 @@ def load_beats(path: str | Path) -> BEATs:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-                    if k in state and tuple(state[k].shape) != tuple(v.shape))
+    shapes = sorted(
+        f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    )
     if missing or unexpected or shapes:
         raise ValueError(
             f"BEATs checkpoint {str(path)!r} does not match its cfg's architecture: missing keys {missing[:10]}"
             f"{' ...' if len(missing) > 10 else ''}, unexpected keys {unexpected[:10]}"
             f"{' ...' if len(unexpected) > 10 else ''}, shape mismatches (file vs model) {shapes[:10]}; "
-            f"{_checkpoint_hint(path)}")
+            f"{_checkpoint_hint(path)}"
+        )
     _check_shared_bias(path, state, cfg)
     model.load_state_dict(state, strict=True)
     return model.eval()
@@ -574,8 +610,10 @@ def _check_shared_bias(path: Path, state: dict[str, Tensor], cfg: BeatsConfig) -
         return
     keys = [f"encoder.layers.{i}.self_attn.relative_attention_bias.weight" for i in range(cfg.encoder_layers)]
     if any(not torch.equal(state[keys[0]], state[k]) for k in keys[1:]):
-        raise ValueError(f"BEATs checkpoint {str(path)!r}: the layers' relative_attention_bias copies differ, "
-                         "but BEATs shares one table across layers; " + _checkpoint_hint(path))
+        raise ValueError(
+            f"BEATs checkpoint {str(path)!r}: the layers' relative_attention_bias copies differ, "
+            "but BEATs shares one table across layers; " + _checkpoint_hint(path)
+        )
 
 
 def save_checkpoint(model: BEATs, path: str | Path) -> Path:

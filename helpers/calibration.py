@@ -68,9 +68,14 @@ class World:
         g = np.random.default_rng(10_000 + self.seed)
         d, h = self.d, self.h
         enc = g.standard_normal((d, 2 * d))
-        return {"own": g.standard_normal((d, h)) / 3, "other": g.standard_normal((d, h)) / 3,
-                "enc": enc, "enc2": g.standard_normal((2 * d, 2 * d)) / 2, "shared": g.standard_normal(h),
-                "spectrum": 1.0 / np.arange(1, h + 1) ** 0.7}
+        return {
+            "own": g.standard_normal((d, h)) / 3,
+            "other": g.standard_normal((d, h)) / 3,
+            "enc": enc,
+            "enc2": g.standard_normal((2 * d, 2 * d)) / 2,
+            "shared": g.standard_normal(h),
+            "spectrum": 1.0 / np.arange(1, h + 1) ** 0.7,
+        }
 
     def sample(self, n: int, rng: np.random.Generator, conditions: int = 2) -> tuple[np.ndarray, list[np.ndarray]]:
         """``(E, [X, Y, ...])`` for ``n`` items. With more than two conditions, the third on are
@@ -171,8 +176,8 @@ def _influence(e, x, y, k, q, level, rng):
         kz = knn_indices(prepare_features(z, q), k + h)
         m = np.zeros((n, n), bool)
         m[np.arange(n)[:, None], kz[:, :k]] = True
-        beta = member_e[np.arange(n)[:, None], kz[:, k - h:k + h]].mean(axis=1)
-        gamma = m[np.arange(n)[:, None], ke[:, k - h:k + h]].mean(axis=1)
+        beta = member_e[np.arange(n)[:, None], kz[:, k - h : k + h]].mean(axis=1)
+        gamma = m[np.arange(n)[:, None], ke[:, k - h : k + h]].mean(axis=1)
         both = m & member_e
         return both.sum(1) / k + (both.sum(0) - (m * beta[:, None]).sum(0) - (member_e * gamma[:, None]).sum(0)) / k, m
 
@@ -180,7 +185,7 @@ def _influence(e, x, y, k, q, level, rng):
     py, my = psi(y)
     p = px - py
     pair = (mx & member_e).astype(float) - (my & member_e)
-    v = ((p - p.mean()) ** 2).sum() * k * k - (pair ** 2).sum() - (pair * pair.T).sum()
+    v = ((p - p.mean()) ** 2).sum() * k * k - (pair**2).sum() - (pair * pair.T).sum()
     diff = float(((mx & member_e).sum() - (my & member_e).sum()) / (n * k))
     return _normal(diff, float(np.sqrt(max(v, 0.0))) / (n * k), level)
 
@@ -208,8 +213,15 @@ def oracle(world: World, n: int, k: int, q: float = 0.95, sets: int = 400, seed:
 
 
 def calibrate(
-    world: World, n: int, k: int, methods: Sequence[str] = ("dyadic", "per_item"), reps: int = 200,
-    q: float = 0.95, level: float = 0.95, seed: int = 0, truth: tuple[float, float] | None = None,
+    world: World,
+    n: int,
+    k: int,
+    methods: Sequence[str] = ("dyadic", "per_item"),
+    reps: int = 200,
+    q: float = 0.95,
+    level: float = 0.95,
+    seed: int = 0,
+    truth: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """One row per method: ``reject`` (share of p < α), ``coverage`` (of the truth), ``se_ratio``
     (mean standard error / oracle sd), ``seconds`` per test, with the world, n, k, effect, truth and
@@ -229,20 +241,41 @@ def calibrate(
             out.append(fn(e, x, y, k, q, level, mrng))
             spent += time.perf_counter() - t0
         res = np.array(out, dtype=np.float64)
-        rows.append({
-            "world": world.kind, "n": n, "k": k, "effect": world.effect, "truth": truth_value, "oracle_sd": sd,
-            "method": name, "reps": reps, "reject": float(np.mean(res[:, 3] < ALPHA)),
-            "coverage": float(np.mean((res[:, 1] <= truth_value) & (truth_value <= res[:, 2]))),
-            "se_ratio": float(np.mean(res[:, 4]) / sd) if sd > 0 else float("nan"),
-            "oracle_power": float(_sp.norm.sf(_sp.norm.ppf(1 - ALPHA / 2) - abs(truth_value) / sd)
-                                  + _sp.norm.cdf(-_sp.norm.ppf(1 - ALPHA / 2) - abs(truth_value) / sd)) if sd > 0 else float("nan"),
-            "seconds": spent / reps,
-        })
+        rows.append(
+            {
+                "world": world.kind,
+                "n": n,
+                "k": k,
+                "effect": world.effect,
+                "truth": truth_value,
+                "oracle_sd": sd,
+                "method": name,
+                "reps": reps,
+                "reject": float(np.mean(res[:, 3] < ALPHA)),
+                "coverage": float(np.mean((res[:, 1] <= truth_value) & (truth_value <= res[:, 2]))),
+                "se_ratio": float(np.mean(res[:, 4]) / sd) if sd > 0 else float("nan"),
+                "oracle_power": float(
+                    _sp.norm.sf(_sp.norm.ppf(1 - ALPHA / 2) - abs(truth_value) / sd)
+                    + _sp.norm.cdf(-_sp.norm.ppf(1 - ALPHA / 2) - abs(truth_value) / sd)
+                )
+                if sd > 0
+                else float("nan"),
+                "seconds": spent / reps,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def max_test_error(world: World, n: int, k: int, candidates: int = 11, reps: int = 200, q: float = 0.95,
-                   seed: int = 0, n_draws: int = 4000) -> dict[str, float]:
+def max_test_error(
+    world: World,
+    n: int,
+    k: int,
+    candidates: int = 11,
+    reps: int = 200,
+    q: float = 0.95,
+    seed: int = 0,
+    n_draws: int = 4000,
+) -> dict[str, float]:
     """Family-wise error of picking the best of ``candidates`` null conditions against a baseline of the
     same law: the selection-corrected max test of :mod:`helpers.knn_inference` and the sign-flip max
     over per-item differences (the method it replaces)."""
@@ -258,12 +291,20 @@ def max_test_error(world: World, n: int, k: int, candidates: int = 11, reps: int
         signs = mrng.choice([-1.0, 1.0], (n_draws, n))
         null = (signs @ d / n).max(axis=1)
         flips += (1 + np.sum(null >= d.mean(axis=0).max() - 1e-12)) / (1 + n_draws) < ALPHA
-    return {"world": world.kind, "n": n, "k": k, "candidates": candidates, "reps": reps,
-            "dyadic": dyadic / reps, "per_item_sign_flip": flips / reps}
+    return {
+        "world": world.kind,
+        "n": n,
+        "k": k,
+        "candidates": candidates,
+        "reps": reps,
+        "dyadic": dyadic / reps,
+        "per_item_sign_flip": flips / reps,
+    }
 
 
-def score_coverage(world: World, n: int, k: int, reps: int = 200, q: float = 0.95, seed: int = 0,
-                   truth_sets: int = 400) -> dict[str, float]:
+def score_coverage(
+    world: World, n: int, k: int, reps: int = 200, q: float = 0.95, seed: int = 0, truth_sets: int = 400
+) -> dict[str, float]:
     """Coverage of one score's 95 % interval (:func:`helpers.stats.score_ci`) and of the per-item bootstrap
     interval, against the score's mean over ``truth_sets`` independent item sets."""
     rng = np.random.default_rng(seed + 99)
@@ -287,12 +328,21 @@ def score_coverage(world: World, n: int, k: int, reps: int = 200, q: float = 0.9
         means = per[mrng.integers(0, n, (1000, n))].mean(axis=1)
         lo, hi = np.quantile(means, [0.025, 0.975])
         boot += lo <= score <= hi
-    return {"world": world.kind, "n": n, "k": k, "reps": reps, "score": score, "dyadic": dyadic / reps,
-            "per_item_bootstrap": boot / reps, "se_ratio": float(np.mean(ratio) / np.std(truth, ddof=1))}
+    return {
+        "world": world.kind,
+        "n": n,
+        "k": k,
+        "reps": reps,
+        "score": score,
+        "dyadic": dyadic / reps,
+        "per_item_bootstrap": boot / reps,
+        "se_ratio": float(np.mean(ratio) / np.std(truth, ddof=1)),
+    }
 
 
-def chance_null_error(world: World, n: int, k: int, reps: int = 200, n_perm: int = 200, q: float = 0.95,
-                      seed: int = 0) -> float:
+def chance_null_error(
+    world: World, n: int, k: int, reps: int = 200, n_perm: int = 200, q: float = 0.95, seed: int = 0
+) -> float:
     """Type-I error of the re-pairing permutation null (:func:`helpers.stats.null_overlaps`) when the LLM
     space is independent of the encoder (an LLM condition drawn from another item set)."""
     from helpers.stats import null_overlaps, null_summary
@@ -308,8 +358,9 @@ def chance_null_error(world: World, n: int, k: int, reps: int = 200, n_perm: int
     return rejected / reps
 
 
-def rephrasing_error(world: World, n: int, k: int, variants: int = 4, reps: int = 100, q: float = 0.95,
-                     seed: int = 0) -> dict[str, float]:
+def rephrasing_error(
+    world: World, n: int, k: int, variants: int = 4, reps: int = 100, q: float = 0.95, seed: int = 0
+) -> dict[str, float]:
     """Type-I errors of :func:`helpers.rephrasing.random_factor`'s two tests when every variant's cue and
     NONE conditions share one law: the mean effect over the variants, and the cue × variant interaction."""
     from helpers.rephrasing import PAPER, key, random_factor
@@ -328,8 +379,15 @@ def rephrasing_error(world: World, n: int, k: int, variants: int = 4, reps: int 
         row = random_factor(reps_, {"enc": ("vision", ids, e)}, AlignmentSettings(k=k, quantile=q)).iloc[0]
         mean_rej += row["p_value"] < ALPHA
         inter_rej += row["interaction_p"] < ALPHA
-    return {"world": world.kind, "n": n, "k": k, "variants": variants, "reps": reps,
-            "mean_effect": mean_rej / reps, "interaction": inter_rej / reps}
+    return {
+        "world": world.kind,
+        "n": n,
+        "k": k,
+        "variants": variants,
+        "reps": reps,
+        "mean_effect": mean_rej / reps,
+        "interaction": inter_rej / reps,
+    }
 
 
 def monte_carlo_error(rate: float, reps: int) -> float:
@@ -337,5 +395,16 @@ def monte_carlo_error(rate: float, reps: int) -> float:
     return float(np.sqrt(rate * (1 - rate) / reps))
 
 
-__all__ = ["ALPHA", "METHODS", "WORLDS", "World", "calibrate", "chance_null_error", "max_test_error", "monte_carlo_error",
-           "oracle", "rephrasing_error", "score_coverage"]
+__all__ = [
+    "ALPHA",
+    "METHODS",
+    "WORLDS",
+    "World",
+    "calibrate",
+    "chance_null_error",
+    "max_test_error",
+    "monte_carlo_error",
+    "oracle",
+    "rephrasing_error",
+    "score_coverage",
+]

@@ -170,7 +170,9 @@ def load_run(name: str, outputs: Path | None = None) -> RunResults:
         tables[stem] = df
     if all(df is None for df in tables.values()):
         made_by = ", ".join(f"{s}.csv ({nb})" for s, nb in TABLES.items())
-        raise FileNotFoundError(f"run {name!r} has none of {made_by} in {run.results}: run notebooks 05-09 for it first")
+        raise FileNotFoundError(
+            f"run {name!r} has none of {made_by} in {run.results}: run notebooks 05-09 for it first"
+        )
     return RunResults(name, run_settings(_read_generation_settings(gens_path), tables, name), tables)
 
 
@@ -201,7 +203,10 @@ def check_compatible(runs: Sequence[RunResults]) -> None:
 def settings_table(runs: Sequence[RunResults]) -> pd.DataFrame:
     """One row per setting, one column per run (text; ``not recorded`` where a run has none)."""
     return pd.DataFrame(
-        {r.name: [("not recorded" if r.settings.get(k) is None else _show(r.settings[k])) for k in SETTINGS] for r in runs},
+        {
+            r.name: [("not recorded" if r.settings.get(k) is None else _show(r.settings[k])) for k in SETTINGS]
+            for r in runs
+        },
         index=pd.Index(list(SETTINGS), name="setting"),
     ).reset_index()
 
@@ -244,7 +249,11 @@ def _points(run: RunResults) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=cols + ["n_params"])
     out = pd.concat(parts, ignore_index=True)
-    n_params = size.groupby("llm")["n_params"].first() if size is not None and "n_params" in size.columns else pd.Series(dtype=float)
+    n_params = (
+        size.groupby("llm")["n_params"].first()
+        if size is not None and "n_params" in size.columns
+        else pd.Series(dtype=float)
+    )
     out["n_params"] = out["llm"].map(n_params)
     return out[cols + ["n_params"]]
 
@@ -270,7 +279,9 @@ def plane_table(runs: Sequence[RunResults]) -> pd.DataFrame:
             pa = points[a.run]
             pa = pa[pa["encoder"] == a.encoder]
             left = pv[keys + ["n_params", "k"] + stats].rename(columns={s: f"vision_{s}" for s in stats})
-            right = pa[keys + ["n_params"] + stats].rename(columns={**{s: f"audio_{s}" for s in stats}, "n_params": "n_params_a"})
+            right = pa[keys + ["n_params"] + stats].rename(
+                columns={**{s: f"audio_{s}" for s in stats}, "n_params": "n_params_a"}
+            )
             m = left.merge(right, on=keys, how="inner", sort=False)
             m["n_params"] = m["n_params"].fillna(m.pop("n_params_a"))
             m.insert(0, "vision_run", v.run)
@@ -288,14 +299,19 @@ def plane_table(runs: Sequence[RunResults]) -> pd.DataFrame:
 def plane_pairs(plane: pd.DataFrame) -> list[tuple[Axis, Axis]]:
     """The (vision axis, audio axis) pairs present in :func:`plane_table`'s result, in order."""
     pairs = plane[["vision_run", "vision_encoder", "audio_run", "audio_encoder"]].drop_duplicates()
-    return [(Axis(r.vision_run, r.vision_encoder, "vision"), Axis(r.audio_run, r.audio_encoder, "audio")) for r in pairs.itertuples()]
+    return [
+        (Axis(r.vision_run, r.vision_encoder, "vision"), Axis(r.audio_run, r.audio_encoder, "audio"))
+        for r in pairs.itertuples()
+    ]
 
 
 def plane_slice(plane: pd.DataFrame, vision: Axis, audio: Axis) -> pd.DataFrame:
     """The rows of one (vision axis, audio axis) pair."""
     sel = (
-        (plane["vision_run"] == vision.run) & (plane["vision_encoder"] == vision.encoder)
-        & (plane["audio_run"] == audio.run) & (plane["audio_encoder"] == audio.encoder)
+        (plane["vision_run"] == vision.run)
+        & (plane["vision_encoder"] == vision.encoder)
+        & (plane["audio_run"] == audio.run)
+        & (plane["audio_encoder"] == audio.encoder)
     )
     return plane[sel].reset_index(drop=True)
 
@@ -324,7 +340,8 @@ def missing_axes(runs: Sequence[RunResults]) -> dict[str, str]:
         others = [p for p in profiles_providing(modality, llm) if p not in {r.name for r in runs}]
         fix = (
             f"a run of profile {' or '.join(others)} (same LLM) provides it: pass cross_runs=[{names}, {others[0]}]"
-            if others else f"no profile with the LLM {llm!r} has {modality} encoders: make a run that has them"
+            if others
+            else f"no profile with the LLM {llm!r} has {modality} encoders: make a run that has them"
         )
         out[modality] = f"no {modality} axis ({axis}): run(s) {names} hold no {modality} encoder results; {fix}"
     return out
@@ -342,7 +359,6 @@ def size_table(runs: Sequence[RunResults]) -> pd.DataFrame:
     out = pd.concat(parts, ignore_index=True)
     order = {m: i for i, m in enumerate(MODALITIES)}
     return out.sort_values("modality", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
-
 
 
 def length_curves(runs: Sequence[RunResults], modality: str) -> pd.DataFrame:
@@ -394,12 +410,14 @@ def matched_shifts(plane: pd.DataFrame) -> pd.DataFrame:
         if not {MATCHED_CUE["vision"], MATCHED_CUE["audio"], BASELINE_CUE} <= set(s.index):
             continue
         none = s.loc[BASELINE_CUE]
-        rows.append({
-            **dict(zip(group, key)),
-            "n_params": none["n_params"],
-            "see_dx": float(s.loc[MATCHED_CUE["vision"], "vision_score"] - none["vision_score"]),
-            "hear_dy": float(s.loc[MATCHED_CUE["audio"], "audio_score"] - none["audio_score"]),
-        })
+        rows.append(
+            {
+                **dict(zip(group, key)),
+                "n_params": none["n_params"],
+                "see_dx": float(s.loc[MATCHED_CUE["vision"], "vision_score"] - none["vision_score"]),
+                "hear_dy": float(s.loc[MATCHED_CUE["audio"], "audio_score"] - none["audio_score"]),
+            }
+        )
     return pd.DataFrame(rows, columns=[*group, "n_params", "see_dx", "hear_dy"])
 
 
@@ -407,7 +425,9 @@ def conclusions(plane: pd.DataFrame, effects: pd.DataFrame) -> list[str]:
     """Sentences read off the results: the cue shifts in the plane, 07's matched effects, the trend with size."""
     lines = []
     shifts = matched_shifts(plane)
-    for key, sub in shifts.groupby(["vision_run", "vision_encoder", "audio_run", "audio_encoder", "source"], sort=False):
+    for key, sub in shifts.groupby(
+        ["vision_run", "vision_encoder", "audio_run", "audio_encoder", "source"], sort=False
+    ):
         vr, ve, ar, ae, source = key
         n = len(sub)
         lines.append(
@@ -425,7 +445,8 @@ def conclusions(plane: pd.DataFrame, effects: pd.DataFrame) -> list[str]:
         for row in effects[effects["matched"]].itertuples():
             inside = row.ci_low <= 0 <= row.ci_high
             verdict = (
-                "the CI includes 0: no clear effect" if inside
+                "the CI includes 0: no clear effect"
+                if inside
                 else f"{row.cue_1} {'raises' if row.diff > 0 else 'lowers'} {row.modality} alignment"
             )
             lines.append(

@@ -53,20 +53,25 @@ def split(ids: Sequence[str], held_out_share: float = 0.5, salt: str = "cue-sear
 def covered(manifest: pd.DataFrame, encoder_feats: EncoderFeatures, encoder: str) -> list[str]:
     """The manifest's items that ``encoder`` has features for (the items a search with it can use)."""
     if encoder not in encoder_feats:
-        raise KeyError(f"search_encoder {encoder!r} has no features in this run (have {sorted(encoder_feats)}): "
-                       "pick one of those, or add it to vision_encoders / audio_encoders and run 04")
+        raise KeyError(
+            f"search_encoder {encoder!r} has no features in this run (have {sorted(encoder_feats)}): "
+            "pick one of those, or add it to vision_encoders / audio_encoders and run 04"
+        )
     have = {str(i) for i in encoder_feats[encoder][1]}
     return [str(i) for i in manifest["id"] if str(i) in have]
 
 
-def halves(manifest: pd.DataFrame, encoder_feats: EncoderFeatures, encoder: str, held_out_share: float, k: int
-           ) -> tuple[list[str], list[str]]:
+def halves(
+    manifest: pd.DataFrame, encoder_feats: EncoderFeatures, encoder: str, held_out_share: float, k: int
+) -> tuple[list[str], list[str]]:
     """:func:`split` of the items ``encoder`` covers; a ValueError naming the fix when either half has no more than ``k`` items."""
     search, held = split(covered(manifest, encoder_feats, encoder), held_out_share)
     if min(len(search), len(held)) <= k:
-        raise ValueError(f"a cue search needs more than k={k} items in each half: {encoder} covers {len(search)} search and "
-                         f"{len(held)} held-out items (held_out_share {held_out_share}); use more items (n_items), a "
-                         "smaller k, or leave notebook 14 out of this run")
+        raise ValueError(
+            f"a cue search needs more than k={k} items in each half: {encoder} covers {len(search)} search and "
+            f"{len(held)} held-out items (held_out_share {held_out_share}); use more items (n_items), a "
+            "smaller k, or leave notebook 14 out of this run"
+        )
     return search, held
 
 
@@ -75,33 +80,75 @@ def quantile_text(null: np.ndarray, q: float = 0.95) -> str:
     return f"{float(np.quantile(null, q)):+.4f} ({round(100 * q)}th percentile of {len(null)} null draws)"
 
 
-def winner_table(search: pd.DataFrame, encoder: str, corrected_p: float, observed: float, null: np.ndarray) -> pd.DataFrame:
+def winner_table(
+    search: pd.DataFrame, encoder: str, corrected_p: float, observed: float, null: np.ndarray
+) -> pd.DataFrame:
     """One row: the winner (``cue``, ``template``), the encoder it was chosen for, its search-half score and
     advantage over NONE, the selection-corrected p and the chance level of the best advantage (95th percentile)."""
     w = search.iloc[0]
-    return pd.DataFrame([{"cue": w["cue"], "template": w["template"], "encoder": encoder, "n_search_items": int(w["n_items"]),
-                          "search_score": float(w["score"]), "best_minus_none": float(observed),
-                          "chance_best_minus_none_95": float(np.quantile(null, 0.95)), "corrected_p": float(corrected_p),
-                          "n_draws": int(len(null)),
-                          "n_candidates": len(search) - 1}])
+    return pd.DataFrame(
+        [
+            {
+                "cue": w["cue"],
+                "template": w["template"],
+                "encoder": encoder,
+                "n_search_items": int(w["n_items"]),
+                "search_score": float(w["score"]),
+                "best_minus_none": float(observed),
+                "chance_best_minus_none_95": float(np.quantile(null, 0.95)),
+                "corrected_p": float(corrected_p),
+                "n_draws": int(len(null)),
+                "n_candidates": len(search) - 1,
+            }
+        ]
+    )
 
 
-def candidate_representations(model: lm.LLM, manifest: pd.DataFrame, cues: Mapping[str, str], stored, *, ids: Sequence[str],
-                              llm: str, T: int, first_layer: int = 0, gen_batch_size: int | str = 32,
-                              rep_batch_size: int | str = 16, enable_thinking: bool = False) -> tuple[Reps, pd.DataFrame]:
+def candidate_representations(
+    model: lm.LLM,
+    manifest: pd.DataFrame,
+    cues: Mapping[str, str],
+    stored,
+    *,
+    ids: Sequence[str],
+    llm: str,
+    T: int,
+    first_layer: int = 0,
+    gen_batch_size: int | str = 32,
+    rep_batch_size: int | str = 16,
+    enable_thinking: bool = False,
+) -> tuple[Reps, pd.DataFrame]:
     """Every cue's representation on ``ids`` (``name -> (ids, [items, hidden])``) and where each came from."""
     table = build_prompts(manifest[manifest["id"].isin(set(ids))], cues)
-    conds = cue_conditions(model, table, cues, stored, llm=llm, T=T, enable_thinking=enable_thinking,
-                           first_layer=first_layer, gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
+    conds = cue_conditions(
+        model,
+        table,
+        cues,
+        stored,
+        llm=llm,
+        T=T,
+        enable_thinking=enable_thinking,
+        first_layer=first_layer,
+        gen_batch_size=gen_batch_size,
+        rep_batch_size=rep_batch_size,
+    )
     reps, rows = {}, []
     for cue, cond in conds.items():
         reps[cue] = (cond.ids, cond.vector)
-        rows.append({"cue": cue, "template": cues[cue], "n_items": len(cond.ids),
-                     "source": "the run's generations" if cond.stored_key else "generated (cached)"})
+        rows.append(
+            {
+                "cue": cue,
+                "template": cues[cue],
+                "n_items": len(cond.ids),
+                "source": "the run's generations" if cond.stored_key else "generated (cached)",
+            }
+        )
     return reps, pd.DataFrame(rows)
 
 
-def per_item_overlaps(reps: Reps, encoder_feats: EncoderFeatures, encoder: str, settings: AlignmentSettings) -> dict[str, Overlaps]:
+def per_item_overlaps(
+    reps: Reps, encoder_feats: EncoderFeatures, encoder: str, settings: AlignmentSettings
+) -> dict[str, Overlaps]:
     """Cue → its :class:`~helpers.knn_inference.Overlaps` with ``encoder`` on the items every cue covers (one graph)."""
     ids = [str(i) for i in next(iter(reps.values()))[0]]
     for other, _ in reps.values():
@@ -116,7 +163,9 @@ def per_item_overlaps(reps: Reps, encoder_feats: EncoderFeatures, encoder: str, 
     return cols
 
 
-def selection_test(overlaps: Mapping[str, Overlaps], n_draws: int = 10000, seed: int = 0) -> tuple[float, np.ndarray, float]:
+def selection_test(
+    overlaps: Mapping[str, Overlaps], n_draws: int = 10000, seed: int = 0
+) -> tuple[float, np.ndarray, float]:
     """``(observed, null, p)`` of the best candidate's difference from NONE, corrected for picking the best.
 
     Every candidate's contrast with NONE on the search half, jointly normal with the dyadic-robust
@@ -133,14 +182,25 @@ def search_table(overlaps: Mapping[str, Overlaps], templates: Mapping[str, str])
     rows = []
     for cue, ov in overlaps.items():
         lo, hi = score_ci(ov)
-        rows.append({"cue": cue, "template": templates[cue], "n_items": ov.n, "score": ov.mean(),
-                     "ci_low": lo, "ci_high": hi, "vs_none": (ov - overlaps[BASELINE_CUE]).mean()})
+        rows.append(
+            {
+                "cue": cue,
+                "template": templates[cue],
+                "n_items": ov.n,
+                "score": ov.mean(),
+                "ci_low": lo,
+                "ci_high": hi,
+                "vs_none": (ov - overlaps[BASELINE_CUE]).mean(),
+            }
+        )
     out = pd.DataFrame(rows).sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
     out["rank"] = np.arange(1, len(out) + 1)
     return out
 
 
-def held_out_effects(reps: Reps, winner: str, encoder_feats: EncoderFeatures, settings: AlignmentSettings = DEFAULT_SETTINGS) -> pd.DataFrame:
+def held_out_effects(
+    reps: Reps, winner: str, encoder_feats: EncoderFeatures, settings: AlignmentSettings = DEFAULT_SETTINGS
+) -> pd.DataFrame:
     """On the held-out half: the winner against each other cue (NONE and the paper's), every encoder,
     paired over items (:func:`helpers.ablations.paired_alignment`, Holm over the table). An encoder
     with no more than k held-out items is left out, named in ``attrs["left_out"]``."""
@@ -148,8 +208,11 @@ def held_out_effects(reps: Reps, winner: str, encoder_feats: EncoderFeatures, se
     usable = {e: f for e, f in encoder_feats.items() if len(ids & {str(i) for i in f[1]}) > settings.k}
     rows = [paired_alignment(reps, {winner: b}, usable, settings=settings) for b in reps if b != winner]
     out = with_holm(pd.concat(rows, ignore_index=True)) if rows else pd.DataFrame()
-    out.attrs["left_out"] = [f"{e}: {len(ids & {str(i) for i in f[1]})} held-out items, need more than k={settings.k}"
-                             for e, f in encoder_feats.items() if e not in usable]
+    out.attrs["left_out"] = [
+        f"{e}: {len(ids & {str(i) for i in f[1]})} held-out items, need more than k={settings.k}"
+        for e, f in encoder_feats.items()
+        if e not in usable
+    ]
     return out
 
 
@@ -157,10 +220,12 @@ def conclusion(search: pd.DataFrame, corrected_p: float, held: pd.DataFrame, enc
     """Markdown from the numbers: the winner, its search-half advantage and selection-corrected p,
     and what holds on the held-out half against NONE and the paper's matched cue."""
     win = search.iloc[0]
-    lines = [f"Searched {len(search)} cues on {int(win['n_items'])} items with **{encoder}**; the best is "
-             f"**{win['cue']}** (`{win['template']}`): {win['score']:.3f} [{win['ci_low']:.3f}, {win['ci_high']:.3f}], "
-             f"{win['vs_none']:+.3f} over NONE on the search half. Corrected for picking the best of {len(search) - 1} "
-             f"candidates against NONE (the largest of their jointly distributed differences, {n_perm} draws): p = {p_text(corrected_p, n_perm)}."]
+    lines = [
+        f"Searched {len(search)} cues on {int(win['n_items'])} items with **{encoder}**; the best is "
+        f"**{win['cue']}** (`{win['template']}`): {win['score']:.3f} [{win['ci_low']:.3f}, {win['ci_high']:.3f}], "
+        f"{win['vs_none']:+.3f} over NONE on the search half. Corrected for picking the best of {len(search) - 1} "
+        f"candidates against NONE (the largest of their jointly distributed differences, {n_perm} draws): p = {p_text(corrected_p, n_perm)}."
+    ]
     if win["cue"] == BASELINE_CUE:
         lines.append("NONE itself scores best: no candidate cue beats having no cue.")
         return "\n\n".join(lines)
@@ -171,9 +236,12 @@ def conclusion(search: pd.DataFrame, corrected_p: float, held: pd.DataFrame, enc
     vs_none = sub[sub["baseline"] == BASELINE_CUE]
     holds = bool(len(vs_none)) and vs_none.iloc[0]["diff"] > 0 and vs_none.iloc[0]["p_holm"] < 0.05
     shrink = f" (it was {win['vs_none']:+.3f} on the search half)" if len(vs_none) else ""
-    verdict = ("**The winner beats NONE on items it was not chosen on.**" if holds and corrected_p < 0.05 else
-               "**The winner's advantage over NONE does not hold up**: on the held-out half it is not above NONE after Holm, or the "
-               "selection-corrected p is ≥ 0.05, so the search found nothing beyond the best of noisy scores.")
+    verdict = (
+        "**The winner beats NONE on items it was not chosen on.**"
+        if holds and corrected_p < 0.05
+        else "**The winner's advantage over NONE does not hold up**: on the held-out half it is not above NONE after Holm, or the "
+        "selection-corrected p is ≥ 0.05, so the search found nothing beyond the best of noisy scores."
+    )
     lines.append(f"{verdict} Held-out − NONE {vs_none.iloc[0]['diff']:+.3f}{shrink}." if len(vs_none) else verdict)
     return "\n".join([lines[0], "", *lines[1:]])
 
@@ -183,13 +251,29 @@ def saved_winner(run) -> tuple[str, str, str]:
     ``line`` saying what it was chosen for; FileNotFoundError naming notebook 14 when it has not run."""
     table = run.read_results("cue_search_winner")
     if table is None or table.empty:
-        raise FileNotFoundError(f"no cue search for run {run.name!r}: run notebook 14_cue_search first "
-                                f"(python -m helpers.runner --profile <profile> --only 14)")
+        raise FileNotFoundError(
+            f"no cue search for run {run.name!r}: run notebook 14_cue_search first "
+            f"(python -m helpers.runner --profile <profile> --only 14)"
+        )
     w = table.iloc[0]
-    line = (f"chosen for {w['encoder']} on {int(w['n_search_items'])} search items among {int(w['n_candidates'])} "
-            f"candidates, selection-corrected p = {p_text(float(w['corrected_p']), int(w.get('n_draws', 0)) or None)}")
+    line = (
+        f"chosen for {w['encoder']} on {int(w['n_search_items'])} search items among {int(w['n_candidates'])} "
+        f"candidates, selection-corrected p = {p_text(float(w['corrected_p']), int(w.get('n_draws', 0)) or None)}"
+    )
     return str(w["cue"]), str(w["template"]), line
 
 
-__all__ = ["candidate_representations", "conclusion", "covered", "held_out_effects", "selection_test",
-           "halves", "per_item_overlaps", "quantile_text", "saved_winner", "search_table", "split", "winner_table"]
+__all__ = [
+    "candidate_representations",
+    "conclusion",
+    "covered",
+    "held_out_effects",
+    "selection_test",
+    "halves",
+    "per_item_overlaps",
+    "quantile_text",
+    "saved_winner",
+    "search_table",
+    "split",
+    "winner_table",
+]

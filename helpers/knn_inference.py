@@ -97,7 +97,9 @@ class Overlaps:
         if not isinstance(other, Overlaps):
             raise TypeError(f"can only combine Overlaps with Overlaps, got {type(other).__name__}")
         if other.graph.shape != self.graph.shape or not np.array_equal(other.graph, self.graph):
-            raise ValueError("contrasts need the same encoder graph on the same items (same encoder, same item order, same k)")
+            raise ValueError(
+                "contrasts need the same encoder graph on the same items (same encoder, same item order, same k)"
+            )
 
     def __add__(self, other: Overlaps) -> Overlaps:
         self._check(other)
@@ -218,5 +220,13 @@ def max_mean_null(contrasts: list[Overlaps], n_draws: int = 10000, seed: int = 0
     return observed, null, float((1 + np.sum(null >= observed - 1e-12)) / (1 + null.size))
 
 
-__all__ = ["DF_PER_ITEM", "Overlaps", "covariance", "effective_df", "inference", "max_mean_null", "sampling_covariance",
-           "standard_error"]
+__all__ = [
+    "DF_PER_ITEM",
+    "Overlaps",
+    "covariance",
+    "effective_df",
+    "inference",
+    "max_mean_null",
+    "sampling_covariance",
+    "standard_error",
+]

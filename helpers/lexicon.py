@@ -153,7 +153,6 @@ def load_lexicon(modality: str, path: str | Path | None = None) -> Lexicon:
     return Lexicon(modality=modality, words=frozenset(words), primary=tuple(sorted(primary)), source=str(path))
 
 
-
 def load_lexicons(paths: Mapping[str, str | Path | None] | None = None) -> dict[str, Lexicon]:
     """Every modality's lexicon (:data:`MODALITIES`, ``visual`` and ``auditory``): ``paths[modality]``
     when given and not None, else the shipped list."""
@@ -189,7 +188,7 @@ def _merge(text: str, spans: Iterable[tuple[int, ...]]) -> list[tuple[int, int]]
     """Sorted, merged ``(start, end)`` groups; spans joined only by hyphens form one group."""
     groups: list[list[int]] = []
     for start, end in sorted({(int(s[0]), int(s[1])) for s in spans}):
-        if groups and (start <= groups[-1][1] or set(text[groups[-1][1]:start]) <= {"-"}):
+        if groups and (start <= groups[-1][1] or set(text[groups[-1][1] : start]) <= {"-"}):
             groups[-1][1] = max(groups[-1][1], end)
         else:
             groups.append([start, end])

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -219,7 +219,11 @@ def encoders_left_out(
     for medium, names in (("image", vision_encoders), ("audio", audio_encoders)):
         gone = [n for n in names if n in absent]
         if gone and len(gone) == len(names) and manifest is not None and medium in missing_media(manifest):
-            parts.append(skip_line(medium, f"the {ENCODER_MODALITY[medium]} encoders ({', '.join(gone)}) and their tables and figures"))
+            parts.append(
+                skip_line(
+                    medium, f"the {ENCODER_MODALITY[medium]} encoders ({', '.join(gone)}) and their tables and figures"
+                )
+            )
             rest = [n for n in rest if n not in gone]
     if rest:
         parts.append(f"no features for {rest} in this run (04 made none): left out")

@@ -67,7 +67,11 @@ def item_neighbours(
 def neighbour_overlap(table: pd.DataFrame) -> pd.DataFrame:
     """Per encoder, the item's mutual k-NN score (fraction of LLM neighbours shared with the encoder's)."""
     llm = table[table["space"] == "LLM"]
-    return llm.groupby("encoder", sort=False).agg(modality=("modality", "first"), k=("rank", "size"), mutual_knn=("shared", "mean")).reset_index()
+    return (
+        llm.groupby("encoder", sort=False)
+        .agg(modality=("modality", "first"), k=("rank", "size"), mutual_knn=("shared", "mean"))
+        .reset_index()
+    )
 
 
 __all__ = ["item_neighbours", "neighbour_overlap"]

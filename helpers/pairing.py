@@ -47,7 +47,9 @@ class EncoderSpace:
     _prepared: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
-    def over(cls, llm_ids: Sequence[str], name: str, modality: str, enc_ids: Sequence[str], feats: np.ndarray, q: float) -> EncoderSpace:
+    def over(
+        cls, llm_ids: Sequence[str], name: str, modality: str, enc_ids: Sequence[str], feats: np.ndarray, q: float
+    ) -> EncoderSpace:
         """The encoder ``name`` restricted to the items of ``llm_ids`` it covers, in ``llm_ids`` order."""
         llm_ids = [str(i) for i in llm_ids]
         ia, ib = alignment.match_rows(llm_ids, [str(i) for i in enc_ids])
@@ -106,14 +108,19 @@ class EncoderSpace:
 
 def encoder_spaces(llm_ids: Sequence[str], encoder_feats: EncoderFeatures, q: float) -> list[EncoderSpace]:
     """One :class:`EncoderSpace` per encoder of ``encoder_feats``, over the items of ``llm_ids``."""
-    return [EncoderSpace.over(llm_ids, name, modality, ids, feats, q) for name, (modality, ids, feats) in encoder_feats.items()]
+    return [
+        EncoderSpace.over(llm_ids, name, modality, ids, feats, q)
+        for name, (modality, ids, feats) in encoder_feats.items()
+    ]
 
 
 def usable(spaces: Sequence[EncoderSpace], k: int, what: str) -> list[EncoderSpace]:
     """The spaces with more than k shared items; the others are left out with a warning naming them."""
     for s in spaces:
         if not s.fits(k):
-            warnings.warn(f"{what}: {s.name} shares only {s.n} items with the LLM, need more than k={k}; left out")
+            warnings.warn(
+                f"{what}: {s.name} shares only {s.n} items with the LLM, need more than k={k}; left out", stacklevel=2
+            )
     return [s for s in spaces if s.fits(k)]
 
 

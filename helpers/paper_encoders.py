@@ -86,7 +86,9 @@ def resolve_checkpoint(checkpoint: str | Path, encoder: str) -> Path:
                 f"encoder_options={{'{encoder}': {{'checkpoint': 'DIR'}}}} (or unset HF_HUB_OFFLINE)."
             ) from exc
     if not (folder / "config.json").is_file() or not any((folder / w).is_file() for w in _WEIGHT_FILES[1:]):
-        raise FileNotFoundError(f"{encoder}: {folder} lacks config.json or model weights (model.safetensors / pytorch_model.bin)")
+        raise FileNotFoundError(
+            f"{encoder}: {folder} lacks config.json or model weights (model.safetensors / pytorch_model.bin)"
+        )
     return folder
 
 
@@ -125,9 +127,17 @@ class _HFVisionEncoder(Encoder):
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
 
-    def __init__(self, checkpoint: str | Path | None = None, pooling: str | None = None, layer: int = -1,
-                 device: str = "cpu", dtype: str = "float32", image_size: int | None = None,
-                 resize: int | None = None, batch_size: int = 16):
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        pooling: str | None = None,
+        layer: int = -1,
+        device: str = "cpu",
+        dtype: str = "float32",
+        image_size: int | None = None,
+        resize: int | None = None,
+        batch_size: int = 16,
+    ):
         super().__init__(batch_size)
         self.pooling = _choice(pooling or self.poolings[0], self.poolings, f"{self.name} pooling")
         if not isinstance(layer, int):
@@ -164,7 +174,12 @@ class _HFVisionEncoder(Encoder):
             "layer": self.layer,
             "dtype": self.dtype,
             "image_loading": "RGB, EXIF-transposed, alpha composited onto white",
-            "resize": {"shorter_side": self.resize, "crop": self.image_size, "interp": "PIL bicubic", "crop_at": "center"},
+            "resize": {
+                "shorter_side": self.resize,
+                "crop": self.image_size,
+                "interp": "PIL bicubic",
+                "crop_at": "center",
+            },
             "normalize": {"mean": list(self.mean), "std": list(self.std)},
         }
 
@@ -179,7 +194,9 @@ class _HFVisionEncoder(Encoder):
     def _pixels(self, paths: list[Path]):
         import torch
 
-        x = np.stack([preprocess_image(load_image(p), self.resize, self.image_size, self.mean, self.std) for p in paths])
+        x = np.stack(
+            [preprocess_image(load_image(p), self.resize, self.image_size, self.mean, self.std) for p in paths]
+        )
         return torch.from_numpy(x).to(device=next(self.model.parameters()).device, dtype=resolve_dtype(self.dtype))
 
     def _pool_tokens(self, tokens, n_prefix: int):
@@ -192,7 +209,9 @@ class _HFVisionEncoder(Encoder):
 # --------------------------------------------------------------------------- DINOv2
 
 
-@register_encoder("dinov2-base", "vision", "DINOv2 ViT-B/14 (transformers Dinov2Model), CLS or mean-pooled patch tokens")
+@register_encoder(
+    "dinov2-base", "vision", "DINOv2 ViT-B/14 (transformers Dinov2Model), CLS or mean-pooled patch tokens"
+)
 class Dinov2Encoder(_HFVisionEncoder):
     """DINOv2 through ``transformers.Dinov2Model``; options: ``checkpoint`` (hub id or folder),
     ``pooling`` ("cls" | "mean"), ``layer`` (-1 = final layer-normed output; ``k`` = hidden state
@@ -228,7 +247,9 @@ class Dinov2Encoder(_HFVisionEncoder):
 # --------------------------------------------------------------------------- CLIP image tower
 
 
-@register_encoder("clip-vit-b32-vision", "vision", "CLIP ViT-B/32 image tower: projected image embedding (or CLS / mean)")
+@register_encoder(
+    "clip-vit-b32-vision", "vision", "CLIP ViT-B/32 image tower: projected image embedding (or CLS / mean)"
+)
 class ClipVisionEncoder(_HFVisionEncoder):
     """CLIP's image tower through ``transformers.CLIPVisionModelWithProjection``.
 
@@ -250,7 +271,9 @@ class ClipVisionEncoder(_HFVisionEncoder):
     def _sizes(self, image_size, resize):
         native = int(self._vision_config().get("image_size", 224))
         if image_size is not None and int(image_size) != native:
-            raise ValueError(f"{self.name}: image_size must equal the model's {native} (CLIP has fixed position embeddings)")
+            raise ValueError(
+                f"{self.name}: image_size must equal the model's {native} (CLIP has fixed position embeddings)"
+            )
         return native, int(resize or native)
 
     def _dim(self) -> int:
@@ -291,8 +314,10 @@ BEATS_SAMPLE_RATE = 16000
 BEATS_MIN_SAMPLES = 400 + 15 * 160
 #: what computes the features; part of the cache fingerprint, so features of another
 #: implementation (e.g. the SpeechBrain one used before) never count as cache hits
-BEATS_IMPLEMENTATION = ("helpers.beats v1: plain-torch BEATs (official module layout), kaldi-native-fbank fbank, "
-                        "per-patch padding mask, fbank_mean 15.41663, fbank_std 6.55582")
+BEATS_IMPLEMENTATION = (
+    "helpers.beats v1: plain-torch BEATs (official module layout), kaldi-native-fbank fbank, "
+    "per-patch padding mask, fbank_mean 15.41663, fbank_std 6.55582"
+)
 
 
 def beats_waveform(path: str | Path, max_seconds: float | None) -> np.ndarray:
@@ -333,8 +358,14 @@ class BeatsEncoder(Encoder):
     modality = "audio"
     dim = 768
 
-    def __init__(self, checkpoint: str | Path | None = None, layer: int = -1, max_seconds: float | None = 10.0,
-                 device: str = "cpu", batch_size: int = 8):
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        layer: int = -1,
+        max_seconds: float | None = 10.0,
+        device: str = "cpu",
+        batch_size: int = 8,
+    ):
         super().__init__(batch_size)
         if not isinstance(layer, int):
             raise ValueError(f"beats layer must be an int (-1 = last layer), got {layer!r}")
@@ -368,11 +399,20 @@ class BeatsEncoder(Encoder):
             "step_version": STEP_VERSION,
             "weights_sha256": file_fingerprint(self.checkpoint),
             "implementation": BEATS_IMPLEMENTATION,
-            "fbank": {**FBANK_OPTIONS, "waveform_scale": 2**15,
-                      "kaldi_native_fbank": _package_version("kaldi-native-fbank")},
+            "fbank": {
+                **FBANK_OPTIONS,
+                "waveform_scale": 2**15,
+                "kaldi_native_fbank": _package_version("kaldi-native-fbank"),
+            },
             "layer": self.layer,
-            "audio": {"sr": BEATS_SAMPLE_RATE, "mono": "mean", "resampler": AUDIO_RESAMPLER,
-                      "max_seconds": self.max_seconds, "crop": "head", "min_samples": BEATS_MIN_SAMPLES},
+            "audio": {
+                "sr": BEATS_SAMPLE_RATE,
+                "mono": "mean",
+                "resampler": AUDIO_RESAMPLER,
+                "max_seconds": self.max_seconds,
+                "crop": "head",
+                "min_samples": BEATS_MIN_SAMPLES,
+            },
             "pool": "mean over all output frames",
         }
 

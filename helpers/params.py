@@ -36,8 +36,9 @@ MODEL_PARAMS = frozenset({"llm"})
 MODEL_LIST_PARAMS = frozenset({"size_llms"})
 
 BATCH_PARAMS = frozenset({"gen_batch_size", "rep_batch_size", "enc_batch_size"})
-POSITIVE_INT = frozenset({"k", "max_new_tokens", "n_perm", "n_shards", "random_T", "random_k", "random_n",
-                          "size_T", "playground_items"})
+POSITIVE_INT = frozenset(
+    {"k", "max_new_tokens", "n_perm", "n_shards", "random_T", "random_k", "random_n", "size_T", "playground_items"}
+)
 NON_NEGATIVE_INT = frozenset({"seed", "first_layer", "gallery_size", "n_players", "n_examples"})
 OPTIONAL_POSITIVE_INT = frozenset({"n_items"})
 CHOICES: dict[str, tuple[str, ...]] = {"on_bad_item": ("raise", "skip")}
@@ -111,20 +112,32 @@ def _is_int_list(value: Any, *, non_empty: bool = False) -> bool:
 
 #: ``(names, test, what is expected)``: parameters whose value means more than its type, checked first to last
 _VALUE_RULES: tuple[tuple[frozenset[str], Callable[[Any], bool], str], ...] = (
-    (OPTIONAL_POSITIVE_INT, lambda v: v is None or (_is_int(v) and v >= 1),
-     "a positive integer, or None (null) to take all items"),
+    (
+        OPTIONAL_POSITIVE_INT,
+        lambda v: v is None or (_is_int(v) and v >= 1),
+        "a positive integer, or None (null) to take all items",
+    ),
     (POSITIVE_INT, lambda v: _is_int(v) and v >= 1, "a positive integer"),
     (NON_NEGATIVE_INT, lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    (BATCH_PARAMS, lambda v: (_is_int(v) and v >= 1) or (isinstance(v, str) and v.strip().lower() == "auto"),
-     "a positive integer, or 'auto' (from free accelerator memory)"),
-    (frozenset({"quantile"}), lambda v: _is_number(v) and 0 < v <= 1,
-     "a number in (0, 1] (the clamp quantile of |x|; the PRH reference uses 0.95)"),
+    (
+        BATCH_PARAMS,
+        lambda v: (_is_int(v) and v >= 1) or (isinstance(v, str) and v.strip().lower() == "auto"),
+        "a positive integer, or 'auto' (from free accelerator memory)",
+    ),
+    (
+        frozenset({"quantile"}),
+        lambda v: _is_number(v) and 0 < v <= 1,
+        "a number in (0, 1] (the clamp quantile of |x|; the PRH reference uses 0.95)",
+    ),
     (frozenset({"temperature"}), lambda v: _is_number(v) and v > 0, "a number > 0"),
     (frozenset({"top_p"}), lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
     (frozenset({"prefix_lengths"}), _is_int_list, "a list of positive integers (token counts)"),
     (frozenset({"robustness_ks"}), lambda v: _is_int_list(v, non_empty=True), "a non-empty list of positive integers"),
-    (frozenset({"vision_encoders", "audio_encoders", "size_llms", "robustness_metric"}),
-     lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of names"),
+    (
+        frozenset({"vision_encoders", "audio_encoders", "size_llms", "robustness_metric"}),
+        lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "a list of names",
+    ),
 )
 
 #: ``(type test, what is expected)`` for a parameter with no rule of its own, by the type of its default
@@ -133,7 +146,11 @@ _LIKE_DEFAULT: tuple[tuple[Callable[[Any], bool], Callable[[Any], bool], str], .
     (_is_int, _is_int, "an integer like the default {default!r}"),
     (lambda d: isinstance(d, float), _is_number, "a number like the default {default!r}"),
     (lambda d: isinstance(d, str), lambda v: isinstance(v, str), "text like the default {default!r}"),
-    (lambda d: isinstance(d, (list, tuple)), lambda v: isinstance(v, (list, tuple)), "a list like the default {default!r}"),
+    (
+        lambda d: isinstance(d, (list, tuple)),
+        lambda v: isinstance(v, (list, tuple)),
+        "a list like the default {default!r}",
+    ),
     (lambda d: isinstance(d, dict), lambda v: isinstance(v, dict), "a mapping like the default {default!r}"),
 )
 
@@ -225,8 +242,11 @@ def resolve_paths(params: Mapping[str, Any], base: Path) -> dict[str, Any]:
     options = out.get("encoder_options")
     if isinstance(options, dict):
         out["encoder_options"] = {
-            enc: ({**opts, "checkpoint": local(opts["checkpoint"], must_exist=True)}
-                  if isinstance(opts, dict) and "checkpoint" in opts else opts)
+            enc: (
+                {**opts, "checkpoint": local(opts["checkpoint"], must_exist=True)}
+                if isinstance(opts, dict) and "checkpoint" in opts
+                else opts
+            )
             for enc, opts in options.items()
         }
     return out

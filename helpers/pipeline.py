@@ -21,12 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers import analysis, lm, prompts
+from helpers import lm, prompts
 from helpers.ablations import edited_generations
 from helpers.alignment import layer_mean
 from helpers.lm import Decoding
-from helpers.pairing import EncoderFeatures
-from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
 
 
 @dataclass
@@ -242,7 +240,6 @@ def stored_representation(
     return arr, key
 
 
-
 # ----------------------------------------------------------------------------- conditions of 08 and 09
 
 
@@ -283,13 +280,28 @@ def condition_representation(
     """A condition's representation: the run's own (:func:`stored_representation`) when 02/03
     made it, else generated with :func:`cue_representations` from ``user_texts``."""
     stored, key = stored_representation(
-        gens, rep_ids, rep_arrays, llm=llm, cue=cue, template=template, decoding=decoding, ids=ids,
-        enable_thinking=enable_thinking, n_layers=model.n_layers + int(include_embeddings),
+        gens,
+        rep_ids,
+        rep_arrays,
+        llm=llm,
+        cue=cue,
+        template=template,
+        decoding=decoding,
+        ids=ids,
+        enable_thinking=enable_thinking,
+        n_layers=model.n_layers + int(include_embeddings),
     )
     if stored is not None:
         return Condition(list(ids), layer_mean(stored, first_layer), key)
-    res = cue_representations(model, ids, user_texts, decoding, gen_batch_size=gen_batch_size,
-                              rep_batch_size=rep_batch_size, include_embeddings=include_embeddings)
+    res = cue_representations(
+        model,
+        ids,
+        user_texts,
+        decoding,
+        gen_batch_size=gen_batch_size,
+        rep_batch_size=rep_batch_size,
+        include_embeddings=include_embeddings,
+    )
     return Condition(res.ids, res.vector("gen_mean", first_layer), None, key, res)
 
 
@@ -305,9 +317,19 @@ def condition_examples(cond: Condition, gens: pd.DataFrame, tokenizer, max_new_t
     return pd.DataFrame({"id": list(ran.index), "prompt": list(ran["prompt"]), "text": texts})
 
 
-def cue_conditions(model: lm.LLM, table: pd.DataFrame, cues: Mapping[str, str], stored, *, llm: str, T: int,
-                   enable_thinking: bool = False, first_layer: int = 0, gen_batch_size: int | str = 32,
-                   rep_batch_size: int | str = 16) -> dict[str, Condition]:
+def cue_conditions(
+    model: lm.LLM,
+    table: pd.DataFrame,
+    cues: Mapping[str, str],
+    stored,
+    *,
+    llm: str,
+    T: int,
+    enable_thinking: bool = False,
+    first_layer: int = 0,
+    gen_batch_size: int | str = 32,
+    rep_batch_size: int | str = 16,
+) -> dict[str, Condition]:
     """:func:`condition_representation` of every cue of ``cues`` over its rows of ``table``
     (:func:`helpers.prompts.build_prompts`) at ``T`` greedy tokens; ``stored``: the run's generations,
     representation ids and arrays (:func:`helpers.artifacts.stored_representations`). 09, 12 and 14 use it."""
@@ -316,9 +338,21 @@ def cue_conditions(model: lm.LLM, table: pd.DataFrame, cues: Mapping[str, str], 
     for cue, template in cues.items():
         sub = table[table["cue"] == cue]
         out[cue] = condition_representation(
-            model, gens, rep_ids, rep_arrays, llm=llm, cue=cue, template=template, ids=list(sub["id"]),
-            user_texts=list(sub["user_text"]), decoding=Decoding(max_new_tokens=T), enable_thinking=enable_thinking,
-            first_layer=first_layer, gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
+            model,
+            gens,
+            rep_ids,
+            rep_arrays,
+            llm=llm,
+            cue=cue,
+            template=template,
+            ids=list(sub["id"]),
+            user_texts=list(sub["user_text"]),
+            decoding=Decoding(max_new_tokens=T),
+            enable_thinking=enable_thinking,
+            first_layer=first_layer,
+            gen_batch_size=gen_batch_size,
+            rep_batch_size=rep_batch_size,
+        )
     return out
 
 
@@ -349,11 +383,27 @@ def model_size_representations(
     for name in names:
         t0 = time.perf_counter()
         model = load_model(name)
-        info = {"llm": name, "n_params": sum(p.numel() for p in model.model.parameters()),
-                "n_layers": model.n_layers, "hidden_size": model.hidden_size,
-                "chat_template": model.use_chat_template, "dtype": model.fingerprint["dtype"], "cues_from_03": 0}
-        conds = cue_conditions(model, table, cues, stored, llm=name, T=T, enable_thinking=enable_thinking,
-                               first_layer=first_layer, gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
+        info = {
+            "llm": name,
+            "n_params": sum(p.numel() for p in model.model.parameters()),
+            "n_layers": model.n_layers,
+            "hidden_size": model.hidden_size,
+            "chat_template": model.use_chat_template,
+            "dtype": model.fingerprint["dtype"],
+            "cues_from_03": 0,
+        }
+        conds = cue_conditions(
+            model,
+            table,
+            cues,
+            stored,
+            llm=name,
+            T=T,
+            enable_thinking=enable_thinking,
+            first_layer=first_layer,
+            gen_batch_size=gen_batch_size,
+            rep_batch_size=rep_batch_size,
+        )
         for cue, cond in conds.items():
             llm_reps[f"{name}|{cue}"] = (cond.ids, cond.vector)
             info["cues_from_03"] += cond.stored_key is not None
@@ -401,8 +451,14 @@ def removal_conditions(
     ids = list(generations["id"])
     originals = generations[["prompt_ids", "gen_ids"]].to_dict("records")
     if full_per_layer is None:
-        full_per_layer = np.stack([r["gen_mean"] for r in lm.represent_cached(
-            model, originals, include_embeddings=include_embeddings, batch_size=batch_size)])
+        full_per_layer = np.stack(
+            [
+                r["gen_mean"]
+                for r in lm.represent_cached(
+                    model, originals, include_embeddings=include_embeddings, batch_size=batch_size
+                )
+            ]
+        )
     edited = {}
     for name, col in (("remove_sensory", "sensory_text"), ("remove_random", "control_text")):
         new = edited_generations(model.tokenizer, generations["prompt_ids"], removal[col])
@@ -410,8 +466,9 @@ def removal_conditions(
     keep = [j for j in range(len(ids)) if all(len(e[j]["gen_ids"]) for e in edited.values())]
     means = {}
     for name, gens_edit in edited.items():
-        reps = lm.represent_cached(model, [gens_edit[j] for j in keep], include_embeddings=include_embeddings,
-                                        batch_size=batch_size)
+        reps = lm.represent_cached(
+            model, [gens_edit[j] for j in keep], include_embeddings=include_embeddings, batch_size=batch_size
+        )
         means[name] = layer_mean(np.stack([r["gen_mean"] for r in reps]))
     return RemovalConditions(
         ids=[ids[j] for j in keep],
@@ -424,73 +481,3 @@ def removal_conditions(
 # --------------------------------------------------------------------------------------
 # Evaluating a cue template (the playground's Evaluate button)
 # --------------------------------------------------------------------------------------
-
-
-def run_cues(generations: pd.DataFrame | None) -> dict[str, str]:
-    """The cue templates a run generated with (``cue`` → ``template``), or the paper's defaults."""
-    if generations is None or "template" not in generations or generations.empty:
-        return dict(prompts.DEFAULT_CUES)
-    return dict(generations[["cue", "template"]].drop_duplicates("cue").itertuples(index=False, name=None))
-
-
-def evaluate_template(
-    model: Any,
-    manifest: pd.DataFrame,
-    cues: Mapping[str, str],
-    encoder_feats: EncoderFeatures,
-    decoding: Decoding = Decoding(),
-    *,
-    gen_batch_size: int = 32,
-    rep_batch_size: int = 16,
-    include_embeddings: bool = True,
-    on_progress: Callable[[int, int, str], None] | None = None,
-    settings: AlignmentSettings = DEFAULT_SETTINGS,
-) -> pd.DataFrame:
-    """Mutual k-NN of every cue in ``cues`` with every encoder over the items of ``manifest``.
-
-    Each cue's prompts are generated and represented through :func:`cue_representations` (so
-    conditions the run or an earlier evaluation computed at the same model and decoding are
-    cache hits), in chunks of ``gen_batch_size`` items; ``on_progress(done, total, label)`` is
-    called after each chunk. Returns one row per (cue, encoder): ``cue``, ``template``,
-    ``encoder``, ``modality``, ``n_items``, ``k``, ``score``, ``ci_low``, ``ci_high``, ``chance``.
-    """
-    if not cues:
-        raise ValueError("no cues to evaluate")
-    for name, template in cues.items():
-        prompts.check_template(name, template)
-    ids = [str(i) for i in manifest["id"]]
-    chunk = max(1, int(gen_batch_size))
-    starts = list(range(0, len(ids), chunk))
-    total, done = len(starts) * len(cues), 0
-    reps: dict[str, tuple[list[str], np.ndarray]] = {}
-    for name, template in cues.items():
-        texts = [prompts.fill(template, c) for c in manifest["caption"]]
-        parts = []
-        for s in starts:
-            res = cue_representations(
-                model,
-                ids[s : s + chunk],
-                texts[s : s + chunk],
-                decoding,
-                gen_batch_size=gen_batch_size,
-                rep_batch_size=rep_batch_size,
-                include_embeddings=include_embeddings,
-            )
-            parts.append(res.vector("gen_mean", settings.first_layer))
-            done += 1
-            if on_progress:
-                on_progress(done, total, name)
-        reps[name] = (ids, np.concatenate(parts))
-    table = analysis.alignment_table(reps, dict(encoder_feats), settings=settings)
-    table = table.rename(columns={"representation": "cue"})
-    table.insert(1, "template", table["cue"].map(dict(cues)))
-    return table
-
-
-def playground_subset(manifest: pd.DataFrame, n_items: int | None, seed: int = 0) -> pd.DataFrame:
-    """The seeded subset the Evaluate button scores (items with a sound first, as in notebook 01)."""
-    from helpers.manifest import select_items
-
-    return select_items(manifest, n_items, seed=seed)
-
-

@@ -47,7 +47,11 @@ def cue_colors(cues: Sequence[str]) -> dict[str, str]:
     never drawn in SEE's blue or HEAR's red; distinct custom cues get distinct colours.
     """
     used = {c.lower() for c in CUE_PALETTE.values()}
-    free = [c for c in sns.color_palette("tab10", 10).as_hex() + sns.color_palette("tab20", 20).as_hex() if c.lower() not in used]
+    free = [
+        c
+        for c in sns.color_palette("tab10", 10).as_hex() + sns.color_palette("tab20", 20).as_hex()
+        if c.lower() not in used
+    ]
     free = list(dict.fromkeys(free))
     out: dict[str, str] = {}
     n_extra = 0
@@ -81,9 +85,13 @@ def _chars(fig: plt.Figure, fontsize: float) -> int:
     return max(20, int(fig.get_figwidth() * 72 / (0.52 * fontsize)))
 
 
-def _panels(n: int, width: float, height: float, sharey: bool = False, extra: float = 0.0) -> tuple[plt.Figure, np.ndarray]:
+def _panels(
+    n: int, width: float, height: float, sharey: bool = False, extra: float = 0.0
+) -> tuple[plt.Figure, np.ndarray]:
     """``n`` panels side by side, each ``width`` inches wide (plus ``extra`` for a legend), constrained layout."""
-    fig, axes = plt.subplots(1, max(1, n), figsize=(extra + width * max(1, n), height), squeeze=False, sharey=sharey, layout="constrained")
+    fig, axes = plt.subplots(
+        1, max(1, n), figsize=(extra + width * max(1, n), height), squeeze=False, sharey=sharey, layout="constrained"
+    )
     return fig, axes[0]
 
 
@@ -97,7 +105,16 @@ def _finish(fig: plt.Figure, title: str, setting: str, ax: plt.Axes | None = Non
         else:
             fig.suptitle(wrapped, fontsize=size)
     if setting:
-        fig.text(0.0, 0.0, _wrap_setting(setting, _chars(fig, 7.5)), ha="left", va="top", fontsize=7.5, color="0.35", gid=FOOTER_GID)
+        fig.text(
+            0.0,
+            0.0,
+            _wrap_setting(setting, _chars(fig, 7.5)),
+            ha="left",
+            va="top",
+            fontsize=7.5,
+            color="0.35",
+            gid=FOOTER_GID,
+        )
     return fig
 
 
@@ -120,8 +137,16 @@ def footer_text(fig: plt.Figure) -> str:
 
 def _legend(ax: plt.Axes, handles: list, title: str | None = None, fontsize: float = 8) -> None:
     """One legend right of ``ax``, outside the plot (constrained layout makes room for it)."""
-    ax.legend(handles=handles, title=title, frameon=False, fontsize=fontsize, title_fontsize=fontsize + 1,
-              bbox_to_anchor=(1.02, 1), loc="upper left", borderaxespad=0)
+    ax.legend(
+        handles=handles,
+        title=title,
+        frameon=False,
+        fontsize=fontsize,
+        title_fontsize=fontsize + 1,
+        bbox_to_anchor=(1.02, 1),
+        loc="upper left",
+        borderaxespad=0,
+    )
 
 
 def _note(label: str) -> Line2D:
@@ -151,12 +176,16 @@ def _panel_title(sub: pd.DataFrame, name: str) -> str:
     return f"{name}\n({mod}{n})" if mod or n else name
 
 
-def image_gallery(images: Sequence, captions: Sequence[str], ncols: int = 6, size: float = 2.0, setting: str = "") -> plt.Figure:
+def image_gallery(
+    images: Sequence, captions: Sequence[str], ncols: int = 6, size: float = 2.0, setting: str = ""
+) -> plt.Figure:
     """A grid of images with their captions underneath."""
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, int(np.ceil(n / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 1.25 * nrows), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * 1.25 * nrows), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, cap in zip(axes.flat, images, captions):
@@ -182,9 +211,16 @@ def layer_norm_curves(norms: pd.DataFrame, title: str = "", setting: str = "") -
     at = norms[norms["layer"] == last]["norm"]
     before = norms[norms["layer"] == last - 1]["norm"]
     step = f"×{float(at.mean() / before.mean()):.2g} " if len(before) else ""
-    ax.annotate(f"final norm applied\n(layer {last}: {step}step)", xy=(last, float(at.mean())), xytext=(-12, 0),
-                textcoords="offset points", ha="right", va="center", fontsize=8,
-                arrowprops={"arrowstyle": "->", "color": "0.3", "lw": 0.8})
+    ax.annotate(
+        f"final norm applied\n(layer {last}: {step}step)",
+        xy=(last, float(at.mean())),
+        xytext=(-12, 0),
+        textcoords="offset points",
+        ha="right",
+        va="center",
+        fontsize=8,
+        arrowprops={"arrowstyle": "->", "color": "0.3", "lw": 0.8},
+    )
     ax.set_xlabel("layer (0: the embedding output, where 03 keeps it)")
     ax.set_ylabel("mean ‖h‖ over generated tokens (log)")
     _legend(ax, _cue_handles(colors, marker="o"), title="cue")
@@ -216,15 +252,26 @@ def alignment_bars(table: pd.DataFrame, title: str = "", setting: str = "") -> p
     single = [k for k in kinds if k not in GENERATIVE_KINDS]
     hatch = {k: HATCHES[single.index(k) % len(HATCHES)] if k in single else "" for k in kinds}
     width = 0.8 / len(cues)
-    fig, axes = _panels(len(encoders), width=max(2.6, 0.8 + 0.32 * len(cues) * len(kinds)), height=4.0, sharey=True, extra=2.6)
+    fig, axes = _panels(
+        len(encoders), width=max(2.6, 0.8 + 0.32 * len(cues) * len(kinds)), height=4.0, sharey=True, extra=2.6
+    )
     for ax, enc in zip(axes, encoders):
         sub = data[data["encoder"] == enc]
         for j, cue in enumerate(cues):
             s = sub[sub["cue"] == cue].set_index("kind").reindex(kinds)
             x = np.arange(len(kinds)) - 0.4 + width * (j + 0.5)
             err = np.vstack([s["score"] - s["ci_low"], s["ci_high"] - s["score"]])
-            bars = ax.bar(x, s["score"], width, yerr=err, capsize=2, color=colors[cue], edgecolor="0.2", linewidth=0.5,
-                          error_kw={"elinewidth": 0.8})
+            bars = ax.bar(
+                x,
+                s["score"],
+                width,
+                yerr=err,
+                capsize=2,
+                color=colors[cue],
+                edgecolor="0.2",
+                linewidth=0.5,
+                error_kw={"elinewidth": 0.8},
+            )
             for bar, kind in zip(bars, kinds):
                 bar.set_hatch(hatch[kind])
                 bar.set_alpha(1.0 if not hatch[kind] else 0.75)
@@ -235,14 +282,26 @@ def alignment_bars(table: pd.DataFrame, title: str = "", setting: str = "") -> p
         ax.set_title(_panel_title(sub, enc), fontsize=10)
     axes[0].set_ylabel("mutual k-NN alignment")
     handles = _cue_handles(colors)
-    handles += [Patch(facecolor="white", edgecolor="0.2", hatch=hatch[k], label=k if k not in single or "single" in k else f"{k} (single pass)")
-                for k in kinds]
-    handles += [_chance_handle(), Line2D([], [], color="0.2", marker="|", ls="", ms=10, label=f"error bars: {CI_LEGEND}")]
+    handles += [
+        Patch(
+            facecolor="white",
+            edgecolor="0.2",
+            hatch=hatch[k],
+            label=k if k not in single or "single" in k else f"{k} (single pass)",
+        )
+        for k in kinds
+    ]
+    handles += [
+        _chance_handle(),
+        Line2D([], [], color="0.2", marker="|", ls="", ms=10, label=f"error bars: {CI_LEGEND}"),
+    ]
     _legend(axes[-1], handles, title="cue / representation")
     return _finish(fig, title or "LLM ↔ encoder alignment by cue: generative vs single-pass representations", setting)
 
 
-def alignment_scatter(table: pd.DataFrame, vision_encoder: str, audio_encoder: str, title: str = "", setting: str = "") -> plt.Figure:
+def alignment_scatter(
+    table: pd.DataFrame, vision_encoder: str, audio_encoder: str, title: str = "", setting: str = ""
+) -> plt.Figure:
     """Each cue as a point at (alignment with vision encoder, alignment with audio encoder), with CIs.
 
     With a ``kind`` column only the generative rows are drawn.
@@ -306,9 +365,12 @@ def length_curves(table: pd.DataFrame, title: str = "", setting: str = "") -> pl
         ax.set_title(_panel_title(sub, enc), fontsize=10)
     axes[0].set_ylabel("mutual k-NN alignment")
     handles = _cue_handles(colors, marker="o")
-    handles += [Line2D([], [], ls="", marker="o", color="0.3", ms=5, label="T = 0: last prompt token"),
-                Line2D([], [], ls="", marker="o", mfc="white", color="0.3", ms=5, label="T = 0: prompt mean"),
-                Patch(facecolor="0.3", alpha=0.2, label=f"shaded: {CI_LEGEND}"), _chance_handle()]
+    handles += [
+        Line2D([], [], ls="", marker="o", color="0.3", ms=5, label="T = 0: last prompt token"),
+        Line2D([], [], ls="", marker="o", mfc="white", color="0.3", ms=5, label="T = 0: prompt mean"),
+        Patch(facecolor="0.3", alpha=0.2, label=f"shaded: {CI_LEGEND}"),
+        _chance_handle(),
+    ]
     _legend(axes[-1], handles, title="cue")
     return _finish(fig, title or "Alignment vs generation length T (mean over the first T generated tokens)", setting)
 
@@ -331,16 +393,22 @@ def layerwise_curves(table: pd.DataFrame, title: str = "", setting: str = "") ->
         ax.set_title(_panel_title(sub, enc), fontsize=10)
     axes[0].set_ylabel("mutual k-NN alignment")
     handles = [Line2D([], [], color=c, label=cue) for cue, c in colors.items()]
-    handles += [Line2D([], [], color="0.3", linestyle="--", linewidth=1, label="mean over layers (05's value)"), _chance_handle(),
-                _note("layer 0: the embedding output\n(where 03 keeps it)")]
+    handles += [
+        Line2D([], [], color="0.3", linestyle="--", linewidth=1, label="mean over layers (05's value)"),
+        _chance_handle(),
+        _note("layer 0: the embedding output\n(where 03 keeps it)"),
+    ]
     _legend(axes[-1], handles, title="cue")
     return _finish(fig, title or "Alignment of each layer's generative representation", setting)
 
 
 def _significance_handles(color: str = "0.3") -> list:
-    return [Line2D([], [], ls="", marker="o", color=color, label="filled: Holm p < 0.05"),
-            Line2D([], [], ls="", marker="o", mfc="white", color=color, label="hollow: not significant"),
-            _note(f"bars: {CI_LEGEND}"), _note("stars: " + STARS_LEGEND.replace(", ", "\n   "))]
+    return [
+        Line2D([], [], ls="", marker="o", color=color, label="filled: Holm p < 0.05"),
+        Line2D([], [], ls="", marker="o", mfc="white", color=color, label="hollow: not significant"),
+        _note(f"bars: {CI_LEGEND}"),
+        _note("stars: " + STARS_LEGEND.replace(", ", "\n   ")),
+    ]
 
 
 def paired_differences(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.Figure:
@@ -395,8 +463,10 @@ def calibrated_scores(table: pd.DataFrame, title: str = "", setting: str = "") -
     ax.set_xlabel("calibrated score (score − null mean) / (1 − null mean)")
     ax.set_ylabel("")
     handles = [Patch(facecolor=h.get_facecolor(), label=lab) for h, lab in zip(*ax.get_legend_handles_labels())]
-    handles += [Line2D([], [], color="black", linewidth=0.8, label="0: the permutation null (chance)"),
-                _note("stars: " + STARS_LEGEND.replace(", ", "\n   "))]
+    handles += [
+        Line2D([], [], color="black", linewidth=0.8, label="0: the permutation null (chance)"),
+        _note("stars: " + STARS_LEGEND.replace(", ", "\n   ")),
+    ]
     _legend(ax, handles, title="encoder")
     return _finish(fig, title or "Alignment above the permutation null (one-sided permutation p)", setting, ax)
 
@@ -409,7 +479,9 @@ def sensory_word_deltas(table: pd.DataFrame, title: str = "", setting: str = "")
     """
     set_style()
     cues = list(dict.fromkeys(table["cue"]))
-    palette = dict(zip(dict.fromkeys(table["encoder"]), sns.color_palette("colorblind", table["encoder"].nunique()).as_hex()))
+    palette = dict(
+        zip(dict.fromkeys(table["encoder"]), sns.color_palette("colorblind", table["encoder"].nunique()).as_hex())
+    )
     n_ablations = max(table.groupby("cue")["ablation"].nunique())
     fig, axes = _panels(len(cues), width=max(3.6, 1.1 * n_ablations + 0.6), height=4.2, sharey=True, extra=2.2)
     for ax, cue in zip(axes, cues):
@@ -472,7 +544,9 @@ def model_size_scatter(
             )
         ax.plot(xs, ys, color="0.6", lw=0.8, zorder=0)
     handles = _cue_handles(colors, marker="o")
-    handles += [Line2D([], [], ls="", marker=markers[j % len(markers)], color="0.3", label=n) for j, n in enumerate(llms)]
+    handles += [
+        Line2D([], [], ls="", marker=markers[j % len(markers)], color="0.3", label=n) for j, n in enumerate(llms)
+    ]
     handles += [Line2D([], [], color="0.6", lw=0.8, label="joins one LLM's cues"), _note(f"bars: {CI_LEGEND}")]
     _legend(ax, handles, title="cue / LLM")
     ax.set_xlabel(f"alignment with {vision_encoder} (vision)")
@@ -510,14 +584,21 @@ def paper_plane(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.
 
     def point(row, **style):
         ax.errorbar(
-            row["vision_score"], row["audio_score"],
+            row["vision_score"],
+            row["audio_score"],
             xerr=[[row["vision_score"] - row["vision_ci_low"]], [row["vision_ci_high"] - row["vision_score"]]],
             yerr=[[row["audio_score"] - row["audio_ci_low"]], [row["audio_ci_high"] - row["audio_score"]]],
-            capsize=2, elinewidth=0.8, **style,
+            capsize=2,
+            elinewidth=0.8,
+            **style,
         )
 
     for j, name in enumerate(llms):
-        sub = size[size["llm"] == name].set_index("cue").reindex([c for c in cues if c in set(size.loc[size["llm"] == name, "cue"])])
+        sub = (
+            size[size["llm"] == name]
+            .set_index("cue")
+            .reindex([c for c in cues if c in set(size.loc[size["llm"] == name, "cue"])])
+        )
         ax.plot(sub["vision_score"], sub["audio_score"], color="0.6", lw=0.8, zorder=0)
         for cue, row in sub.iterrows():
             point(row, fmt=markers[j % len(markers)], color=colors[cue], ms=7)
@@ -525,10 +606,24 @@ def paper_plane(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.
     for _, row in own.iterrows():
         point(row, fmt="o", ms=13, mfc="none", mew=1.6, color=colors[row["cue"]], zorder=4)
     handles = _cue_handles(colors, marker="o")
-    handles += [Line2D([], [], ls="", marker=markers[j % len(markers)], color="0.3", label=_short_llm(n)) for j, n in enumerate(llms)]
+    handles += [
+        Line2D([], [], ls="", marker=markers[j % len(markers)], color="0.3", label=_short_llm(n))
+        for j, n in enumerate(llms)
+    ]
     if len(own):
         r = own.iloc[0]
-        handles.append(Line2D([], [], ls="", marker="o", ms=11, mfc="none", color="0.3", label=f"ring: 05, {_short_llm(r['llm'])}, T = {r['T']}"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="o",
+                ms=11,
+                mfc="none",
+                color="0.3",
+                label=f"ring: 05, {_short_llm(r['llm'])}, T = {r['T']}",
+            )
+        )
     handles += [Line2D([], [], color="0.6", lw=0.8, label="joins one LLM's cues"), _note(f"bars: {CI_LEGEND}")]
     _legend(ax, handles, title="cue / LLM")
     first = table.iloc[0]
@@ -557,8 +652,16 @@ def size_curves(table: pd.DataFrame, title: str = "", setting: str = "") -> plt.
         for j, cue in enumerate(cues):
             c = sub[sub["cue"] == cue].assign(x=lambda d: d["llm"].map(pos)).sort_values("x")
             x = c["x"] + (j - (len(cues) - 1) / 2) * 0.06
-            ax.errorbar(x, c["score"], yerr=[c["score"] - c["ci_low"], c["ci_high"] - c["score"]], fmt="-o",
-                        color=colors[cue], ms=4, capsize=2, elinewidth=0.8)
+            ax.errorbar(
+                x,
+                c["score"],
+                yerr=[c["score"] - c["ci_low"], c["ci_high"] - c["score"]],
+                fmt="-o",
+                color=colors[cue],
+                ms=4,
+                capsize=2,
+                elinewidth=0.8,
+            )
         ax.axhline(float(sub["chance"].iloc[0]), color="black", linestyle="dotted", linewidth=1)
         ax.set_xticks(range(len(pos)))
         ax.set_xticklabels([_short_llm(n) for n in order.index], fontsize=7, rotation=30, ha="right")
@@ -597,8 +700,14 @@ def cue_effects_forest(table: pd.DataFrame, title: str = "", setting: str = "") 
         sub = table[table["comparison"] == comp].set_index(["run", "encoder", "modality"]).reindex(rows)
         y = np.arange(len(rows)) - 0.3 + step * (j + 0.5)
         color = colors[cue_of[comp]]
-        ax.errorbar(sub["diff"], y, xerr=[sub["diff"] - sub["ci_low"], sub["ci_high"] - sub["diff"]], fmt="none",
-                    ecolor=color, capsize=3)
+        ax.errorbar(
+            sub["diff"],
+            y,
+            xerr=[sub["diff"] - sub["ci_low"], sub["ci_high"] - sub["diff"]],
+            fmt="none",
+            ecolor=color,
+            capsize=3,
+        )
         significant = sub["p_holm"].to_numpy() < 0.05
         ax.scatter(sub["diff"][significant], y[significant], color=color, zorder=3)
         ax.scatter(sub["diff"][~significant], y[~significant], facecolor="white", edgecolor=color, zorder=3)
@@ -631,8 +740,9 @@ def transfer_effects(table: pd.DataFrame, title: str = "", setting: str = "") ->
     panels = list(dict.fromkeys(zip(t["comparison"], t["encoder"], t["modality"])))
     writers = list(dict.fromkeys(t["writer"]))
     colors = dict(zip(writers, sns.color_palette("colorblind", len(writers)).as_hex()))
-    order = sorted(dict.fromkeys(zip(t["writer"], t["reader"], t["reading"])),
-                   key=lambda r: (writers.index(r[0]), r[1] != r[0]))
+    order = sorted(
+        dict.fromkeys(zip(t["writer"], t["reader"], t["reading"])), key=lambda r: (writers.index(r[0]), r[1] != r[0])
+    )
     fig, axes = _panels(len(panels), 3.2, 1.4 + 0.42 * len(order), sharey=True, extra=5.0)  # y labels + legend
     for ax, (comp, enc, mod) in zip(axes, panels):
         sub = t[(t["comparison"] == comp) & (t["encoder"] == enc)].set_index(["writer", "reader"])
@@ -640,11 +750,23 @@ def transfer_effects(table: pd.DataFrame, title: str = "", setting: str = "") ->
             if (w, r) not in sub.index:
                 continue
             row = sub.loc[(w, r)]
-            ax.errorbar(row["diff"], y, xerr=[[row["diff"] - row["ci_low"]], [row["ci_high"] - row["diff"]]],
-                        fmt="none", ecolor=colors[w], capsize=3)
+            ax.errorbar(
+                row["diff"],
+                y,
+                xerr=[[row["diff"] - row["ci_low"]], [row["ci_high"] - row["diff"]]],
+                fmt="none",
+                ecolor=colors[w],
+                capsize=3,
+            )
             filled = row["p_holm"] < 0.05
-            ax.scatter([row["diff"]], [y], marker="o" if w == r else "s", zorder=3, edgecolor=colors[w],
-                       facecolor=colors[w] if filled else "white")
+            ax.scatter(
+                [row["diff"]],
+                [y],
+                marker="o" if w == r else "s",
+                zorder=3,
+                edgecolor=colors[w],
+                facecolor=colors[w] if filled else "white",
+            )
         ax.axvline(0, color="black", linewidth=0.8)
         ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.set_title(f"{comp} on {enc}\n({mod})", fontsize=9)
@@ -652,10 +774,16 @@ def transfer_effects(table: pd.DataFrame, title: str = "", setting: str = "") ->
     axes[0].set_yticks(np.arange(len(order)))
     axes[0].set_yticklabels([lab for _, _, lab in order], fontsize=8)
     axes[0].invert_yaxis()
-    handles = [Line2D([], [], ls="", marker="s", color=c, label=f"{_short_llm(w).removesuffix('-instruct')}'s text") for w, c in colors.items()]
-    handles += [Line2D([], [], ls="", marker="o", color="0.3", label="read by its writer"),
-                Line2D([], [], ls="", marker="s", color="0.3", label="read by another model"),
-                _note("filled: Holm p < 0.05"), _note(f"bars: {CI_LEGEND}")]
+    handles = [
+        Line2D([], [], ls="", marker="s", color=c, label=f"{_short_llm(w).removesuffix('-instruct')}'s text")
+        for w, c in colors.items()
+    ]
+    handles += [
+        Line2D([], [], ls="", marker="o", color="0.3", label="read by its writer"),
+        Line2D([], [], ls="", marker="s", color="0.3", label="read by another model"),
+        _note("filled: Holm p < 0.05"),
+        _note(f"bars: {CI_LEGEND}"),
+    ]
     _legend(axes[-1], handles, title="whose text / who reads")
     return _finish(fig, title or "Does the cue effect travel with the text?", setting)
 
@@ -678,8 +806,14 @@ def variant_effects(table: pd.DataFrame, title: str = "", setting: str = "") -> 
         sub = t[(t["comparison"] == comp) & (t["encoder"] == enc)].set_index("variant").reindex(names)
         ax.axvspan(float(sub["diff"].min()), float(sub["diff"].max()), color="0.88", zorder=0)
         y = np.arange(len(names))
-        ax.errorbar(sub["diff"], y, xerr=[sub["diff"] - sub["ci_low"], sub["ci_high"] - sub["diff"]], fmt="none",
-                    ecolor=colors[cue], capsize=3)
+        ax.errorbar(
+            sub["diff"],
+            y,
+            xerr=[sub["diff"] - sub["ci_low"], sub["ci_high"] - sub["diff"]],
+            fmt="none",
+            ecolor=colors[cue],
+            capsize=3,
+        )
         filled = (sub["p_holm"] < 0.05).to_numpy()
         ax.scatter(sub["diff"][filled], y[filled], color=colors[cue], zorder=3)
         ax.scatter(sub["diff"][~filled], y[~filled], facecolor="white", edgecolor=colors[cue], zorder=3)
@@ -692,12 +826,16 @@ def variant_effects(table: pd.DataFrame, title: str = "", setting: str = "") -> 
     axes[0].invert_yaxis()
     handles = _cue_handles(colors, marker="o") + [
         Line2D([], [], color="0.88", lw=6, label="range over the variants"),
-        _note("filled: Holm p < 0.05"), _note(f"bars: {CI_LEGEND}")]
+        _note("filled: Holm p < 0.05"),
+        _note(f"bars: {CI_LEGEND}"),
+    ]
     _legend(axes[-1], handles, title="cue − NONE")
     return _finish(fig, title or "Cue effects under trivial rephrasings", setting)
 
 
-def cue_search(search: pd.DataFrame, held: pd.DataFrame, encoder: str, title: str = "", setting: str = "") -> plt.Figure:
+def cue_search(
+    search: pd.DataFrame, held: pd.DataFrame, encoder: str, title: str = "", setting: str = ""
+) -> plt.Figure:
     """Notebook 14: every candidate's score on the search half, and the winner against the others on the held-out half.
 
     ``search``: :func:`helpers.cue_search.search_table` (``cue``, ``score``, ``ci_low``, ``ci_high``,
@@ -706,13 +844,21 @@ def cue_search(search: pd.DataFrame, held: pd.DataFrame, encoder: str, title: st
     score the dashed line; right, filled markers are Holm-adjusted p < 0.05.
     """
     set_style()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 1.6 + 0.32 * len(search)), layout="constrained",
-                                      gridspec_kw={"width_ratios": [1.4, 1]})
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(10.5, 1.6 + 0.32 * len(search)), layout="constrained", gridspec_kw={"width_ratios": [1.4, 1]}
+    )
     y = np.arange(len(search))
     colors = ["0.25" if r == 1 else "0.7" for r in search["rank"]]
     left.barh(y, search["score"], color=colors)
-    left.errorbar(search["score"], y, xerr=[search["score"] - search["ci_low"], search["ci_high"] - search["score"]],
-                  fmt="none", ecolor="black", capsize=2, lw=0.8)
+    left.errorbar(
+        search["score"],
+        y,
+        xerr=[search["score"] - search["ci_low"], search["ci_high"] - search["score"]],
+        fmt="none",
+        ecolor="black",
+        capsize=2,
+        lw=0.8,
+    )
     none = search.loc[search["cue"] == "NONE", "score"]
     if len(none):
         left.axvline(float(none.iloc[0]), color="black", ls="--", lw=0.8)
@@ -724,8 +870,14 @@ def cue_search(search: pd.DataFrame, held: pd.DataFrame, encoder: str, title: st
     sub = held[held["encoder"] == encoder] if len(held) else held
     yy = np.arange(len(sub))
     if len(sub):
-        right.errorbar(sub["diff"], yy, xerr=[sub["diff"] - sub["ci_low"], sub["ci_high"] - sub["diff"]], fmt="none",
-                       ecolor="0.25", capsize=3)
+        right.errorbar(
+            sub["diff"],
+            yy,
+            xerr=[sub["diff"] - sub["ci_low"], sub["ci_high"] - sub["diff"]],
+            fmt="none",
+            ecolor="0.25",
+            capsize=3,
+        )
         filled = (sub["p_holm"] < 0.05).to_numpy()
         right.scatter(sub["diff"][filled], yy[filled], color="0.25", zorder=3)
         right.scatter(sub["diff"][~filled], yy[~filled], facecolor="white", edgecolor="0.25", zorder=3)
@@ -735,8 +887,12 @@ def cue_search(search: pd.DataFrame, held: pd.DataFrame, encoder: str, title: st
     right.axvline(0, color="black", linewidth=0.8)
     right.xaxis.set_major_locator(MaxNLocator(4))
     right.set_xlabel("Δ alignment on the held-out half (paired)", fontsize=8)
-    handles = [Line2D([], [], color="0.25", lw=6, label="winner (search half)"), Line2D([], [], color="0.7", lw=6, label="other candidates"),
-               Line2D([], [], color="black", ls="--", lw=0.8, label="NONE's score"), _note("filled: Holm p < 0.05"),
-               _note(f"bars: {CI_LEGEND}")]
+    handles = [
+        Line2D([], [], color="0.25", lw=6, label="winner (search half)"),
+        Line2D([], [], color="0.7", lw=6, label="other candidates"),
+        Line2D([], [], color="black", ls="--", lw=0.8, label="NONE's score"),
+        _note("filled: Holm p < 0.05"),
+        _note(f"bars: {CI_LEGEND}"),
+    ]
     _legend(right, handles)
     return _finish(fig, title or "Cue search: chosen on one half, tested on the other", setting)

@@ -30,7 +30,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from helpers.paths import PROJECT_ROOT
@@ -41,11 +40,22 @@ GENERATIONS = "generations.csv"
 VERSIONS = "versions.json"
 FIGURES = "figures"
 FINDINGS = "FINDINGS.md"
-NOTEBOOK_TITLES = {"05": "05 · Alignment", "06": "06 · Generation length and layers", "07": "07 · Statistics",
-                   "08": "08 · Sensory words", "09": "09 · Model size"}
+NOTEBOOK_TITLES = {
+    "05": "05 · Alignment",
+    "06": "06 · Generation length and layers",
+    "07": "07 · Statistics",
+    "08": "08 · Sensory words",
+    "09": "09 · Model size",
+}
 #: the figures the README shows, copied from the run by ``make reference`` so they never drift from the code
-HEADLINE_FIGURES = ("05_alignment_bars", "05_alignment_scatter", "06_length_curve", "07_paired_comparisons",
-                    "08_sensory_words", "09_model_size_aisfx")
+HEADLINE_FIGURES = (
+    "05_alignment_bars",
+    "05_alignment_scatter",
+    "06_length_curve",
+    "07_paired_comparisons",
+    "08_sensory_words",
+    "09_model_size_aisfx",
+)
 IGNORED_COLUMNS = frozenset({"run"})  # the run's own name: yours may differ
 RTOL, ATOL = 1e-4, 1e-6
 NEAR_TIE_STEPS = 2  # a near-tie moves a score by one neighbour, 1/(k n); its CI bounds by about as much
@@ -108,11 +118,15 @@ class Report:
         for d in worst:
             tag = "near-tie" if d.near_tie else "DIFFERS"
             size = f"{d.size:.3g}" if math.isfinite(d.size) else "-"
-            lines.append(f"  {tag:<8} {d.table} [{d.row}] {d.column}: reference {d.reference!r}, yours {d.run!r} (|diff| {size})")
+            lines.append(
+                f"  {tag:<8} {d.table} [{d.row}] {d.column}: reference {d.reference!r}, yours {d.run!r} (|diff| {size})"
+            )
         if len(self.differences) > limit:
             lines.append(f"  ... and {len(self.differences) - limit} more")
         for lib, (ref, run) in self.versions.items():
-            lines.append(f"versions: {lib} {run} here, {ref} in the reference (greedy tokens are only promised on the same versions)")
+            lines.append(
+                f"versions: {lib} {run} here, {ref} in the reference (greedy tokens are only promised on the same versions)"
+            )
         if self.extra:
             lines.append(f"not in the reference (not compared): {', '.join(self.extra)}")
         lines.append(f"verdict: {self.verdict}")
@@ -125,13 +139,17 @@ def generation_fingerprints(gens: pd.DataFrame) -> pd.DataFrame:
     missing = {"id", "cue", "gen_ids", "stopped_at_eos"} - set(gens.columns)
     if missing:
         raise ValueError(f"the generations table lacks {sorted(missing)}: is it notebook 02's generations.parquet?")
-    out = pd.DataFrame({
-        "id": gens["id"].astype(str),
-        "cue": gens["cue"].astype(str),
-        "n_gen_tokens": [len(g) for g in gens["gen_ids"]],
-        "stopped_at_eos": gens["stopped_at_eos"].astype(bool),
-        "tokens_sha256": [hashlib.sha256(json.dumps([int(t) for t in g]).encode()).hexdigest()[:16] for g in gens["gen_ids"]],
-    })
+    out = pd.DataFrame(
+        {
+            "id": gens["id"].astype(str),
+            "cue": gens["cue"].astype(str),
+            "n_gen_tokens": [len(g) for g in gens["gen_ids"]],
+            "stopped_at_eos": gens["stopped_at_eos"].astype(bool),
+            "tokens_sha256": [
+                hashlib.sha256(json.dumps([int(t) for t in g]).encode()).hexdigest()[:16] for g in gens["gen_ids"]
+            ],
+        }
+    )
     return out.sort_values(["id", "cue"], kind="stable").reset_index(drop=True)
 
 
@@ -144,7 +162,8 @@ def library_versions() -> dict[str, str]:
 def _key_columns(df: pd.DataFrame) -> list[str]:
     """The columns that name a row: not floats, not the same in every row."""
     return [
-        c for c in df.columns
+        c
+        for c in df.columns
         if c not in IGNORED_COLUMNS and not pd.api.types.is_float_dtype(df[c]) and df[c].astype(str).nunique() > 1
     ]
 
@@ -202,15 +221,25 @@ def _compare_generations(ref_path: Path, gens: pd.DataFrame | None, report: Repo
     merged = ref.merge(got, on=["id", "cue"], how="left", suffixes=("_ref", "_run"), indicator=True)
     absent = merged[merged["_merge"] == "left_only"]
     for _, row in absent.iterrows():
-        report.differences.append(Difference(GENERATIONS, f"id={row['id']}, cue={row['cue']}", "generation", "present", "absent", math.inf, False))
+        report.differences.append(
+            Difference(
+                GENERATIONS, f"id={row['id']}, cue={row['cue']}", "generation", "present", "absent", math.inf, False
+            )
+        )
     both = merged[merged["_merge"] == "both"]
     same = both["tokens_sha256_ref"] == both["tokens_sha256_run"]
     for _, row in both[~same].iterrows():
-        report.differences.append(Difference(
-            GENERATIONS, f"id={row['id']}, cue={row['cue']}", "tokens",
-            f"{int(row['n_gen_tokens_ref'])} tokens {row['tokens_sha256_ref']}",
-            f"{int(row['n_gen_tokens_run'])} tokens {row['tokens_sha256_run']}", math.inf, False,
-        ))
+        report.differences.append(
+            Difference(
+                GENERATIONS,
+                f"id={row['id']}, cue={row['cue']}",
+                "tokens",
+                f"{int(row['n_gen_tokens_ref'])} tokens {row['tokens_sha256_ref']}",
+                f"{int(row['n_gen_tokens_run'])} tokens {row['tokens_sha256_run']}",
+                math.inf,
+                False,
+            )
+        )
     report.generations = (int(same.sum()), len(ref))
 
 
@@ -218,7 +247,9 @@ def compare_run(results: Path, reference: Path, generations: pd.DataFrame | None
     """Compare the results tables in ``results`` (and ``generations``, notebook 02's table) with ``reference``."""
     results, reference = Path(results), Path(reference)
     if not reference.is_dir() or not any(reference.glob("*.csv")):
-        raise FileNotFoundError(f"no reference tables in {reference}: write one with `python -m helpers.reference --write`")
+        raise FileNotFoundError(
+            f"no reference tables in {reference}: write one with `python -m helpers.reference --write`"
+        )
     if not results.is_dir():
         raise FileNotFoundError(f"no results folder {results}: run the notebooks first (make reproduce)")
     report = Report(reference=reference)
@@ -267,8 +298,10 @@ def write_reference(
     return sorted(reference.iterdir())
 
 
-README_CLAIMS = ("<!-- claims:start (written by make reference from the default run's findings tables; do not edit) -->",
-                 "<!-- claims:end -->")
+README_CLAIMS = (
+    "<!-- claims:start (written by make reference from the default run's findings tables; do not edit) -->",
+    "<!-- claims:end -->",
+)
 
 
 def write_readme_claims(readme: Path, results: Path) -> bool:
@@ -295,10 +328,17 @@ def findings_summary(results: Path, profile: str) -> str | None:
     tables = sorted(Path(results).glob("findings_*.csv"))
     if not tables:
         return None
-    parts = [f"# What the `{profile}` run shows", "",
-             f"Rendered by `make reference` from the `findings_NN.csv` tables of the run in this folder; the same text ends "
-             f"each analysis notebook. Regenerate it, never edit it.", "", "## The paper's claims in one place", "",
-             findings.run_summary([findings.read(p) for p in tables]), ""]
+    parts = [
+        f"# What the `{profile}` run shows",
+        "",
+        "Rendered by `make reference` from the `findings_NN.csv` tables of the run in this folder; the same text ends "
+        "each analysis notebook. Regenerate it, never edit it.",
+        "",
+        "## The paper's claims in one place",
+        "",
+        findings.run_summary([findings.read(p) for p in tables]),
+        "",
+    ]
     for path in tables:
         nb = path.stem.split("_", 1)[1]
         body = findings.report(findings.read(path))
@@ -333,7 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.write:
             written = write_reference(results, reference, gens, args.run, figures)
             print(f"wrote {len(written)} files to {reference}")
-            if args.run == "default" and args.reference is None and write_readme_claims(PROJECT_ROOT / "README.md", results):
+            if (
+                args.run == "default"
+                and args.reference is None
+                and write_readme_claims(PROJECT_ROOT / "README.md", results)
+            ):
                 print("rewrote the README's claims block from the run's findings")
             return 0
         report = compare_run(results, reference, gens)

@@ -15,7 +15,7 @@ depend on the wording?). :func:`conclusion` reads its verdict from those two tes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,9 +24,9 @@ import pandas as pd
 from helpers import lm
 from helpers.ablations import paired_alignment
 from helpers.analysis import with_holm
+from helpers.findings import llm_cue_pairs
 from helpers.lm import Decoding
 from helpers.pipeline import condition_representation, cue_representations
-from helpers.findings import llm_cue_pairs
 from helpers.prompts import BASELINE_CUE, MATCHED_CUE, build_prompts
 from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
 
@@ -81,10 +81,19 @@ def _capitalised(manifest: pd.DataFrame) -> pd.DataFrame:
     return manifest.assign(caption=caps)
 
 
-def variant_representations(model: lm.LLM, manifest: pd.DataFrame, cues: Mapping[str, str], stored, *,
-                            llm: str, T: int, first_layer: int = 0, gen_batch_size: int | str = 32,
-                            rep_batch_size: int | str = 16, enable_thinking: bool = False
-                            ) -> tuple[Reps, pd.DataFrame]:
+def variant_representations(
+    model: lm.LLM,
+    manifest: pd.DataFrame,
+    cues: Mapping[str, str],
+    stored,
+    *,
+    llm: str,
+    T: int,
+    first_layer: int = 0,
+    gen_batch_size: int | str = 32,
+    rep_batch_size: int | str = 16,
+    enable_thinking: bool = False,
+) -> tuple[Reps, pd.DataFrame]:
     """Every variant's representation of every cue on ``manifest``'s items, and what each cost.
 
     The paper's cues come from the run (03's prefix means at ``T``, :func:`helpers.pipeline.condition_representation`)
@@ -101,25 +110,52 @@ def variant_representations(model: lm.LLM, manifest: pd.DataFrame, cues: Mapping
         items = _capitalised(manifest) if v.capitalise else manifest
         for cue, template in cues.items():
             tpl = v.templates.get(cue, template)
-            if v.name != PAPER and tpl == template and not v.capitalise and v.system is None:  # this prompt is the paper's
+            if (
+                v.name != PAPER and tpl == template and not v.capitalise and v.system is None
+            ):  # this prompt is the paper's
                 reps[key(v.name, cue)] = reps[key(PAPER, cue)]
                 rows.append({"variant": v.name, "cue": cue, "source": "the paper's", "prompt": ""})
                 continue
             user = list(build_prompts(items, {cue: tpl})["user_text"])
             if v.name == PAPER:  # the run's own generations where they match, else generated
                 cond = condition_representation(
-                    model, gens, rep_ids, rep_arrays, llm=llm, cue=cue, template=tpl, ids=ids, user_texts=user,
-                    decoding=Decoding(max_new_tokens=T), enable_thinking=enable_thinking, first_layer=first_layer,
-                    gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
+                    model,
+                    gens,
+                    rep_ids,
+                    rep_arrays,
+                    llm=llm,
+                    cue=cue,
+                    template=tpl,
+                    ids=ids,
+                    user_texts=user,
+                    decoding=Decoding(max_new_tokens=T),
+                    enable_thinking=enable_thinking,
+                    first_layer=first_layer,
+                    gen_batch_size=gen_batch_size,
+                    rep_batch_size=rep_batch_size,
+                )
                 reps[key(v.name, cue)] = (cond.ids, cond.vector)
                 source = "stored" if cond.stored_key else "generated"
             else:  # a variant's prompt: same template text is no proof of the same prompt (capitals, system prompt)
-                res = cue_representations(model, ids, user, Decoding(max_new_tokens=T), gen_batch_size=gen_batch_size,
-                                          rep_batch_size=rep_batch_size, system=v.system)
+                res = cue_representations(
+                    model,
+                    ids,
+                    user,
+                    Decoding(max_new_tokens=T),
+                    gen_batch_size=gen_batch_size,
+                    rep_batch_size=rep_batch_size,
+                    system=v.system,
+                )
                 reps[key(v.name, cue)] = (res.ids, res.vector("gen_mean", first_layer))
                 source = "generated"
-            rows.append({"variant": v.name, "cue": cue, "source": source,
-                         "prompt": lm.format_prompt(model, user[0], system=v.system)})
+            rows.append(
+                {
+                    "variant": v.name,
+                    "cue": cue,
+                    "source": source,
+                    "prompt": lm.format_prompt(model, user[0], system=v.system),
+                }
+            )
     return reps, pd.DataFrame(rows)
 
 
@@ -153,14 +189,25 @@ def spread(alignment: pd.DataFrame, effect_table: pd.DataFrame) -> pd.DataFrame:
         cue = p["cue"]
         scores = alignment[(alignment["encoder"] == enc) & alignment["cue"].isin([cue, BASELINE_CUE])]
         ranges = scores.groupby("cue")["score"].agg(lambda s: float(s.max() - s.min()))
-        rows.append({
-            "comparison": comp, "encoder": enc, "modality": p["modality"], "n_items": int(p["n_items"]),
-            "paper_effect": p["diff"], "paper_ci_low": p["ci_low"], "paper_ci_high": p["ci_high"], "paper_p_holm": p["p_holm"],
-            "effect_min": float(sub["diff"].min()), "effect_max": float(sub["diff"].max()),
-            "sign_flips": int((np.sign(sub["diff"]) != np.sign(p["diff"])).sum()),
-            "significant": int((sub["p_holm"] < 0.05).sum()), "n_variants": len(sub),
-            "score_range": float(ranges.max()), "score_range_cue": str(ranges.idxmax()),
-        })
+        rows.append(
+            {
+                "comparison": comp,
+                "encoder": enc,
+                "modality": p["modality"],
+                "n_items": int(p["n_items"]),
+                "paper_effect": p["diff"],
+                "paper_ci_low": p["ci_low"],
+                "paper_ci_high": p["ci_high"],
+                "paper_p_holm": p["p_holm"],
+                "effect_min": float(sub["diff"].min()),
+                "effect_max": float(sub["diff"].max()),
+                "sign_flips": int((np.sign(sub["diff"]) != np.sign(p["diff"])).sum()),
+                "significant": int((sub["p_holm"] < 0.05).sum()),
+                "n_variants": len(sub),
+                "score_range": float(ranges.max()),
+                "score_range_cue": str(ranges.idxmax()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -194,7 +241,7 @@ def random_factor(reps: Reps, encoder_feats, settings: AlignmentSettings = DEFAU
             continue
         space.require(settings.k, f"the rephrasings of {cue}")
 
-        def ov(name):
+        def ov(name, space=space):
             got_ids, x = reps[name]
             pos = {str(i): j for j, i in enumerate(got_ids)}
             return space.overlaps(np.asarray(x)[[pos[i] for i in ids]], settings.k)
@@ -211,24 +258,36 @@ def random_factor(reps: Reps, encoder_feats, settings: AlignmentSettings = DEFAU
         centre = np.eye(V) - 1.0 / V
         x, cx = centre @ d, centre @ cov @ centre
         # between-variant variance beyond what the items' noise alone spreads the variants by (moments)
-        tau2 = max(0.0, between ** 2 - float(np.trace(cx)) / (V - 1))
-        se = float(np.sqrt(se_items ** 2 + tau2 / V))
+        tau2 = max(0.0, between**2 - float(np.trace(cx)) / (V - 1))
+        se = float(np.sqrt(se_items**2 + tau2 / V))
         df_items = effective_df(space.n)
-        df = (se ** 4 / (se_items ** 4 / df_items + (tau2 / V) ** 2 / (V - 1))) if se > 0 else df_items  # Satterthwaite
+        df = (se**4 / (se_items**4 / df_items + (tau2 / V) ** 2 / (V - 1))) if se > 0 else df_items  # Satterthwaite
         half = float(sp.t.ppf(0.975, df)) * se
         chi2 = float(x @ np.linalg.pinv(cx, rcond=1e-10) @ x)
         # Hotelling: the covariance is estimated on df_items degrees of freedom
         dfd = max(1.0, df_items - (V - 1) + 1)
         f_stat = chi2 * dfd / (df_items * (V - 1))
-        rows.append({
-            "comparison": f"{cue}-{BASELINE_CUE}", "encoder": space.name, "modality": space.modality, "n_items": space.n,
-            "n_variants": V, "mean_effect": float(d.mean()), "se_items": se_items, "between_sd": between,
-            "between_extra_sd": float(np.sqrt(tau2)), "se": se, "df": float(df),
-            "ci_low": float(d.mean()) - half, "ci_high": float(d.mean()) + half,
-            "p_value": float(2 * sp.t.sf(abs(d.mean()) / se, df)) if se > 0 else float(d.mean() == 0),
-            "interaction_chi2": chi2, "interaction_df": V - 1,
-            "interaction_p": float(sp.f.sf(f_stat, V - 1, dfd)),
-        })
+        rows.append(
+            {
+                "comparison": f"{cue}-{BASELINE_CUE}",
+                "encoder": space.name,
+                "modality": space.modality,
+                "n_items": space.n,
+                "n_variants": V,
+                "mean_effect": float(d.mean()),
+                "se_items": se_items,
+                "between_sd": between,
+                "between_extra_sd": float(np.sqrt(tau2)),
+                "se": se,
+                "df": float(df),
+                "ci_low": float(d.mean()) - half,
+                "ci_high": float(d.mean()) + half,
+                "p_value": float(2 * sp.t.sf(abs(d.mean()) / se, df)) if se > 0 else float(d.mean() == 0),
+                "interaction_chi2": chi2,
+                "interaction_df": V - 1,
+                "interaction_p": float(sp.f.sf(f_stat, V - 1, dfd)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -256,11 +315,22 @@ def conclusion(table: pd.DataFrame, factor: pd.DataFrame) -> str:
             f"As a random factor: mean {r['mean_effect']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] "
             f"(between-variant s.d. {r['between_sd']:.3f}, items {r['se_items']:.3f}); cue × variant interaction "
             f"χ² = {r['interaction_chi2']:.1f} on {int(r['interaction_df'])} df, p = {r['interaction_p']:.2g}. "
-            f"**{verdict(r)}**.")
+            f"**{verdict(r)}**."
+        )
     counts = pd.Series([verdict(r).split(" (")[0] for _, r in merged.iterrows()]).value_counts()
     head = f"Over {len(merged)} matched effects: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + "."
     return "\n".join([head, "", *lines])
 
 
-__all__ = ["PAPER", "Variant", "conclusion", "effects", "key", "random_factor", "spread", "variant_representations", "verdict",
-           "variants"]
+__all__ = [
+    "PAPER",
+    "Variant",
+    "conclusion",
+    "effects",
+    "key",
+    "random_factor",
+    "spread",
+    "variant_representations",
+    "verdict",
+    "variants",
+]

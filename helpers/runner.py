@@ -249,9 +249,7 @@ def params_path(run: RunPaths) -> Path:
     return run.root / "params" / f"{run.name}.yaml"
 
 
-def save_template_to_params(
-    path: Path, name: str, template: str, base_cues: Mapping[str, str] | None = None
-) -> Path:
+def save_template_to_params(path: Path, name: str, template: str, base_cues: Mapping[str, str] | None = None) -> Path:
     """Add cue ``name`` = ``template`` to the ``cues`` of the params file at ``path`` (created if absent).
 
     The runner replaces a parameter as a whole, so the file keeps the *full* cue set: the cues
@@ -273,7 +271,11 @@ def save_template_to_params(
     from helpers.cache import atomic_write_text
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, "# written by the playground (notebooks/10_playground.ipynb)\n" + yaml.safe_dump(existing, sort_keys=False, allow_unicode=True))
+    atomic_write_text(
+        path,
+        "# written by the playground (notebooks/10_playground.ipynb)\n"
+        + yaml.safe_dump(existing, sort_keys=False, allow_unicode=True),
+    )
     return path
 
 
@@ -290,14 +292,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.runner", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default=BASE_PROFILE, help=f"one of: {', '.join(profile_names())}")
     parser.add_argument(
-        "--params-file", type=Path, default=None, metavar="PATH",
+        "--params-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
         help="YAML of parameter overrides applied after the profile, before --param (e.g. outputs/params/default.yaml)",
     )
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
     parser.add_argument("--only", nargs="*", default=[], metavar="NN", help="run only these notebooks (e.g. 04 05)")
     parser.add_argument("--outputs", type=Path, default=None, help="outputs folder (default: outputs/)")
     parser.add_argument("--quiet", action="store_true", help="do not echo notebook output to the log")
-    parser.add_argument("--list-params", action="store_true", help="print every declared parameter and its default, then exit")
+    parser.add_argument(
+        "--list-params", action="store_true", help="print every declared parameter and its default, then exit"
+    )
     args = parser.parse_args(argv)
     if args.list_params:
         for name, default in sorted(declared_defaults(numbered_notebooks()).items()):

@@ -53,8 +53,14 @@ def runtime_key(packages: Iterable[str], devices: Iterable[Any]) -> dict[str, An
 # --------------------------------------------------------------------------------------
 
 #: accepted spellings of the precisions a model can run in
-DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-               "float16": "float16", "fp16": "float16"}
+DTYPE_NAMES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+}
 
 
 def runs_on_cpu(device: str) -> bool:

@@ -112,19 +112,39 @@ def random_word_conditions(
     ``condition``, ``user_text``, ``text``, ...).
     """
     out, examples, T = Conditions(), [], int(decoding.max_new_tokens)
-    batches = dict(gen_batch_size=run.gen_batch_size, rep_batch_size=run.rep_batch_size,
-                   include_embeddings=run.include_embeddings)
+    batches = dict(
+        gen_batch_size=run.gen_batch_size, rep_batch_size=run.rep_batch_size, include_embeddings=run.include_embeddings
+    )
     for cue, lexicon in items.lexicon.items():
         ids, sub = items.ids[cue], items.generations[cue]
         template = sub["template"].iloc[0]
         base = condition_representation(
-            model, run.gens, run.rep_ids, run.rep_arrays, llm=run.llm, enable_thinking=run.enable_thinking, cue=cue,
-            template=template, ids=ids, user_texts=list(sub["user_text"]), decoding=decoding, **batches,
+            model,
+            run.gens,
+            run.rep_ids,
+            run.rep_arrays,
+            llm=run.llm,
+            enable_thinking=run.enable_thinking,
+            cue=cue,
+            template=template,
+            ids=ids,
+            user_texts=list(sub["user_text"]),
+            decoding=decoding,
+            **batches,
         )
-        out.notes.append(f"{cue}: baseline at T={T} " + (f"from 03 ({base.stored_key}), no new generation"
-                                                         if base.stored_key else f"not in the run ({base.why_not_stored}); generated"))
+        out.notes.append(
+            f"{cue}: baseline at T={T} "
+            + (
+                f"from 03 ({base.stored_key}), no new generation"
+                if base.stored_key
+                else f"not in the run ({base.why_not_stored}); generated"
+            )
+        )
         out.reps[f"{cue}/T{T}"] = (ids, base.vector)
-        variants = [("random_append", lexicons[lexicon], "append", append_k), ("random_replace", lexicons[lexicon], "replace", replace_n)]
+        variants = [
+            ("random_append", lexicons[lexicon], "append", append_k),
+            ("random_replace", lexicons[lexicon], "replace", replace_n),
+        ]
         if control_lexicon is not None:
             variants.append(("nonsensory_append", control_lexicon, "append", append_k))
         for name, words, mode, n in variants:
@@ -175,16 +195,27 @@ def removal_ablation(
         fidelity = ablations.retokenization_fidelity(model.tokenizer, sub["text"], sub["gen_ids"])
         out.notes.append(f"{cue}: retokenisation fidelity {fidelity:.1%}")
         full, key = stored_representation(
-            run.gens, run.rep_ids, run.rep_arrays, llm=run.llm, cue=cue, template=sub["template"].iloc[0],
-            decoding=full_decoding, ids=items.ids[cue], enable_thinking=run.enable_thinking, n_layers=n_layers,
+            run.gens,
+            run.rep_ids,
+            run.rep_arrays,
+            llm=run.llm,
+            cue=cue,
+            template=sub["template"].iloc[0],
+            decoding=full_decoding,
+            ids=items.ids[cue],
+            enable_thinking=run.enable_thinking,
+            n_layers=n_layers,
         )
         if full is None:  # 03's pass over these very generations is not in the run
             out.notes.append(f"{cue}: {key}; re-encoding the unedited generations")
-        removed = removal_conditions(model, sub, table, full, include_embeddings=run.include_embeddings,
-                                     batch_size=batch_size)
+        removed = removal_conditions(
+            model, sub, table, full, include_embeddings=run.include_embeddings, batch_size=batch_size
+        )
         if removed.dropped:
-            out.notes.append(f"{cue}: {len(removed.dropped)} item(s) with nothing left after removal, "
-                             f"left out: {removed.dropped[:5]}")
+            out.notes.append(
+                f"{cue}: {len(removed.dropped)} item(s) with nothing left after removal, "
+                f"left out: {removed.dropped[:5]}"
+            )
         out.reps[f"{cue}/full"] = (removed.ids, removed.full)
         for name, vector in removed.edited.items():
             out.reps[f"{cue}/{name}"] = (removed.ids, vector)
@@ -227,11 +258,17 @@ def label_ablations(
 
     ``p_holm`` and ``stars`` correct the p-values over the whole table (every ablation ×
     cue × encoder: the family 08 tests), as 07 does over its cue comparisons."""
-    labels = {"random_append": f"+{append_k} random words", "random_replace": f"caption → {replace_n} random words",
-              "nonsensory_append": f"+{append_k} random non-sensory words (control)",
-              "remove_sensory": "sensory words removed", "remove_random": "random words removed (control)"}
-    direct_labels = {"remove_random": "sensory − random words removed",
-                     "nonsensory_append": "sensory − non-sensory random words appended"}
+    labels = {
+        "random_append": f"+{append_k} random words",
+        "random_replace": f"caption → {replace_n} random words",
+        "nonsensory_append": f"+{append_k} random non-sensory words (control)",
+        "remove_sensory": "sensory words removed",
+        "remove_random": "random words removed (control)",
+    }
+    direct_labels = {
+        "remove_random": "sensory − random words removed",
+        "nonsensory_append": "sensory − non-sensory random words appended",
+    }
     out = paired.copy()
     out[["cue", "ablation"]] = out["condition"].str.split("/", expand=True)
     out["ablation"] = out["ablation"].map(labels)

@@ -109,8 +109,10 @@ def paired_difference(a: Overlaps, b: Overlaps, level: float = 0.95) -> dict[str
     ``ci_low``/``ci_high`` and the two-sided ``p_value`` (:func:`helpers.knn_inference.inference`).
     """
     if not isinstance(a, Overlaps) or not isinstance(b, Overlaps):
-        raise TypeError("paired_difference compares Overlaps (EncoderSpace.overlaps), not per-item arrays: "
-                        "per-item overlaps are not independent, their mean's error needs the neighbour graph")
+        raise TypeError(
+            "paired_difference compares Overlaps (EncoderSpace.overlaps), not per-item arrays: "
+            "per-item overlaps are not independent, their mean's error needs the neighbour graph"
+        )
     r = inference(a - b, level)
     return {k: r[k] for k in ("diff", "se", "ci_low", "ci_high", "p_value")}
 

@@ -27,9 +27,9 @@ from helpers.alignment import layer_mean
 from helpers.analysis import with_holm
 from helpers.findings import equivalence_p, llm_cue_pairs
 from helpers.knn_inference import Overlaps, effective_df, sampling_covariance, standard_error
-from helpers.prompts import BASELINE_CUE, CUE_SENSES, MATCHED_CUE
 from helpers.pairing import EncoderFeatures, common_rows, encoder_spaces
 from helpers.pipeline import condition_examples, cue_conditions, stack_representations
+from helpers.prompts import BASELINE_CUE, CUE_SENSES, MATCHED_CUE
 from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
 from helpers.stats import holm, paired_difference
 
@@ -48,17 +48,37 @@ def split_name(key: str) -> tuple[str, str, str]:
     return reader, writer, cue
 
 
-def own_texts(model: lm.LLM, stored, *, llm: str, table: pd.DataFrame, cues: Mapping[str, str], T: int,
-              first_layer: int = 0, gen_batch_size: int | str = 32, rep_batch_size: int | str = 16,
-              enable_thinking: bool = False) -> tuple[Reps, pd.DataFrame]:
+def own_texts(
+    model: lm.LLM,
+    stored,
+    *,
+    llm: str,
+    table: pd.DataFrame,
+    cues: Mapping[str, str],
+    T: int,
+    first_layer: int = 0,
+    gen_batch_size: int | str = 32,
+    rep_batch_size: int | str = 16,
+    enable_thinking: bool = False,
+) -> tuple[Reps, pd.DataFrame]:
     """The writer's own representations ``llm<llm|cue`` and its texts (``id``, ``cue``, ``user_text``, ``text``).
 
     Read from 03's prefix means (the run's model) or 09's cache (the others) when they exist,
     generated and cached otherwise (:func:`helpers.pipeline.cue_conditions`).
     """
     reps, texts = {}, []
-    conds = cue_conditions(model, table, cues, stored, llm=llm, T=T, enable_thinking=enable_thinking,
-                           first_layer=first_layer, gen_batch_size=gen_batch_size, rep_batch_size=rep_batch_size)
+    conds = cue_conditions(
+        model,
+        table,
+        cues,
+        stored,
+        llm=llm,
+        T=T,
+        enable_thinking=enable_thinking,
+        first_layer=first_layer,
+        gen_batch_size=gen_batch_size,
+        rep_batch_size=rep_batch_size,
+    )
     for cue, cond in conds.items():
         reps[name(llm, llm, cue)] = (cond.ids, cond.vector)
         written = condition_examples(cond, stored[0], model.tokenizer, T, n=len(cond.ids))
@@ -68,8 +88,15 @@ def own_texts(model: lm.LLM, stored, *, llm: str, table: pd.DataFrame, cues: Map
     return reps, pd.concat(texts, ignore_index=True)
 
 
-def read_texts(model: lm.LLM, texts: pd.DataFrame, *, reader: str, first_layer: int = 0,
-               rep_batch_size: int | str = 16, include_embeddings: bool = True) -> Reps:
+def read_texts(
+    model: lm.LLM,
+    texts: pd.DataFrame,
+    *,
+    reader: str,
+    first_layer: int = 0,
+    rep_batch_size: int | str = 16,
+    include_embeddings: bool = True,
+) -> Reps:
     """``reader``'s representations of every (writer, cue) in ``texts`` (:func:`own_texts`'s tables).
 
     The reader's prompt for the same caption and cue (its own chat template, or none), then the
@@ -84,14 +111,27 @@ def read_texts(model: lm.LLM, texts: pd.DataFrame, *, reader: str, first_layer: 
         empty = [i for i, g in zip(sub["id"], gens) if not g["gen_ids"]]
         if empty:
             raise ValueError(f"{writer}'s {cue} text of item(s) {empty[:3]} is empty after re-tokenisation by {reader}")
-        batch = lm.resolve_batch_size(rep_batch_size, model, max(len(p) + len(g["gen_ids"]) for p, g in zip(prompt_ids, gens)), "represent")
+        batch = lm.resolve_batch_size(
+            rep_batch_size, model, max(len(p) + len(g["gen_ids"]) for p, g in zip(prompt_ids, gens)), "represent"
+        )
         out = lm.represent_cached(model, gens, include_embeddings=include_embeddings, batch_size=batch)
-        reps[name(reader, writer, cue)] = (list(sub["id"]), layer_mean(stack_representations(out)["gen_mean"], first_layer))
+        reps[name(reader, writer, cue)] = (
+            list(sub["id"]),
+            layer_mean(stack_representations(out)["gen_mean"], first_layer),
+        )
     return reps
 
 
-def transfer_representations(names: Sequence[str], table: pd.DataFrame, cues: Mapping[str, str], stored, *,
-                             load_model: Callable[[str], lm.LLM], T: int, **kw) -> tuple[Reps, pd.DataFrame]:
+def transfer_representations(
+    names: Sequence[str],
+    table: pd.DataFrame,
+    cues: Mapping[str, str],
+    stored,
+    *,
+    load_model: Callable[[str], lm.LLM],
+    T: int,
+    **kw,
+) -> tuple[Reps, pd.DataFrame]:
     """Every model's own representations and every model's reading of every other's texts.
 
     Two passes over ``names`` with one model in memory at a time: each writes (its own texts and
@@ -113,13 +153,22 @@ def transfer_representations(names: Sequence[str], table: pd.DataFrame, cues: Ma
     for reader in names:
         model = load_model(reader)
         others = texts[texts["writer"] != reader]
-        reps.update(read_texts(model, others, reader=reader, first_layer=kw.get("first_layer", 0),
-                               rep_batch_size=kw.get("rep_batch_size", 16)))
+        reps.update(
+            read_texts(
+                model,
+                others,
+                reader=reader,
+                first_layer=kw.get("first_layer", 0),
+                rep_batch_size=kw.get("rep_batch_size", 16),
+            )
+        )
         lm.free_llm(model)
     return reps, texts
 
 
-def cue_effects(reps: Reps, encoder_feats: EncoderFeatures, settings: AlignmentSettings = DEFAULT_SETTINGS) -> pd.DataFrame:
+def cue_effects(
+    reps: Reps, encoder_feats: EncoderFeatures, settings: AlignmentSettings = DEFAULT_SETTINGS
+) -> pd.DataFrame:
     """Cue − NONE per (reader, writer), cue and encoder, paired over items (Holm over the table).
 
     Columns of :func:`helpers.ablations.paired_alignment` plus ``reader``, ``writer``, ``cue``,
@@ -146,8 +195,9 @@ def short(model: str) -> str:
     return model.rsplit("/", 1)[-1].removesuffix("-instruct")
 
 
-def _per_item_effects(reps: Reps, keys: Sequence[str], encoder_feats: EncoderFeatures,
-                      settings: AlignmentSettings) -> dict[str, dict[str, Overlaps]]:
+def _per_item_effects(
+    reps: Reps, keys: Sequence[str], encoder_feats: EncoderFeatures, settings: AlignmentSettings
+) -> dict[str, dict[str, Overlaps]]:
     """encoder → representation name → per-item mutual k-NN overlap, all on the items every key covers."""
     ids = list(reps[keys[0]][0])
     for k in keys[1:]:
@@ -162,8 +212,9 @@ def _per_item_effects(reps: Reps, keys: Sequence[str], encoder_feats: EncoderFea
     return out
 
 
-def contrasts(reps: Reps, names: Sequence[str], encoder_feats: EncoderFeatures,
-              settings: AlignmentSettings = DEFAULT_SETTINGS) -> pd.DataFrame:
+def contrasts(
+    reps: Reps, names: Sequence[str], encoder_feats: EncoderFeatures, settings: AlignmentSettings = DEFAULT_SETTINGS
+) -> pd.DataFrame:
     """Per writer A, reader B ≠ A, matched (cue, encoder): does B reading A's text show A's effect?
 
     Effects are per-item (cue − NONE) overlaps on the same items: ``writer_effect`` (A's own),
@@ -186,27 +237,50 @@ def contrasts(reps: Reps, names: Sequence[str], encoder_feats: EncoderFeatures,
                     continue
                 per = _per_item_effects(reps, keys, feats, settings)
                 for enc, ov in per.items():
-                    eff = {who: ov[name(x, y, cue)] - ov[name(x, y, BASELINE_CUE)]
-                           for who, (x, y) in {"writer": (a, a), "read": (b, a), "reader": (b, b)}.items()}
+                    eff = {
+                        who: ov[name(x, y, cue)] - ov[name(x, y, BASELINE_CUE)]
+                        for who, (x, y) in {"writer": (a, a), "read": (b, a), "reader": (b, b)}.items()
+                    }
                     rows.append(_contrast_row(a, b, cue, enc, modality_of[enc], eff, settings))
     return _with_holm(pd.DataFrame(rows))
 
 
-def _contrast_row(a: str, b: str, cue: str, enc: str, modality: str, eff: Mapping[str, Overlaps],
-                  settings: AlignmentSettings) -> dict:
-    row = {"writer": a, "reader": b, "cue": cue, "comparison": f"{cue}-{BASELINE_CUE}", "encoder": enc,
-           "modality": modality, "n_items": eff["read"].n}
+def _contrast_row(
+    a: str, b: str, cue: str, enc: str, modality: str, eff: Mapping[str, Overlaps], settings: AlignmentSettings
+) -> dict:
+    row = {
+        "writer": a,
+        "reader": b,
+        "cue": cue,
+        "comparison": f"{cue}-{BASELINE_CUE}",
+        "encoder": enc,
+        "modality": modality,
+        "n_items": eff["read"].n,
+    }
     for who in ("writer", "read", "reader"):
         d = paired_difference(eff[who], eff[who].zero())
-        row.update({f"{who}_effect": d["diff"], f"{who}_ci_low": d["ci_low"], f"{who}_ci_high": d["ci_high"],
-                    f"{who}_p": d["p_value"]})
+        row.update(
+            {
+                f"{who}_effect": d["diff"],
+                f"{who}_ci_low": d["ci_low"],
+                f"{who}_ci_high": d["ci_high"],
+                f"{who}_p": d["p_value"],
+            }
+        )
     row["read_equiv_p"] = equivalence_p(row["read_effect"], standard_error(eff["read"]), row["n_items"])
     for other in ("writer", "reader"):
         d = paired_difference(eff["read"], eff[other])
-        row.update({f"read_minus_{other}": d["diff"], f"read_minus_{other}_low": d["ci_low"],
-                    f"read_minus_{other}_high": d["ci_high"], f"read_minus_{other}_p": d["p_value"]})
-    row["read_minus_writer_equiv_p"] = equivalence_p(row["read_minus_writer"], standard_error(eff["read"] - eff["writer"]),
-                                                     row["n_items"])
+        row.update(
+            {
+                f"read_minus_{other}": d["diff"],
+                f"read_minus_{other}_low": d["ci_low"],
+                f"read_minus_{other}_high": d["ci_high"],
+                f"read_minus_{other}_p": d["p_value"],
+            }
+        )
+    row["read_minus_writer_equiv_p"] = equivalence_p(
+        row["read_minus_writer"], standard_error(eff["read"] - eff["writer"]), row["n_items"]
+    )
     row.update(_fraction(eff["read"], eff["writer"]))
     return row
 
@@ -224,8 +298,15 @@ def _fraction(read: Overlaps, writer: Overlaps, level: float = 0.95) -> dict[str
     return {"fraction": f, "fraction_low": f - half, "fraction_high": f + half}
 
 
-P_COLUMNS = ("writer_p", "read_p", "reader_p", "read_minus_writer_p", "read_minus_reader_p", "read_equiv_p",
-             "read_minus_writer_equiv_p")
+P_COLUMNS = (
+    "writer_p",
+    "read_p",
+    "reader_p",
+    "read_minus_writer_p",
+    "read_minus_reader_p",
+    "read_equiv_p",
+    "read_minus_writer_equiv_p",
+)
 
 
 def _with_holm(table: pd.DataFrame) -> pd.DataFrame:
@@ -259,8 +340,11 @@ def verdict(row: Mapping) -> str:
         return "travels with the text"
     if stays and not travels:
         return "stays with the writer"
-    if (row["read_p_holm"] < alpha and np.sign(row["read_effect"]) == np.sign(row["writer_effect"])
-            and row["read_minus_writer_p_holm"] < alpha):
+    if (
+        row["read_p_holm"] < alpha
+        and np.sign(row["read_effect"]) == np.sign(row["writer_effect"])
+        and row["read_minus_writer_p_holm"] < alpha
+    ):
         return "partly travels"
     return "undetermined"
 
@@ -283,17 +367,36 @@ def conclusion(table: pd.DataFrame) -> str:
         )
     counts = pd.Series([verdict(r) for _, r in table.iterrows()]).value_counts()
     summary = ", ".join(f"{n} × {v}" for v, n in counts.items())
-    near_writer = int(((table["read_effect"] - table["writer_effect"]).abs()
-                       < (table["read_effect"] - table["reader_effect"]).abs()).sum())
+    near_writer = int(
+        (
+            (table["read_effect"] - table["writer_effect"]).abs()
+            < (table["read_effect"] - table["reader_effect"]).abs()
+        ).sum()
+    )
     differs = int((table["read_minus_writer_p_holm"] < 0.05).sum())
-    return "\n".join([
-        f"Over {len(table)} (writer, reader, cue, encoder) tests: {summary}. The reading's effect is closer to the "
-        f"writer's own in {near_writer} and to the reader's own in {len(table) - near_writer} (point estimates); "
-        f"in {differs} of {len(table)} the reading differs from the writing (Holm-corrected across the rows). "
-        f"*Travels* and *stays* need an equivalence test (within ±0.02 of the writing, or of 0), not a CI that "
-        f"includes 0.",
-        "", *lines])
+    return "\n".join(
+        [
+            f"Over {len(table)} (writer, reader, cue, encoder) tests: {summary}. The reading's effect is closer to the "
+            f"writer's own in {near_writer} and to the reader's own in {len(table) - near_writer} (point estimates); "
+            f"in {differs} of {len(table)} the reading differs from the writing (Holm-corrected across the rows). "
+            f"*Travels* and *stays* need an equivalence test (within ±0.02 of the writing, or of 0), not a CI that "
+            f"includes 0.",
+            "",
+            *lines,
+        ]
+    )
 
 
-__all__ = ["conclusion", "contrasts", "cue_effects", "name", "own_texts", "read_texts", "reading_label",
-           "short", "split_name", "transfer_representations", "verdict"]
+__all__ = [
+    "conclusion",
+    "contrasts",
+    "cue_effects",
+    "name",
+    "own_texts",
+    "read_texts",
+    "reading_label",
+    "short",
+    "split_name",
+    "transfer_representations",
+    "verdict",
+]

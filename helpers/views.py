@@ -27,9 +27,7 @@ def default_lexicons() -> dict[str, Any]:
     return dict(load_lexicons())
 
 
-def sensory_spans(
-    text: str, lexicons: Mapping[str, Any]
-) -> list[tuple[int, int, list[str]]]:
+def sensory_spans(text: str, lexicons: Mapping[str, Any]) -> list[tuple[int, int, list[str]]]:
     """Non-overlapping ``(start, end, modalities)`` of the sensory words of ``text``, in text order.
 
     A word in several lexicons carries all their names; of two overlapping spans (multi-word
@@ -71,7 +69,9 @@ def highlight_html(
         if len(mods) == 1:
             background = colours[mods[0]]
         else:
-            stops = ", ".join(f"{colours[m]} {100 * i / len(mods):.0f}% {100 * (i + 1) / len(mods):.0f}%" for i, m in enumerate(mods))
+            stops = ", ".join(
+                f"{colours[m]} {100 * i / len(mods):.0f}% {100 * (i + 1) / len(mods):.0f}%" for i, m in enumerate(mods)
+            )
             background = f"linear-gradient(180deg, {stops})"
         classes = " ".join(f"pg-{m}" for m in mods)
         parts.append(
@@ -108,7 +108,9 @@ def image_html(path: str | None, size: int = 96, title: str = "") -> str:
     return f'<img src="data:image/png;base64,{data}" title="{html.escape(title)}" style="max-width:{size}px;max-height:{size}px">'
 
 
-def audio_html(path: str | None, max_seconds: float = 5.0, sr: int = 16000, autoplay: bool = False, width: int = 160) -> str:
+def audio_html(
+    path: str | None, max_seconds: float = 5.0, sr: int = 16000, autoplay: bool = False, width: int = 160
+) -> str:
     """An ``<audio controls>`` player with the first ``max_seconds`` of ``path`` inlined as WAV ("" without a sound)."""
     if not path:
         return ""
@@ -140,7 +142,8 @@ def neighbour_legend_html(k: int, quantile: float = 0.95, first_layer: int = 0) 
     """
     clamp = (
         f"each feature clamped to ±c, c = the {100 * quantile:g}th percentile of an item's |values| averaged over items; "
-        if quantile < 1 else ""
+        if quantile < 1
+        else ""
     )
     layers = "all its layers" if first_layer == 0 else f"its layers from {first_layer} on"
     swatch = f'<span style="border:{SHARED_BORDER};padding:0 4px;background:#fff">outlined in green</span>'
@@ -193,7 +196,11 @@ def neighbours_html(table: pd.DataFrame, manifest: pd.DataFrame, thumb: int = 64
             for r in sub[sub["space"] == space].itertuples():
                 item = by_id.loc[r.id] if r.id in by_id.index else None
                 caption = str(item["caption"]) if item is not None else r.id
-                media = image_html(item["image_path"] if item is not None else None, thumb, title=r.id) if modality == "vision" or not players else ""
+                media = (
+                    image_html(item["image_path"] if item is not None else None, thumb, title=r.id)
+                    if modality == "vision" or not players
+                    else ""
+                )
                 if modality == "audio" and players and item is not None:
                     media = audio_html(item["audio_path"], width=thumb + 40)
                 border, cls = (SHARED_BORDER, "pg-nn pg-shared") if r.shared else (UNSHARED_BORDER, "pg-nn")

@@ -6,7 +6,7 @@ UI only; the pieces it composes live where their concern does:
   the neighbour table as self-contained HTML;
 * :func:`helpers.neighbours.item_neighbours`: one item's nearest neighbours under the LLM
   representation beside those under each encoder (the per-item quantity mutual k-NN averages);
-* :func:`helpers.pipeline.evaluate_template`: an edited cue template scored on a subset of the
+* :func:`helpers.playground.evaluate_template`: an edited cue template scored on a subset of the
   run beside the run's SEE / HEAR / NONE cues (what the run computed is a cache hit);
 * :func:`helpers.runner.save_template_to_params`: the template written into a params file that
   ``python -m helpers.runner --params-file`` (``make reproduce PARAMS="--params-file …"``) reads.
@@ -29,14 +29,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from helpers import alignment, prompts
-from helpers.artifacts import RunPaths, load_arrays, load_encoder_features, load_table
+from helpers import prompts
+from helpers.artifacts import RunPaths
 from helpers.lm import Decoding
 from helpers.neighbours import item_neighbours
-from helpers.pipeline import evaluate_template, playground_subset, run_cues
+from helpers.playground import RunData, evaluate_template, model_label, model_options, playground_subset
 from helpers.progress import is_headless
 from helpers.runner import params_path, rerun_command, save_template_to_params
 from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
@@ -54,36 +53,9 @@ from helpers.views import (
     neighbours_html,
 )
 
-
 # --------------------------------------------------------------------------------------
 # The widgets
 # --------------------------------------------------------------------------------------
-
-#: Short names of the registry's models whose own names are not what a person reads (the others are
-#: shortened by :func:`model_label`'s rules).
-MODEL_LABELS: dict[str, str] = {"smollm2-135m-instruct": "SmolLM2-135M-Instruct", "gemma-3-270m": "Gemma-3-270M"}
-
-
-def model_label(name: str) -> str:
-    """What the model dropdown shows for ``name``: a short name, never a long id or path.
-
-    :data:`MODEL_LABELS` for the embedded models, the model part of a hub id
-    (``Qwen/Qwen3-0.6B`` → ``Qwen3-0.6B``), the folder name of a local path.
-    """
-    if name in MODEL_LABELS:
-        return MODEL_LABELS[name]
-    return Path(str(name).rstrip("/\\")).name or str(name)
-
-
-def model_options(names: Sequence[str]) -> list[tuple[str, str]]:
-    """``(label, name)`` pairs for a dropdown: short labels, the registry name (or path) as the value.
-
-    Names are deduplicated in order; two names with the same short label keep the full name as label,
-    so every label picks one model.
-    """
-    names = list(dict.fromkeys(str(n) for n in names))
-    labels = [model_label(n) for n in names]
-    return [(label if labels.count(label) == 1 else name, name) for label, name in zip(labels, names)]
 
 
 def _error_html(exc: BaseException) -> str:
@@ -104,35 +76,6 @@ def _captured_progress():
             os.environ.pop("PERCEIVE_HEADLESS", None)
         else:
             os.environ["PERCEIVE_HEADLESS"] = saved
-
-
-class RunData:
-    """What the playground reads from a finished run: manifest, generations, representations, features."""
-
-    def __init__(self, run: RunPaths, vision_encoders: Sequence[str], audio_encoders: Sequence[str]):
-        from helpers.manifest import load_manifest
-
-        self.run = run
-        self.manifest = load_manifest(run.require(run.manifest, "01_data_prep"))
-        self.generations = load_table(run.generations) if run.generations.is_file() else None
-        if run.representations.is_file():
-            self.rep_ids, self.reps = load_arrays(run.representations)
-        else:
-            self.rep_ids, self.reps = [], {}
-        self.encoder_feats, self.absent = load_encoder_features(run, vision_encoders, audio_encoders)
-        self.cues = run_cues(self.generations)
-
-    def llm_space(self, cue: str, first_layer: int = 0) -> tuple[list[str], np.ndarray]:
-        key = f"{cue}/gen_mean"
-        if key not in self.reps:
-            raise KeyError(f"no {key!r} in {self.run.representations}: run 03_representations for run {self.run.name!r}")
-        return self.rep_ids, alignment.layer_mean(self.reps[key], first_layer)
-
-    def item(self, item_id: str) -> pd.Series:
-        rows = self.manifest[self.manifest["id"] == item_id]
-        if rows.empty:
-            raise KeyError(f"item {item_id!r} is not in the manifest of run {self.run.name!r}")
-        return rows.iloc[0]
 
 
 class Playground:
@@ -171,7 +114,11 @@ class Playground:
         self.run = run
         self.data = RunData(run, vision_encoders, audio_encoders)
         self.settings, self.seed, self.playground_items = settings, int(seed), playground_items
-        self.gen_batch_size, self.rep_batch_size, self.include_embeddings = gen_batch_size, rep_batch_size, include_embeddings
+        self.gen_batch_size, self.rep_batch_size, self.include_embeddings = (
+            gen_batch_size,
+            rep_batch_size,
+            include_embeddings,
+        )
         self.lexicons = dict(default_lexicons() if lexicons is None else lexicons)
         self.colours = {**HIGHLIGHT_COLOURS, **(colours or {})}
         self.profile = profile
@@ -188,7 +135,9 @@ class Playground:
         self.last_evaluation: pd.DataFrame | None = None
         self.last_saved: Path | None = None
 
-        self._make_controls(llm, models, max_new_tokens, do_sample, temperature, top_p, seed, custom_cue, playground_items)
+        self._make_controls(
+            llm, models, max_new_tokens, do_sample, temperature, top_p, seed, custom_cue, playground_items
+        )
         self.widget = self._layout()
         self.on_item()
 
@@ -216,23 +165,39 @@ class Playground:
         wide = W.Layout(width="95%")
         self.item = W.Dropdown(options=items, description="item", layout=wide)
         self.cue_name = W.Text(value=custom_cue, description="cue name")
-        self.template = W.Textarea(value=self.data.cues[first_cue], description="template", layout=W.Layout(width="95%", height="4em"))
+        self.template = W.Textarea(
+            value=self.data.cues[first_cue], description="template", layout=W.Layout(width="95%", height="4em")
+        )
         self.preset = W.Dropdown(options=list(self.data.cues), value=first_cue, description="start from")
-        self.model = W.Dropdown(options=model_options([llm, *models, *known_models()]), value=llm, description="model", layout=wide)
-        self.T = W.IntSlider(value=int(max_new_tokens), min=1, max=max(512, int(max_new_tokens)), description="T (tokens)", style={"description_width": "initial"})
+        self.model = W.Dropdown(
+            options=model_options([llm, *models, *known_models()]), value=llm, description="model", layout=wide
+        )
+        self.T = W.IntSlider(
+            value=int(max_new_tokens),
+            min=1,
+            max=max(512, int(max_new_tokens)),
+            description="T (tokens)",
+            style={"description_width": "initial"},
+        )
         label = {"description_width": "initial"}
         self.do_sample = W.Checkbox(value=bool(do_sample), description="sample (else greedy)", style=label)
-        self.temperature = W.FloatSlider(value=float(temperature), min=0.05, max=2.0, step=0.05, description="temperature", style=label)
+        self.temperature = W.FloatSlider(
+            value=float(temperature), min=0.05, max=2.0, step=0.05, description="temperature", style=label
+        )
         self.top_p = W.FloatSlider(value=float(top_p), min=0.05, max=1.0, step=0.05, description="top-p", style=label)
         self.gen_seed = W.IntText(value=int(seed), description="seed")
         self.generate_button = W.Button(description="Generate", button_style="primary", icon="play")
         self.media = W.HTML()
         self.generation = W.HTML()
         self.nn_cue = W.Dropdown(options=list(self.data.cues), value=first_cue, description="LLM cue")
-        self.nn_legend = W.HTML(neighbour_legend_html(self.settings.k, self.settings.quantile, self.settings.first_layer))
+        self.nn_legend = W.HTML(
+            neighbour_legend_html(self.settings.k, self.settings.quantile, self.settings.first_layer)
+        )
         self.neighbours = W.HTML()
         fit = W.Layout(width="max-content")  # the whole label, not "Evaluate on 60 it…", and no wider
-        self.evaluate_button = W.Button(description=f"Evaluate on {playground_items or 'all'} items", button_style="info", layout=fit)
+        self.evaluate_button = W.Button(
+            description=f"Evaluate on {playground_items or 'all'} items", button_style="info", layout=fit
+        )
         self.progress = W.IntProgress(value=0, min=0, max=1, description="evaluate")
         self.evaluation = W.HTML()
         self.winner_button = W.Button(description="Load search winner", icon="trophy", layout=fit)
@@ -245,12 +210,18 @@ class Playground:
 
         self.item.observe(lambda change: self.on_item(), names="value")
         self.nn_cue.observe(lambda change: self.show_neighbours(), names="value")
-        self.preset.observe(lambda change: setattr(self.template, "value", self.data.cues[change["new"]]), names="value")
+        self.preset.observe(
+            lambda change: setattr(self.template, "value", self.data.cues[change["new"]]), names="value"
+        )
         self.generate_button.on_click(self.on_generate)
         self.evaluate_button.on_click(self.on_evaluate)
         self.save_button.on_click(self.on_save)
         self.winner_button.on_click(self.on_load_winner)
-        legend = W.HTML(f"Sensory words: {legend_html(self.colours)}" if self.lexicons else "<i>no sensory lexicons loaded: no highlighting</i>")
+        legend = W.HTML(
+            f"Sensory words: {legend_html(self.colours)}"
+            if self.lexicons
+            else "<i>no sensory lexicons loaded: no highlighting</i>"
+        )
         return W.VBox(
             [
                 W.HTML(f"<h3>Prompt playground · run <code>{html.escape(self.run.name)}</code></h3>"),
@@ -273,7 +244,6 @@ class Playground:
                 self.saved,
             ]
         )
-
 
     def decoding(self) -> Decoding:
         return Decoding(
@@ -304,7 +274,7 @@ class Playground:
             row = self.data.item(self.item.value)
             self.media.value = (
                 f'<div class="pg-media">{image_html(row["image_path"], 160, title=row["id"])} '
-                f'{audio_html(row["audio_path"], autoplay=True, width=240)}<br><b>{html.escape(str(row["caption"]))}</b></div>'
+                f"{audio_html(row['audio_path'], autoplay=True, width=240)}<br><b>{html.escape(str(row['caption']))}</b></div>"
             )
         except Exception as exc:  # shown, not raised: a bad file must not kill the playground
             self.media.value = _error_html(exc)
@@ -362,7 +332,11 @@ class Playground:
             if name in self.data.cues and self.data.cues[name] != self.template.value:
                 raise ValueError(f"cue name {name!r} is one of the run's cues with another template; pick a new name")
             cues = {name: self.template.value, **{c: t for c, t in self.data.cues.items() if c != name}}
-            subset = playground_subset(self.data.manifest[self.data.manifest["id"].isin(self.data.rep_ids or self.data.manifest["id"])], self.playground_items, self.seed)
+            subset = playground_subset(
+                self.data.manifest[self.data.manifest["id"].isin(self.data.rep_ids or self.data.manifest["id"])],
+                self.playground_items,
+                self.seed,
+            )
             key = (self.model.value, tuple(cues.items()), self.decoding(), tuple(subset["id"]), self.settings)
             if key not in self._eval_cache:
                 model = self.get_model()
@@ -373,9 +347,16 @@ class Playground:
 
                 with _captured_progress() as log:
                     table = evaluate_template(
-                        model, subset, cues, self.data.encoder_feats, self.decoding(), settings=self.settings,
+                        model,
+                        subset,
+                        cues,
+                        self.data.encoder_feats,
+                        self.decoding(),
+                        settings=self.settings,
                         gen_batch_size=self.gen_batch_size,
-                        rep_batch_size=self.rep_batch_size, include_embeddings=self.include_embeddings, on_progress=step,
+                        rep_batch_size=self.rep_batch_size,
+                        include_embeddings=self.include_embeddings,
+                        on_progress=step,
                     )
                 table.attrs["log"] = log.getvalue()
                 self._eval_cache[key] = table
@@ -391,7 +372,9 @@ class Playground:
                 f"T={self.T.value} · cache: {hits} hits, {todo} computed<br>"
                 + evaluation_legend_html(self.settings.k)
                 + shown.to_html(index=False, classes="pg-table")
-                + figure_html(plots.alignment_bars(table, title=f"{name} vs the run's cues ({len(subset)} items, 95% CI)"))
+                + figure_html(
+                    plots.alignment_bars(table, title=f"{name} vs the run's cues ({len(subset)} items, 95% CI)")
+                )
                 + "</div>"
             )
         except Exception as exc:
@@ -462,13 +445,15 @@ def static_summary(
     lexicons = dict(default_lexicons() if lexicons is None else lexicons)
     colours = {**HIGHLIGHT_COLOURS, **(colours or {})}
     if item_id is None:
-        with_sound = data.manifest[data.manifest["audio_path"].notna() & data.manifest["id"].isin(data.rep_ids or data.manifest["id"])]
+        with_sound = data.manifest[
+            data.manifest["audio_path"].notna() & data.manifest["id"].isin(data.rep_ids or data.manifest["id"])
+        ]
         item_id = str((with_sound if not with_sound.empty else data.manifest)["id"].iloc[0])
     row = data.item(item_id)
     parts = [
         f"<h3>Playground summary · run <code>{html.escape(run.name)}</code> · item <code>{html.escape(item_id)}</code></h3>",
         "<p>(Static view: the notebook ran headlessly. Open it in JupyterLab for the live widgets.)</p>",
-        f'{image_html(row["image_path"], 160, title=item_id)} {audio_html(row["audio_path"], width=240)}<br><b>{html.escape(str(row["caption"]))}</b>',
+        f"{image_html(row['image_path'], 160, title=item_id)} {audio_html(row['audio_path'], width=240)}<br><b>{html.escape(str(row['caption']))}</b>",
     ]
     if lexicons:
         parts.append(f"<p>Sensory words: {legend_html(colours)}</p>")
@@ -480,7 +465,9 @@ def static_summary(
         parts.append("<p>No generations in this run (run 02_generation).</p>")
     cue = neighbour_cue or next(iter(data.cues))
     try:
-        table = item_neighbours(item_id, data.llm_space(cue, settings.first_layer), data.encoder_feats, settings=settings)
+        table = item_neighbours(
+            item_id, data.llm_space(cue, settings.first_layer), data.encoder_feats, settings=settings
+        )
         parts.append(f"<h4>Nearest neighbours (LLM representation under {html.escape(cue)} vs encoders)</h4>")
         parts.append(neighbour_legend_html(settings.k, settings.quantile, settings.first_layer))
         parts.append(neighbours_html(table, data.manifest, players=False))
@@ -489,4 +476,4 @@ def static_summary(
     return "\n".join(parts)
 
 
-__all__ = ["MODEL_LABELS", "Playground", "RunData", "has_frontend", "model_label", "model_options", "static_summary"]
+__all__ = ["Playground", "has_frontend", "static_summary"]

@@ -41,13 +41,23 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.paths import PROJECT_ROOT, shared_data_root
+
 MODALITIES = ("Visual", "Auditory", "Haptic", "Gustatory", "Olfactory")
 TARGETS = {"visual": "Visual", "auditory": "Auditory"}
 ADJECTIVES = "lynott_connell_2009_adjectives.csv"
 NOUNS = "lynott_connell_2013_nouns.csv"
 COLUMNS = [
-    "word", "pos", "source", "variant_of", "visual", "auditory", "haptic", "gustatory", "olfactory",
-    "exclusivity", "margin",
+    "word",
+    "pos",
+    "source",
+    "variant_of",
+    "visual",
+    "auditory",
+    "haptic",
+    "gustatory",
+    "olfactory",
+    "exclusivity",
+    "margin",
 ]
 
 #: Words that pass the numeric rule but whose usual sense in running text is not the rated one.
@@ -67,23 +77,23 @@ def load_norms(source: Path) -> pd.DataFrame:
     frames = []
     for name, pos in ((ADJECTIVES, "adjective"), (NOUNS, "noun")):
         df = pd.read_csv(source / name)
-        out = pd.DataFrame({
-            "word": df["Word"].str.strip().str.lower(),
-            "pos": pos,
-            "source": name.removesuffix(".csv"),
-            "british": df["PropertyBritish"].str.strip().str.lower() if "PropertyBritish" in df else df["Word"],
-            "dominant": df["DominantModality"].str.strip(),
-            "exclusivity": df["ModalityExclusivity"],
-        })
+        out = pd.DataFrame(
+            {
+                "word": df["Word"].str.strip().str.lower(),
+                "pos": pos,
+                "source": name.removesuffix(".csv"),
+                "british": df["PropertyBritish"].str.strip().str.lower() if "PropertyBritish" in df else df["Word"],
+                "dominant": df["DominantModality"].str.strip(),
+                "exclusivity": df["ModalityExclusivity"],
+            }
+        )
         for m in MODALITIES:
             out[m.lower()] = df[f"{m}StrengthMean"].astype(float)
         frames.append(out)
     return pd.concat(frames, ignore_index=True)
 
 
-def select(
-    norms: pd.DataFrame, modality: str, threshold: float, noun_threshold: float, margin: float
-) -> pd.DataFrame:
+def select(norms: pd.DataFrame, modality: str, threshold: float, noun_threshold: float, margin: float) -> pd.DataFrame:
     """Rows of ``norms`` that qualify for ``modality`` under the numeric rule (steps 1-2)."""
     target = TARGETS[modality]
     others = [m.lower() for m in MODALITIES if m != target]
@@ -116,9 +126,13 @@ def build(
         rows = []
         for r in df.itertuples(index=False):
             base = {
-                "word": r.word, "pos": r.pos, "source": r.source, "variant_of": "",
+                "word": r.word,
+                "pos": r.pos,
+                "source": r.source,
+                "variant_of": "",
                 **{m.lower(): f"{getattr(r, m.lower()):.4f}" for m in MODALITIES},
-                "exclusivity": f"{r.exclusivity:.4f}", "margin": f"{r.margin:.4f}",
+                "exclusivity": f"{r.exclusivity:.4f}",
+                "margin": f"{r.margin:.4f}",
             }
             rows.append(base)
             if r.british and r.british != r.word:
@@ -143,8 +157,12 @@ def write(rows: dict[str, list[dict]], out_dir: Path) -> dict[str, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", type=Path, default=shared_data_root() / "lexicons",
-                        help="folder with the norms (default: $PERCEIVE_SHARED/lexicons or ../shared/data/lexicons)")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=shared_data_root() / "lexicons",
+        help="folder with the norms (default: $PERCEIVE_SHARED/lexicons or ../shared/data/lexicons)",
+    )
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "data" / "lexicons")
     parser.add_argument("--threshold", type=float, default=3.5)
     parser.add_argument("--noun-threshold", type=float, default=4.5)

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from tiny_beats import save_tiny_beats
 from tiny_models import save_tiny_qwen3_thinking
 
@@ -54,8 +53,9 @@ def _tiny_dino(directory: Path) -> Path:
     from transformers import Dinov2Config, Dinov2Model
 
     torch.manual_seed(11)
-    cfg = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                       patch_size=14, image_size=56)
+    cfg = Dinov2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, patch_size=14, image_size=56
+    )
     Dinov2Model(cfg).save_pretrained(directory)
     return directory
 
@@ -95,8 +95,9 @@ def build_world(root: Path) -> dict[str, Path]:
     """Everything the paper-tiny profiles need, under ``root``; returns the named locations."""
     hub = root / "hf" / "hub"
     for i, repo_id in enumerate(QWEN_IDS):  # the "larger" model is wider and deeper
-        folder = save_tiny_qwen3_thinking(root / "build" / repo_id.replace("/", "--"), seed=3 + i,
-                                          hidden_size=32 + 16 * i, layers=3 + i)
+        folder = save_tiny_qwen3_thinking(
+            root / "build" / repo_id.replace("/", "--"), seed=3 + i, hidden_size=32 + 16 * i, layers=3 + i
+        )
         install_in_hub_cache(folder, repo_id, hub)
     install_in_hub_cache(_tiny_dino(root / "build" / "dinov2"), DINO_ID, hub)
     (root / "models").mkdir(parents=True, exist_ok=True)
@@ -108,8 +109,12 @@ def build_world(root: Path) -> dict[str, Path]:
 
 def world_env(world: dict[str, Path]) -> dict[str, str]:
     """Environment for a run in the world: its hub cache, and nothing fetched from outside."""
-    return {"HF_HOME": str(world["hf_home"]), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "HF_DATASETS_OFFLINE": "1"}
+    return {
+        "HF_HOME": str(world["hf_home"]),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
 
 
 def paper_tiny_params(profile: str, world: dict[str, Path], shared_data: Path) -> dict:
@@ -122,6 +127,9 @@ def paper_tiny_params(profile: str, world: dict[str, Path], shared_data: Path) -
         return {"dataset_csv": str(d / "captions.csv"), "dataset_dir": str(d / "audio"), "encoder_options": beats}
     if profile == "paper-tiny-clotho":
         d = shared_data / "clotho_sample"
-        return {"dataset_csv": str(d / "clotho_captions_evaluation.csv"), "dataset_dir": str(d / "audio"),
-                "encoder_options": beats}
+        return {
+            "dataset_csv": str(d / "clotho_captions_evaluation.csv"),
+            "dataset_dir": str(d / "audio"),
+            "encoder_options": beats,
+        }
     raise ValueError(f"not a paper-tiny profile: {profile!r}")

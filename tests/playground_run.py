@@ -23,7 +23,9 @@ WORDS = ["red", "apple", "cat", "dog", "sound", "world", "hello", "look", "see",
 MAX_NEW_TOKENS = 6
 
 
-def make_run(outputs: Path, model_dir: Path, n_items: int = 14, n_audio: int = 10, name: str = "play", seed: int = 0) -> RunPaths:
+def make_run(
+    outputs: Path, model_dir: Path, n_items: int = 14, n_audio: int = 10, name: str = "play", seed: int = 0
+) -> RunPaths:
     import soundfile as sf
     from PIL import Image
 
@@ -45,8 +47,15 @@ def make_run(outputs: Path, model_dir: Path, n_items: int = 14, n_audio: int = 1
             sf.write(audio, 0.3 * np.sin(2 * np.pi * (200 + 40 * i) * t).astype(np.float32), 16000)
         caption = f"w{i} a {WORDS[i % len(WORDS)]} {WORDS[(3 * i + 1) % len(WORDS)]}"
         rows.append(
-            {"id": item, "caption": caption, "caption_raw": caption, "image_path": str(img),
-             "audio_path": str(audio) if audio else None, "source": "toy", "category": "toy"}
+            {
+                "id": item,
+                "caption": caption,
+                "caption_raw": caption,
+                "image_path": str(img),
+                "audio_path": str(audio) if audio else None,
+                "source": "toy",
+                "category": "toy",
+            }
         )
     manifest = pd.DataFrame(rows)
     save_table(manifest, run.manifest)
@@ -56,7 +65,9 @@ def make_run(outputs: Path, model_dir: Path, n_items: int = 14, n_audio: int = 1
     ids = list(manifest["id"])
     arrays, gens = {}, []
     for cue, sub in table.groupby("cue", sort=False):
-        res = cue_representations(model, list(sub["id"]), list(sub["user_text"]), Decoding(max_new_tokens=MAX_NEW_TOKENS))
+        res = cue_representations(
+            model, list(sub["id"]), list(sub["user_text"]), Decoding(max_new_tokens=MAX_NEW_TOKENS)
+        )
         gens.append(sub.reset_index(drop=True).join(res.table[["prompt", "text", "n_gen_tokens"]]))
         for kind in ("gen_mean", "prompt_last", "prompt_mean"):
             arrays[f"{cue}/{kind}"] = res.per_layer[kind]

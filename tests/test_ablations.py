@@ -137,14 +137,13 @@ def test_reencoding_edited_text_with_tiny_models(llms):
         assert fidelity == expected
         text = "a bright red ball glows in the dark room"
         table = A.removal_table(["x"], [text], VISUAL)
-        edited = A.edited_generations(
-            model.tokenizer, [gen["prompt_ids"]] * 2, [text, table["sensory_text"].iloc[0]]
-        )
+        edited = A.edited_generations(model.tokenizer, [gen["prompt_ids"]] * 2, [text, table["sensory_text"].iloc[0]])
         assert edited[0]["gen_ids"] == model.tokenizer(text, add_special_tokens=False)["input_ids"]
         assert 0 < len(edited[1]["gen_ids"]) < len(edited[0]["gen_ids"])
         assert all(e["prompt_ids"] == list(gen["prompt_ids"]) for e in edited)
-        reps = L.represent(model, [e["prompt_ids"] for e in edited], [e["gen_ids"] for e in edited],
-                           show_progress=False)
+        reps = L.represent(
+            model, [e["prompt_ids"] for e in edited], [e["gen_ids"] for e in edited], show_progress=False
+        )
         full, cut = reps[0]["gen_mean"], reps[1]["gen_mean"]
         assert full.shape == cut.shape and np.isfinite(cut).all()
         assert not np.allclose(full, cut)  # removing the words changes the representation
@@ -157,8 +156,14 @@ def test_reencoding_edited_text_with_tiny_models(llms):
 
 def _gens_and_manifest(with_sound):
     ids = ["a", "b", "c", "d"]
-    manifest = pd.DataFrame({"id": ids, "caption": ["x"] * 4, "image_path": ["i.png"] * 4,
-                             "audio_path": ["s.wav" if i in with_sound else None for i in ids]})
+    manifest = pd.DataFrame(
+        {
+            "id": ids,
+            "caption": ["x"] * 4,
+            "image_path": ["i.png"] * 4,
+            "audio_path": ["s.wav" if i in with_sound else None for i in ids],
+        }
+    )
     rows = [{"id": i, "cue": cue, "text": f"{cue} {i}"} for cue in ("NONE", "HEAR", "SEE") for i in reversed(ids)]
     return pd.DataFrame(rows), manifest
 
@@ -173,7 +178,8 @@ def test_ablation_items_test_hear_only_where_there_is_a_sound():
     assert list(items.generations["HEAR"]["text"]) == ["HEAR d", "HEAR b"]
     silent = sa.ablation_items(*_gens_and_manifest(set()))  # an image-only dataset
     assert list(silent.ids) == ["SEE"] and silent.notes == [
-        "HEAR: no item of this run has a auditory counterpart to test; HEAR left out of 08"]
+        "HEAR: no item of this run has a auditory counterpart to test; HEAR left out of 08"
+    ]
     with pytest.raises(ValueError, match=r"no \['HEAR'\] cue"):
         sa.ablation_items(gens[gens["cue"] != "HEAR"], manifest)
 
@@ -182,18 +188,31 @@ def test_ablation_rows_are_labelled_and_matched_to_the_cue_modality():
     from helpers import sensory_ablations as sa
 
     conds = ["SEE/random_append", "SEE/remove_sensory", "HEAR/random_replace", "HEAR/remove_random"]
-    paired = pd.DataFrame({"condition": [c for c in conds for _ in range(2)],
-                           "modality": ["vision", "audio"] * 4, "diff": range(8), "p_value": [0.001] + [0.5] * 7})
+    paired = pd.DataFrame(
+        {
+            "condition": [c for c in conds for _ in range(2)],
+            "modality": ["vision", "audio"] * 4,
+            "diff": range(8),
+            "p_value": [0.001] + [0.5] * 7,
+        }
+    )
     out = sa.label_ablations(paired, run_name="r", append_k=3, replace_n=7, random_T=16, full_T=64)
     assert list(out.columns[:1]) == ["run"] and (out["run"] == "r").all()
-    assert list(out["ablation"][::2]) == ["+3 random words", "sensory words removed", "caption → 7 random words",
-                                          "random words removed (control)"]
+    assert list(out["ablation"][::2]) == [
+        "+3 random words",
+        "sensory words removed",
+        "caption → 7 random words",
+        "random words removed (control)",
+    ]
     assert list(out["T"][::2]) == [16, 64, 16, 64]
     assert list(out["family"][::2]) == ["random words", "removal", "random words", "removal"]
     matched = sa.matched_rows(out)
     assert list(zip(matched["cue"], matched["modality"])) == [("SEE", "vision")] * 2 + [("HEAR", "audio")] * 2
     assert "diff" in paired and "cue" not in paired  # the input is left as it was
-    assert list(out["p_holm"]) == [0.008] + [1.0] * 7 and list(out["stars"][:2]) == ["**", "n.s."]  # Holm over all 8 rows
+    assert list(out["p_holm"]) == [0.008] + [1.0] * 7 and list(out["stars"][:2]) == [
+        "**",
+        "n.s.",
+    ]  # Holm over all 8 rows
 
 
 def test_the_interaction_is_the_generative_cue_effect_minus_the_single_pass_one():
@@ -206,9 +225,17 @@ def test_the_interaction_is_the_generative_cue_effect_minus_the_single_pass_one(
     n, h = 200, 16
     ids = [f"i{j}" for j in range(n)]
     enc = rng.normal(size=(n, h))
-    see, none, single = enc + 0.8 * rng.normal(size=(n, h)), enc + 2.5 * rng.normal(size=(n, h)), rng.normal(size=(n, h))
-    reps = {"SEE/gen_mean": (ids, see), "NONE/gen_mean": (ids, none), "SEE/prompt_last": (ids, single),
-            "NONE/prompt_last": (ids, single)}
+    see, none, single = (
+        enc + 0.8 * rng.normal(size=(n, h)),
+        enc + 2.5 * rng.normal(size=(n, h)),
+        rng.normal(size=(n, h)),
+    )
+    reps = {
+        "SEE/gen_mean": (ids, see),
+        "NONE/gen_mean": (ids, none),
+        "SEE/prompt_last": (ids, single),
+        "NONE/prompt_last": (ids, single),
+    }
     feats = {"vis": ("vision", ids, enc)}
     settings = AlignmentSettings(k=10)
     out = A.interaction_alignment(reps, feats, settings=settings)
@@ -225,12 +252,25 @@ def test_the_interaction_is_the_generative_cue_effect_minus_the_single_pass_one(
 def test_each_ablation_is_compared_with_its_control_directly():
     from helpers import sensory_ablations as sa
 
-    comps = {"SEE/remove_sensory": "SEE/full", "SEE/remove_random": "SEE/full", "HEAR/remove_sensory": "HEAR/full",
-             "SEE/random_append": "SEE/T64"}
+    comps = {
+        "SEE/remove_sensory": "SEE/full",
+        "SEE/remove_random": "SEE/full",
+        "HEAR/remove_sensory": "HEAR/full",
+        "SEE/random_append": "SEE/T64",
+    }
     assert sa.direct_controls(comps) == {"SEE/remove_sensory": "SEE/remove_random"}  # HEAR has no control here
     comps["SEE/nonsensory_append"] = "SEE/T64"
-    assert sa.direct_controls(comps) == {"SEE/remove_sensory": "SEE/remove_random", "SEE/random_append": "SEE/nonsensory_append"}
-    paired = pd.DataFrame({"condition": ["SEE/remove_sensory", "SEE/remove_sensory"], "baseline": ["SEE/full", "SEE/remove_random"],
-                           "p_value": [0.01, 0.02], "diff": [-0.02, -0.01]})
+    assert sa.direct_controls(comps) == {
+        "SEE/remove_sensory": "SEE/remove_random",
+        "SEE/random_append": "SEE/nonsensory_append",
+    }
+    paired = pd.DataFrame(
+        {
+            "condition": ["SEE/remove_sensory", "SEE/remove_sensory"],
+            "baseline": ["SEE/full", "SEE/remove_random"],
+            "p_value": [0.01, 0.02],
+            "diff": [-0.02, -0.01],
+        }
+    )
     out = sa.label_ablations(paired, run_name="r", append_k=5, replace_n=5, random_T=64, full_T=128)
     assert out["ablation"].tolist() == ["sensory words removed", "sensory − random words removed"]

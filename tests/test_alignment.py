@@ -133,7 +133,10 @@ def test_permutation_null_identical_independent_and_planted():
     same = permutation_null(a, a, k=5, n_perm=300)
     assert same["score"] == 1.0 and same["p_value"] == pytest.approx(1 / 301) and same["calibrated"] > 0.95
     assert same["null_mean"] == pytest.approx(mutual_knn_chance(120, 5), rel=0.25)
-    indep = [permutation_null(a, np.random.default_rng(100 + s).normal(size=(120, 10)), k=5, n_perm=200, seed=s) for s in range(8)]
+    indep = [
+        permutation_null(a, np.random.default_rng(100 + s).normal(size=(120, 10)), k=5, n_perm=200, seed=s)
+        for s in range(8)
+    ]
     assert np.mean([r["calibrated"] for r in indep]) == pytest.approx(0.0, abs=0.03)
     assert 0.2 < np.mean([r["p_value"] for r in indep]) < 0.8  # p-values of true nulls spread over (0, 1)
     # planted partial overlap: half the items keep their structure, half are noise

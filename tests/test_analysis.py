@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from helpers import analysis as AN
+from helpers import gen_lengths as GL
 from helpers.alignment import mutual_knn, mutual_knn_chance
 from helpers.settings import AlignmentSettings as S
 
@@ -174,8 +175,10 @@ def test_layer_norms_average_each_layers_norm_over_items():
 
 
 def test_generation_lengths_follow_the_ids_order():
-    gens = pd.DataFrame({"cue": ["SEE", "SEE", "NONE", "NONE"], "id": ["b", "a", "a", "b"], "n_gen_tokens": [7, 3, 5, 9]})
-    lengths, longest = AN.generation_lengths(gens, ["a", "b"], ["SEE", "NONE"])
+    gens = pd.DataFrame(
+        {"cue": ["SEE", "SEE", "NONE", "NONE"], "id": ["b", "a", "a", "b"], "n_gen_tokens": [7, 3, 5, 9]}
+    )
+    lengths, longest = GL.generation_lengths(gens, ["a", "b"], ["SEE", "NONE"])
     assert lengths["SEE"].tolist() == [3, 7] and lengths["NONE"].tolist() == [5, 9] and longest == 9
 
 
@@ -201,7 +204,7 @@ def _gens_with_early_stops() -> pd.DataFrame:
 
 
 def test_generation_length_summary_counts_eos_and_tokens_per_cue():
-    s = AN.generation_length_summary(_gens_with_early_stops()).set_index("cue")
+    s = GL.generation_length_summary(_gens_with_early_stops()).set_index("cue")
     assert list(s.index) == ["SEE", "NONE"]  # 02's cue order
     assert s.loc["SEE", "eos_rate"] == 0.0 and s.loc["NONE", "eos_rate"] == 0.75
     assert s.loc["SEE", "mean_tokens"] == 8.0 and s.loc["NONE", "mean_tokens"] == 5.0  # (2+4+6+8)/4
@@ -211,25 +214,29 @@ def test_generation_length_summary_counts_eos_and_tokens_per_cue():
 
 def test_length_confound_note_names_the_extreme_cues_only_when_they_differ():
     gens = _gens_with_early_stops()
-    note = AN.length_confound_note(AN.generation_length_summary(gens))
+    note = GL.length_confound_note(GL.generation_length_summary(gens))
     assert note.startswith("length confound: NONE stopped at EOS in 75%") and "against 0% for SEE" in note
     assert "5.0 vs 8.0 tokens of T = 8" in note
     alike = gens.assign(stopped_at_eos=False, n_gen_tokens=8)
     alike.loc[0, ["stopped_at_eos", "n_gen_tokens"]] = [True, 3]  # SEE 25 %, NONE 0 %: above a 10 % gap
-    assert AN.length_confound_note(AN.generation_length_summary(alike)).startswith("length confound: SEE")
-    assert "less than 30%" in AN.length_confound_note(AN.generation_length_summary(alike), min_gap=0.30)
-    assert "one cue only" in AN.length_confound_note(AN.generation_length_summary(gens[gens["cue"] == "SEE"]))
+    assert GL.length_confound_note(GL.generation_length_summary(alike)).startswith("length confound: SEE")
+    assert "less than 30%" in GL.length_confound_note(GL.generation_length_summary(alike), min_gap=0.30)
+    assert "one cue only" in GL.length_confound_note(GL.generation_length_summary(gens[gens["cue"] == "SEE"]))
 
 
 def test_length_curve_notes_give_each_cues_frac_shorter_and_eos_rate():
     gens = _gens_with_early_stops()
     ids = list("abcd")
     rng = np.random.default_rng(0)
-    reps = {f"{c}/{k}": rng.normal(size=(4, 2, 3)) for c in ("SEE", "NONE") for k in ("gen_mean", "prompt_last", "prompt_mean", "prefix_T4")}
+    reps = {
+        f"{c}/{k}": rng.normal(size=(4, 2, 3))
+        for c in ("SEE", "NONE")
+        for k in ("gen_mean", "prompt_last", "prompt_mean", "prefix_T4")
+    }
     feats = {"vis": ("vision", ids, rng.normal(size=(4, 3)))}
-    lengths, full_T = AN.generation_lengths(gens, ids, ["SEE", "NONE"])
+    lengths, full_T = GL.generation_lengths(gens, ids, ["SEE", "NONE"])
     curve = AN.length_curve(ids, reps, feats, gen_lengths=lengths, full_T=full_T, settings=S(k=2))
-    see, none = AN.length_curve_notes(curve, AN.generation_length_summary(gens))
+    see, none = GL.length_curve_notes(curve, GL.generation_length_summary(gens))
     assert see.startswith("SEE: 0% of generations stopped at EOS") and "T=4: 0%, T=8: 0%" in see and "close to T" in see
     # NONE: lengths 2, 4, 6, 8 -> before T=4 only the 2 (25 %), before T=8 three of four (75 %)
     assert none.startswith("NONE: 75% of generations stopped at EOS") and "T=4: 25%, T=8: 75%" in none
@@ -238,5 +245,5 @@ def test_length_curve_notes_give_each_cues_frac_shorter_and_eos_rate():
 
 def test_length_confound_note_when_every_cue_stops_alike():
     gens = _gens_with_early_stops().assign(stopped_at_eos=False, n_gen_tokens=8)
-    note = AN.length_confound_note(AN.generation_length_summary(gens))
+    note = GL.length_confound_note(GL.generation_length_summary(gens))
     assert note.startswith("every cue stopped at EOS in 0%") and "SEE" not in note

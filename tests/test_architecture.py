@@ -110,7 +110,9 @@ def test_readme_module_table_matches_the_tree():
     design = readme[readme.index("## Design") :]
     listed = set(re.findall(r"^\| `([\w.]+)` \|", design, flags=re.M))
     present = {_module_name(p, HELPERS).removeprefix("helpers.") for p in HELPERS.rglob("*.py")} - {"helpers"}
-    assert listed == present, f"README lists {sorted(listed - present)} not in helpers/; misses {sorted(present - listed)}"
+    assert listed == present, (
+        f"README lists {sorted(listed - present)} not in helpers/; misses {sorted(present - listed)}"
+    )
 
 
 def test_every_notebook_default_equals_the_default_profile():
@@ -184,7 +186,10 @@ def test_long_modules_say_why_they_are_one_module():
             missing.append(f"{name} ({n} lines)")
         if name in LONG_MODULES and n <= MAX_MODULE_LINES:
             missing.append(f"{name} is no longer long: drop it from LONG_MODULES")
-    assert not missing, f"modules over {MAX_MODULE_LINES} lines whose docstring does not say 'One module because ...': " + ", ".join(missing)
+    assert not missing, (
+        f"modules over {MAX_MODULE_LINES} lines whose docstring does not say 'One module because ...': "
+        + ", ".join(missing)
+    )
 
 
 def test_the_size_checks_see_a_long_function(tmp_path):
@@ -218,7 +223,9 @@ def test_notebook_code_cells_are_short_steps():
             sizes.append(n)
             if n > MAX_CELL_LINES:
                 long.append(f"{nb_path.name} cell {i}: {n} lines")
-    assert sizes and sum(sizes) / len(sizes) <= MAX_MEAN_CELL_LINES, f"mean {sum(sizes) / len(sizes):.1f} lines per code cell"
+    assert sizes and sum(sizes) / len(sizes) <= MAX_MEAN_CELL_LINES, (
+        f"mean {sum(sizes) / len(sizes):.1f} lines per code cell"
+    )
     assert not long, f"cells over {MAX_CELL_LINES} lines: {long}"
 
 
@@ -248,8 +255,13 @@ def test_papermill_reads_every_parameter_a_notebook_declares():
     lost = {}
     for path in numbered_notebooks():
         cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
-        assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets
-                    if isinstance(t, ast.Name)}
+        assigned = {
+            t.id
+            for node in ast.parse(cell.source).body
+            if isinstance(node, ast.Assign)
+            for t in node.targets
+            if isinstance(t, ast.Name)
+        }
         missing = assigned - set(pm.inspect_notebook(str(path)))
         if missing:
             lost[path.name] = sorted(missing)

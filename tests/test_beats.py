@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_beats import TINY_BEATS_CFG, save_tiny_beats
 
 from helpers import beats as B
-from tiny_beats import TINY_BEATS_CFG, save_tiny_beats
 
 SR = 16000
 LOG_EPS = math.log(np.finfo(np.float32).eps)  # Kaldi's log floor: log(FLT_EPSILON)
@@ -41,7 +41,7 @@ def numpy_kaldi_fbank(x: np.ndarray, n_mels: int = 128) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     n_win, shift, n_fft = 400, 160, 512
     n_frames = 1 + (len(x) - n_win) // shift
-    frames = np.stack([x[i * shift: i * shift + n_win] for i in range(n_frames)])
+    frames = np.stack([x[i * shift : i * shift + n_win] for i in range(n_frames)])
     frames = frames - frames.mean(axis=1, keepdims=True)
     frames = frames - 0.97 * np.concatenate([frames[:, :1], frames[:, :-1]], axis=1)
     n = np.arange(n_win)
@@ -134,12 +134,15 @@ def _official_tiny_keys(finetuned_classes: int | None = None) -> dict[str, tuple
     fc2; final_layer_norm), encoder.layer_norm; predictor Linear(32 -> classes) when fine-tuned."""
     keys = {
         "patch_embedding.weight": (16, 1, 16, 16),
-        "layer_norm.weight": (16,), "layer_norm.bias": (16,),
-        "post_extract_proj.weight": (32, 16), "post_extract_proj.bias": (32,),
+        "layer_norm.weight": (16,),
+        "layer_norm.bias": (16,),
+        "post_extract_proj.weight": (32, 16),
+        "post_extract_proj.bias": (32,),
         "encoder.pos_conv.0.weight_g": (1, 1, 16),
         "encoder.pos_conv.0.weight_v": (32, 8, 16),
         "encoder.pos_conv.0.bias": (32,),
-        "encoder.layer_norm.weight": (32,), "encoder.layer_norm.bias": (32,),
+        "encoder.layer_norm.weight": (32,),
+        "encoder.layer_norm.bias": (32,),
     }
     for i in range(2):
         a = f"encoder.layers.{i}.self_attn."
@@ -193,7 +196,10 @@ def test_loading_round_trips_and_keeps_the_shared_bias(ckpts, tmp_path):
     cfg = model.cfg.to_dict()
     assert all(cfg[k] == v for k, v in TINY_BEATS_CFG.items() if k in cfg)
     # one relative-position table for all layers, as in the official model
-    assert model.encoder.layers[0].self_attn.relative_attention_bias is model.encoder.layers[1].self_attn.relative_attention_bias
+    assert (
+        model.encoder.layers[0].self_attn.relative_attention_bias
+        is model.encoder.layers[1].self_attn.relative_attention_bias
+    )
     again = B.load_beats(B.save_checkpoint(model, tmp_path / "again.pt"))
     for k, v in again.state_dict().items():
         assert torch.equal(v, saved["model"][k]), k
@@ -210,7 +216,10 @@ def _edit(src: Path, dst: Path, fn) -> Path:
 
 
 def test_bad_checkpoints_fail_naming_the_file_and_the_fix(ckpts, tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"BEATs checkpoint '.*nothing\.pt' does not exist; expected an official BEATs checkpoint \(BEATs_iter3\.pt or BEATs_iter3_plus_AS2M\.pt from github\.com/microsoft/unilm"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"BEATs checkpoint '.*nothing\.pt' does not exist; expected an official BEATs checkpoint \(BEATs_iter3\.pt or BEATs_iter3_plus_AS2M\.pt from github\.com/microsoft/unilm",
+    ):
         B.load_beats(tmp_path / "nothing.pt")
     html = tmp_path / "BEATs_iter3.pt"
     html.write_text("<html>not a checkpoint</html>")
@@ -221,14 +230,21 @@ def test_bad_checkpoints_fail_naming_the_file_and_the_fix(ckpts, tmp_path):
     with pytest.raises(ValueError, match=r"bare\.pt' lacks 'cfg' and 'model'"):
         B.load_beats(bare)
     missing = _edit(ckpts["tiny"], tmp_path / "missing.pt", lambda ck: ck["model"].pop("encoder.layers.1.fc2.bias"))
-    with pytest.raises(ValueError, match=r"missing\.pt' does not match .*missing keys \['encoder\.layers\.1\.fc2\.bias'\], unexpected keys \[\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing\.pt' does not match .*missing keys \['encoder\.layers\.1\.fc2\.bias'\], unexpected keys \[\]",
+    ):
         B.load_beats(missing)
     # predictor weights in a checkpoint whose cfg is not fine-tuned: reported, not silently ignored
-    extra = _edit(ckpts["tiny"], tmp_path / "extra.pt", lambda ck: ck["model"].update({"predictor.weight": torch.zeros(527, 32)}))
+    extra = _edit(
+        ckpts["tiny"], tmp_path / "extra.pt", lambda ck: ck["model"].update({"predictor.weight": torch.zeros(527, 32)})
+    )
     with pytest.raises(ValueError, match=r"unexpected keys \['predictor\.weight'\]"):
         B.load_beats(extra)
     shape = _edit(ckpts["tiny"], tmp_path / "shape.pt", lambda ck: ck["cfg"].update({"encoder_ffn_embed_dim": 48}))
-    with pytest.raises(ValueError, match=r"shape mismatches \(file vs model\) \['encoder\.layers\.0\.fc1\.bias: \(64,\) vs \(48,\)"):
+    with pytest.raises(
+        ValueError, match=r"shape mismatches \(file vs model\) \['encoder\.layers\.0\.fc1\.bias: \(64,\) vs \(48,\)"
+    ):
         B.load_beats(shape)
 
     def split_bias(ck):
@@ -302,7 +318,9 @@ def test_attention_matches_the_official_arithmetic(ckpts):
     bias = attn.compute_bias(24)
     assert bias.shape == (4, 24, 24)
     # bias[h, i, j] is the table entry of the bucket of j - i
-    assert torch.equal(bias[:, 2, 5], attn.relative_attention_bias.weight[B.relative_position_bucket(torch.tensor(3), 32, 128)])
+    assert torch.equal(
+        bias[:, 2, 5], attn.relative_attention_bias.weight[B.relative_position_bucket(torch.tensor(3), 32, 128)]
+    )
     with torch.no_grad():
         ours = attn(x, mask, bias)
         ref = _official_attention(attn, x.transpose(0, 1), mask, bias).transpose(0, 1)
@@ -357,7 +375,9 @@ def test_padded_batch_gives_each_clip_its_alone_output(ckpts):
         n = a.last_hidden_state.shape[1]
         assert torch.all(~batch.padding_mask[i, :n]) and torch.all(batch.padding_mask[i, n:])
         for layer in range(3):
-            torch.testing.assert_close(batch.hidden_states[layer][i, :n], a.hidden_states[layer][0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(
+                batch.hidden_states[layer][i, :n], a.hidden_states[layer][0], atol=1e-5, rtol=1e-5
+            )
             torch.testing.assert_close(batch.mean_pool(layer)[i], a.mean_pool(layer)[0], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(batch.mean_pool()[i], a.mean_pool()[0], atol=1e-5, rtol=1e-5)
 

@@ -65,7 +65,9 @@ def test_duplicate_keys_are_computed_once(tmp_path):
 
 def test_balanced_batches_leave_no_small_last_batch(tmp_path):
     c = Counter()
-    out = map_cached(Store(tmp_path, "b", {}), [str(i) for i in range(10)], list(range(10)), c, batch_size=4, balanced=True)
+    out = map_cached(
+        Store(tmp_path, "b", {}), [str(i) for i in range(10)], list(range(10)), c, batch_size=4, balanced=True
+    )
     assert c.calls == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]  # three batches as at 4, sizes 4/3/3 instead of 4/4/2
     assert [o["square"] for o in out] == [i * i for i in range(10)]
     plain = Counter()
@@ -156,7 +158,9 @@ def test_dtype_and_device_resolution_is_shared():
     from helpers import runtime
 
     assert runtime.resolve_dtype("bf16") is torch.bfloat16 and runtime.resolve_dtype("FP32") is torch.float32
-    assert runtime.resolve_dtype(None, "cpu") is torch.float32 and runtime.resolve_dtype(None, "cuda:0") is torch.bfloat16
+    assert (
+        runtime.resolve_dtype(None, "cpu") is torch.float32 and runtime.resolve_dtype(None, "cuda:0") is torch.bfloat16
+    )
     assert runtime.resolve_dtype(torch.float16) is torch.float16
     assert runtime.dtype_name(torch.bfloat16) == "bfloat16"
     with pytest.raises(ValueError, match="unknown dtype 'float8'"):

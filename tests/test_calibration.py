@@ -14,8 +14,16 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from helpers.calibration import (WORLDS, World, calibrate, chance_null_error, max_test_error, monte_carlo_error,
-                                 rephrasing_error, score_coverage)
+from helpers.calibration import (
+    WORLDS,
+    World,
+    calibrate,
+    chance_null_error,
+    max_test_error,
+    monte_carlo_error,
+    rephrasing_error,
+    score_coverage,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -23,8 +31,10 @@ NULL = (0.0, float("nan"))  # the truth of a null world is 0 by construction; no
 
 
 def _nulls(n: int, k: int, reps: int, worlds=WORLDS, methods=("dyadic", "per_item")) -> pd.DataFrame:
-    table = pd.concat([calibrate(World(kind), n, k, methods=methods, reps=reps, seed=7, truth=NULL) for kind in worlds],
-                      ignore_index=True)
+    table = pd.concat(
+        [calibrate(World(kind), n, k, methods=methods, reps=reps, seed=7, truth=NULL) for kind in worlds],
+        ignore_index=True,
+    )
     print(table[["world", "n", "k", "method", "reject", "coverage"]].to_string(index=False))
     return table
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tiny_models import QWEN3_CHAT_TEMPLATE, _tokenizer
 
 from helpers import lm as L
-from tiny_models import QWEN3_CHAT_TEMPLATE, _tokenizer
 
 SMOLLM2_DEFAULT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
@@ -64,7 +64,9 @@ def test_real_smollm2_tokenizer_injects_its_default_system_prompt():
 
     from helpers.lm.loading import _resolve_source
 
-    tok = AutoTokenizer.from_pretrained(_resolve_source(L.EMBEDDED_DEFAULT, enable_thinking=False, models_dir=None).location)
+    tok = AutoTokenizer.from_pretrained(
+        _resolve_source(L.EMBEDDED_DEFAULT, enable_thinking=False, models_dir=None).location
+    )
     assert L.template_system_prompt(tok) == SMOLLM2_DEFAULT
     with_own = tok.apply_chat_template(
         [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}], tokenize=False

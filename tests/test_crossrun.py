@@ -37,8 +37,17 @@ def size_score(modality: str, llm: str, cue: str) -> float:
 
 
 def _row(modality, score, k, **extra):
-    return {"encoder": ENCODER[modality], "modality": modality, "n_items": N_ITEMS[modality], "k": k,
-            "score": score, "ci_low": score - 0.02, "ci_high": score + 0.02, "chance": 0.01, **extra}
+    return {
+        "encoder": ENCODER[modality],
+        "modality": modality,
+        "n_items": N_ITEMS[modality],
+        "k": k,
+        "score": score,
+        "ci_low": score - 0.02,
+        "ci_high": score + 0.02,
+        "chance": 0.01,
+        **extra,
+    }
 
 
 PAIRED = {  # (modality, comparison): (diff, ci_low, ci_high, p_holm, stars)
@@ -51,34 +60,92 @@ PAIRED = {  # (modality, comparison): (diff, ci_low, ci_high, p_holm, stars)
 }
 
 
-def make_run(outputs, name, modalities, *, llm=SMALL, cues=None, T=128, k=10, size_T=128,
-             size_llms=(SMALL, MID, LARGE), size_templates=None):
+def make_run(
+    outputs,
+    name,
+    modalities,
+    *,
+    llm=SMALL,
+    cues=None,
+    T=128,
+    k=10,
+    size_T=128,
+    size_llms=(SMALL, MID, LARGE),
+    size_templates=None,
+):
     """A run folder as notebooks 02, 05, 06, 07 and 09 leave it, with the numbers above."""
     cues = dict(DEFAULT_CUES if cues is None else cues)
     run = RunPaths.of(name, outputs)
-    gens = pd.DataFrame([
-        {"cue": c, "template": t, "id": f"i{i}", "llm": llm, "max_new_tokens": T, "do_sample": False,
-         "enable_thinking": False, "n_gen_tokens": T}
-        for c, t in cues.items() for i in range(3)
-    ])
+    gens = pd.DataFrame(
+        [
+            {
+                "cue": c,
+                "template": t,
+                "id": f"i{i}",
+                "llm": llm,
+                "max_new_tokens": T,
+                "do_sample": False,
+                "enable_thinking": False,
+                "n_gen_tokens": T,
+            }
+            for c, t in cues.items()
+            for i in range(3)
+        ]
+    )
     save_table(gens, run.generations)
     align, size, curve, paired = [], [], [], []
     for m in modalities:
         for cue in cues:
             align.append(_row(m, OWN[m][cue], k, representation=f"{cue}/gen_mean", cue=cue, kind="generative"))
-            align.append(_row(m, 0.5, k, representation=f"{cue}/prompt_last", cue=cue, kind="single-pass (last prompt token)"))
+            align.append(
+                _row(m, 0.5, k, representation=f"{cue}/prompt_last", cue=cue, kind="single-pass (last prompt token)")
+            )
             for name_ in size_llms:
-                size.append(_row(m, size_score(m, name_, cue), k, representation=f"{name_}|{cue}", llm=name_, cue=cue,
-                                 n_params=N_PARAMS[name_], T=size_T, template=(size_templates or cues)[cue]))
-            for t, rep, s in [(0, "prompt_last", 0.05), (0, "prompt_mean", 0.04), (8, "prefix", 0.10), (T, "gen_mean", OWN[m][cue])]:
+                size.append(
+                    _row(
+                        m,
+                        size_score(m, name_, cue),
+                        k,
+                        representation=f"{name_}|{cue}",
+                        llm=name_,
+                        cue=cue,
+                        n_params=N_PARAMS[name_],
+                        T=size_T,
+                        template=(size_templates or cues)[cue],
+                    )
+                )
+            for t, rep, s in [
+                (0, "prompt_last", 0.05),
+                (0, "prompt_mean", 0.04),
+                (8, "prefix", 0.10),
+                (T, "gen_mean", OWN[m][cue]),
+            ]:
                 curve.append({"cue": cue, **_row(m, s, k, T=t, representation=rep, frac_shorter=0.0)})
         for (mod, comp), (d, lo, hi, p, stars) in PAIRED.items():
             if mod == m:
                 c1, c2 = comp.split("-")
-                paired.append({**_row(m, 0.0, k), "kind": "gen_mean", "comparison": comp, "cue_1": c1, "cue_2": c2,
-                               "diff": d, "ci_low": lo, "ci_high": hi, "p_value": p / 2, "p_holm": p, "stars": stars})
+                paired.append(
+                    {
+                        **_row(m, 0.0, k),
+                        "kind": "gen_mean",
+                        "comparison": comp,
+                        "cue_1": c1,
+                        "cue_2": c2,
+                        "diff": d,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "p_value": p / 2,
+                        "p_holm": p,
+                        "stars": stars,
+                    }
+                )
     run.results.mkdir(parents=True, exist_ok=True)
-    for stem, rows in [("alignment", align), ("model_size", size), ("length_curve", curve), ("paired_comparisons", paired)]:
+    for stem, rows in [
+        ("alignment", align),
+        ("model_size", size),
+        ("length_curve", curve),
+        ("paired_comparisons", paired),
+    ]:
         pd.DataFrame(rows).assign(run=name).to_csv(run.results / f"{stem}.csv", index=False)
     return run
 
@@ -120,7 +187,9 @@ def test_plane_pairs_vision_run_with_audio_run(two_runs):
     assert _point(plane, "alignment", SMALL, "HEAR") == (0.21, 0.15)
     own = plane[plane["source"] == "alignment"]
     assert (own["T"] == 128).all() and (own["n_params"] == 6e8).all()
-    assert (plane["vision_n_items"] == 1024).all() and (plane["audio_n_items"] == 900).all() and (plane["k"] == 10).all()
+    assert (
+        (plane["vision_n_items"] == 1024).all() and (plane["audio_n_items"] == 900).all() and (plane["k"] == 10).all()
+    )
     row = plane[(plane["source"] == "model_size") & (plane["llm"] == MID) & (plane["cue"] == "HEAR")].iloc[0]
     assert (round(row["audio_ci_low"], 6), round(row["audio_ci_high"], 6)) == (0.13, 0.17)
 
@@ -136,7 +205,11 @@ def test_shifts_effects_and_conclusions(two_runs):
     assert round(own["see_dx"], 6) == 0.06 and round(own["hear_dy"], 6) == 0.04  # 0.26 - 0.20, 0.15 - 0.11
     effects = crossrun.cue_effects(runs)
     assert list(zip(effects["run"], effects["comparison"])) == [
-        ("vis", "SEE-NONE"), ("vis", "HEAR-NONE"), ("aud", "SEE-NONE"), ("aud", "HEAR-NONE")]
+        ("vis", "SEE-NONE"),
+        ("vis", "HEAR-NONE"),
+        ("aud", "SEE-NONE"),
+        ("aud", "HEAR-NONE"),
+    ]
     assert list(effects["matched"]) == [True, False, False, True]
     lines = crossrun.conclusions(plane, effects)
     text = "\n".join(lines)
@@ -231,7 +304,10 @@ def test_single_modality_run_names_the_missing_axis_and_profile(tmp_path):
     assert "paper-audiocaps or paper-clotho" in missing["audio"]
     assert "cross_runs=[paper, paper-audiocaps]" in missing["audio"]
     make_run(tmp_path, "paper-clotho", ["audio"])
-    assert "provides it: pass cross_runs=[paper-clotho, paper]" in crossrun.missing_axes(_load(tmp_path, "paper-clotho"))["vision"]
+    assert (
+        "provides it: pass cross_runs=[paper-clotho, paper]"
+        in crossrun.missing_axes(_load(tmp_path, "paper-clotho"))["vision"]
+    )
 
 
 def test_run_names_and_missing_runs(tmp_path):
@@ -254,7 +330,9 @@ def test_notebook_11_combines_constructed_runs(two_runs):
     nb11 = [p for p in runner.numbered_notebooks() if p.name.startswith("11_")]
     assert [p.name for p in nb11] == ["11_paper_figures.ipynb"]
     assert runner.notebook_parameters(nb11[0]) == {"run_name", "cross_runs"}
-    (executed,) = runner.run_notebooks({"run_name": "figs", "cross_runs": ["vis", "aud"]}, nb11, two_runs, log_output=False)
+    (executed,) = runner.run_notebooks(
+        {"run_name": "figs", "cross_runs": ["vis", "aud"]}, nb11, two_runs, log_output=False
+    )
     text = _executed_text(executed)
     assert "combining ['vis', 'aud']" in text and "12 plane points, 1 (vision, audio) pair(s)" in text
     assert "SEE raises vision alignment" in text and "HEAR raises audio alignment" in text
@@ -268,8 +346,13 @@ def test_notebook_11_combines_constructed_runs(two_runs):
     curves = pd.read_csv(results / "cross_length_curve.csv")
     assert len(curves) == 2 * 3 * 4 and set(curves["run"]) == {"vis", "aud"}
     figures = two_runs / "figures" / "figs"
-    for stem in ("11_plane_vis-dinov2-base_vs_aud-beats", "11_model_size", "11_length_vision", "11_length_audio",
-                 "11_cue_effects"):
+    for stem in (
+        "11_plane_vis-dinov2-base_vs_aud-beats",
+        "11_model_size",
+        "11_length_vision",
+        "11_length_audio",
+        "11_cue_effects",
+    ):
         for ext in ("png", "pdf"):
             assert (figures / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext}"
 
@@ -302,4 +385,5 @@ def test_conclusions_without_a_plane_still_report_the_effects(tmp_path):
     lines = crossrun.conclusions(crossrun.plane_table(runs), crossrun.cue_effects(runs))
     assert len(lines) == 1 and "SEE-NONE +0.0500 [+0.0200, +0.0800]" in lines[0]
     assert crossrun.conclusions(crossrun.plane_table(runs), pd.DataFrame()) == [
-        "nothing to conclude: no plane points and no paired comparisons in these runs"]
+        "nothing to conclude: no plane points and no paired comparisons in these runs"
+    ]

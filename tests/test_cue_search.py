@@ -31,7 +31,8 @@ def _candidates(n=200, planted=None, seed=0):
     from helpers.calibration import World
 
     e, conds = World("gaussian", effect=0.9 if planted is not None else 0.0, seed=seed).sample(
-        n, np.random.default_rng(seed), conditions=13)
+        n, np.random.default_rng(seed), conditions=13
+    )
     cands = conds[2:]
     if planted is not None:
         cands[planted] = conds[0]
@@ -61,24 +62,61 @@ def test_a_real_improvement_survives_the_correction():
 
 def test_search_table_ranks_by_score_and_measures_against_none():
     graph = np.array([[1], [2], [0]])
-    ov = {"NONE": Overlaps(np.array([[0.0], [1.0], [0.0]]), graph), "SEE": Overlaps(np.array([[1.0], [1.0], [0.0]]), graph),
-          "PICTURE": Overlaps(np.array([[0.0], [0.0], [0.0]]), graph)}
+    ov = {
+        "NONE": Overlaps(np.array([[0.0], [1.0], [0.0]]), graph),
+        "SEE": Overlaps(np.array([[1.0], [1.0], [0.0]]), graph),
+        "PICTURE": Overlaps(np.array([[0.0], [0.0], [0.0]]), graph),
+    }
     t = C.search_table(ov, {"NONE": "n {caption}", "SEE": "s {caption}", "PICTURE": "p {caption}"})
     assert list(t["cue"]) == ["SEE", "NONE", "PICTURE"] and list(t["rank"]) == [1, 2, 3]
-    assert t.set_index("cue")["vs_none"].round(6).to_dict() == pytest.approx({"SEE": 1 / 3, "NONE": 0.0, "PICTURE": -1 / 3})
+    assert t.set_index("cue")["vs_none"].round(6).to_dict() == pytest.approx(
+        {"SEE": 1 / 3, "NONE": 0.0, "PICTURE": -1 / 3}
+    )
     assert (t["ci_low"] <= t["score"]).all() and (t["score"] <= t["ci_high"]).all()
 
 
 def _held(diff_none: float, lo: float, hi: float) -> pd.DataFrame:
-    return pd.DataFrame([{"condition": "PICTURE", "baseline": "NONE", "encoder": "img", "n_items": 150, "diff": diff_none,
-                          "ci_low": lo, "ci_high": hi, "p_holm": 0.01 if lo > 0 else 0.5}])
+    return pd.DataFrame(
+        [
+            {
+                "condition": "PICTURE",
+                "baseline": "NONE",
+                "encoder": "img",
+                "n_items": 150,
+                "diff": diff_none,
+                "ci_low": lo,
+                "ci_high": hi,
+                "p_holm": 0.01 if lo > 0 else 0.5,
+            }
+        ]
+    )
 
 
 def test_the_conclusion_says_whether_the_winner_holds_up():
-    search = pd.DataFrame([{"cue": "PICTURE", "template": "Picture {caption}.", "n_items": 150, "score": 0.2,
-                            "ci_low": 0.18, "ci_high": 0.22, "vs_none": 0.03, "rank": 1},
-                           {"cue": "NONE", "template": "Imagine: {caption}.", "n_items": 150, "score": 0.17,
-                            "ci_low": 0.15, "ci_high": 0.19, "vs_none": 0.0, "rank": 2}])
+    search = pd.DataFrame(
+        [
+            {
+                "cue": "PICTURE",
+                "template": "Picture {caption}.",
+                "n_items": 150,
+                "score": 0.2,
+                "ci_low": 0.18,
+                "ci_high": 0.22,
+                "vs_none": 0.03,
+                "rank": 1,
+            },
+            {
+                "cue": "NONE",
+                "template": "Imagine: {caption}.",
+                "n_items": 150,
+                "score": 0.17,
+                "ci_low": 0.15,
+                "ci_high": 0.19,
+                "vs_none": 0.0,
+                "rank": 2,
+            },
+        ]
+    )
     good = C.conclusion(search, 0.01, _held(0.02, 0.005, 0.035), "img", 1000)
     assert "beats NONE on items it was not chosen on" in good and "(it was +0.030 on the search half)" in good
     bad = C.conclusion(search, 0.3, _held(0.004, -0.01, 0.02), "img", 1000)

@@ -202,7 +202,14 @@ def test_load_audio_reads_real_mp3():
 
 
 def test_registry_names_and_errors():
-    assert encoder_names() == ["aisfx", "beats", "clip-vit-b32-vision", "dinov2-base", "efficientnet-lite2", "whisper-base"]
+    assert encoder_names() == [
+        "aisfx",
+        "beats",
+        "clip-vit-b32-vision",
+        "dinov2-base",
+        "efficientnet-lite2",
+        "whisper-base",
+    ]
     assert encoder_names("vision") == ["clip-vit-b32-vision", "dinov2-base", "efficientnet-lite2"]
     assert encoder_names("audio") == ["aisfx", "beats", "whisper-base"]
     with pytest.raises(ValueError, match="Unknown encoder 'dinov2'") as ei:
@@ -292,7 +299,9 @@ def test_whisper_model_dir_is_assembled_once(tmp_path):
     d = E.whisper_model_dir(tmp_path)
     assert d.parent == tmp_path / "models" and d.name.startswith("whisper-base-ct2-")
     src = E.whisper_source_files()
-    assert (d / "model.bin").stat().st_size == src["model.bin.part1"].stat().st_size + src["model.bin.part2"].stat().st_size
+    assert (d / "model.bin").stat().st_size == src["model.bin.part1"].stat().st_size + src[
+        "model.bin.part2"
+    ].stat().st_size
     assert {"config.json", "vocabulary.json", "SOURCES.json"} <= {p.name for p in d.iterdir()}
     mtime = (d / "model.bin").stat().st_mtime_ns
     assert E.whisper_model_dir(tmp_path) == d and (d / "model.bin").stat().st_mtime_ns == mtime
@@ -451,7 +460,10 @@ class CountingEncoder(Encoder):
     def _embed_batch(self, paths):
         self.calls = getattr(self, "calls", 0) + 1
         return np.stack(
-            [np.frombuffer(hashlib.sha256(Path(p).read_bytes()).digest()[:8], np.uint8).astype(np.float32) for p in paths]
+            [
+                np.frombuffer(hashlib.sha256(Path(p).read_bytes()).digest()[:8], np.uint8).astype(np.float32)
+                for p in paths
+            ]
         )
 
 
@@ -530,13 +542,22 @@ def test_embed_manifest_yields_each_encoder_over_its_modality(tmp_path, tmp_cach
 
     for f in ("a.png", "bb.png", "ccc.wav"):
         (tmp_path / f).write_bytes(f.encode())
-    manifest = pd.DataFrame({"id": ["a", "b"], "caption": ["x", "y"], "image_path": [str(tmp_path / "a.png"), str(tmp_path / "bb.png")],
-                             "audio_path": [None, str(tmp_path / "ccc.wav")]})
+    manifest = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "caption": ["x", "y"],
+            "image_path": [str(tmp_path / "a.png"), str(tmp_path / "bb.png")],
+            "audio_path": [None, str(tmp_path / "ccc.wav")],
+        }
+    )
     dummy("test-vis", "vision")
     dummy("test-aud", "audio")
     try:
         out = list(E.embed_manifest(manifest, ["test-vis", "test-aud"], batch_size=4))
-        assert [(n, m, ids) for n, m, ids, _ in out] == [("test-vis", "vision", ["a", "b"]), ("test-aud", "audio", ["b"])]
+        assert [(n, m, ids) for n, m, ids, _ in out] == [
+            ("test-vis", "vision", ["a", "b"]),
+            ("test-aud", "audio", ["b"]),
+        ]
         np.testing.assert_array_equal(out[0][3], [[5, 1], [6, 1]])
         assert seen == {"test-vis": ["a.png", "bb.png"], "test-aud": ["ccc.wav"]}
         no_sound = manifest.assign(audio_path=None)

@@ -51,11 +51,11 @@ def _prompts(llm, texts):
 @pytest.mark.parametrize(
     "layout",
     [
-        [0, 0, 1, 2, 3],        # repeat first
-        [0, 1, 2, 1, 3],        # repeat in the middle
-        [0, 1, 2, 3, 3],        # repeat last
-        [2, 2, 2, 2],           # all equal
-        [4, 0, 4, 1, 4, 0],     # several repeats interleaved
+        [0, 0, 1, 2, 3],  # repeat first
+        [0, 1, 2, 1, 3],  # repeat in the middle
+        [0, 1, 2, 3, 3],  # repeat last
+        [2, 2, 2, 2],  # all equal
+        [4, 0, 4, 1, 4, 0],  # several repeats interleaved
     ],
     ids=["first", "middle", "last", "all-equal", "interleaved"],
 )
@@ -81,8 +81,10 @@ def test_repeated_caption_in_the_real_audiocaps_sample(shared_data):
     from helpers import datasets
 
     manifest, _ = datasets.build_manifest(
-        "audiocaps", dataset_csv=shared_data / "audiocaps_sample" / "captions.csv",
-        dataset_dir=shared_data / "audiocaps_sample" / "audio", on_bad_item="skip",
+        "audiocaps",
+        dataset_csv=shared_data / "audiocaps_sample" / "captions.csv",
+        dataset_dir=shared_data / "audiocaps_sample" / "audio",
+        on_bad_item="skip",
     )
     counts = manifest["caption"].value_counts()
     assert counts.max() == 2 and (counts == 2).sum() == 1
@@ -114,8 +116,13 @@ def test_damaged_generation_and_representation_files_are_recomputed(llms, tmp_pa
     dec = L.Decoding(max_new_tokens=5)
     clean_g = L.generate_cached(llm, prompts, dec, batch_size=3, cache_root=clean_root)
     clean_r = L.represent_cached(llm, clean_g, prefix_lengths=[2], batch_size=3, cache_root=clean_root)
-    L.represent_cached(llm, L.generate_cached(llm, prompts, dec, batch_size=3, cache_root=root),
-                       prefix_lengths=[2], batch_size=3, cache_root=root)
+    L.represent_cached(
+        llm,
+        L.generate_cached(llm, prompts, dec, batch_size=3, cache_root=root),
+        prefix_lengths=[2],
+        batch_size=3,
+        cache_root=root,
+    )
 
     faults = 0
     for namespace, suffix in (("generations", ".json"), ("representations", ".npz")):
@@ -211,9 +218,13 @@ def test_cache_keys_change_with_library_versions_and_device(llms, tmp_path, monk
     monkeypatch.setattr(runtime, "package_versions", lambda pkgs: {**real(pkgs), "torch": "0.0.0-other"})
     L.generate_cached(llm, prompts, L.Decoding(max_new_tokens=3), cache_root=tmp_path)
     configs = [json.loads(p.read_text()) for p in (tmp_path / "generations").glob("*/config.json")]
-    assert sorted(c["runtime"]["versions"]["torch"] for c in configs) == sorted([real(["torch"])["torch"], "0.0.0-other"])
+    assert sorted(c["runtime"]["versions"]["torch"] for c in configs) == sorted(
+        [real(["torch"])["torch"], "0.0.0-other"]
+    )
     assert {c["runtime"]["device"] for c in configs} == {"cpu"}
-    assert runtime.device_class(["cuda:0", "cuda:1"]) == "cuda" and runtime.device_class(["cpu", "cuda:0"]) == "cpu+cuda"
+    assert (
+        runtime.device_class(["cuda:0", "cuda:1"]) == "cuda" and runtime.device_class(["cpu", "cuda:0"]) == "cpu+cuda"
+    )
 
 
 @pytest.mark.slow
@@ -257,8 +268,12 @@ def test_two_processes_writing_one_cache(model_dirs, tmp_path):
     root = tmp_path / "shared-cache"
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     procs = [
-        subprocess.Popen([sys.executable, str(script), str(model_dirs["qwen3"]), str(root), str(tmp_path / f"out{i}.json")],
-                         env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(script), str(model_dirs["qwen3"]), str(root), str(tmp_path / f"out{i}.json")],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(2)
     ]
     for p in procs:
@@ -293,11 +308,13 @@ def _byo(tmp_path: Path, shared_data: Path) -> Path:
     for i, clip in enumerate(clips):
         img = d / f"good{i}.png"
         Image.new("RGB", (40, 30), (40 * i, 90, 200)).save(img)
-        rows.append({"id": f"good{i}", "caption": f"a sound number {i}", "image_path": img.name, "audio_path": str(clip)})
+        rows.append(
+            {"id": f"good{i}", "caption": f"a sound number {i}", "image_path": img.name, "audio_path": str(clip)}
+        )
     jpg = d / "cut.jpg"
     Image.new("RGB", (64, 64), (10, 200, 30)).save(jpg, quality=95)
-    jpg.write_bytes(jpg.read_bytes()[:300])                   # truncated JPEG
-    (d / "empty.wav").write_bytes(b"")                        # zero-byte sound
+    jpg.write_bytes(jpg.read_bytes()[:300])  # truncated JPEG
+    (d / "empty.wav").write_bytes(b"")  # zero-byte sound
     (d / "notes.wav").write_text("these are my notes, not a sound\n")  # wrong format
     rows += [
         {"id": "bad-image", "caption": "a green square", "image_path": "cut.jpg", "audio_path": ""},
@@ -352,8 +369,10 @@ def test_notebook_01_raises_or_counts_corrupt_media(tmp_path, shared_data):
     from helpers import runner
 
     csv = _byo(tmp_path, shared_data)
-    params = runner.load_profile("tiny", {"dataset": "byo", "dataset_csv": str(csv), "n_items": None,
-                                          "run_name": "faults", "on_bad_item": "raise"})
+    params = runner.load_profile(
+        "tiny",
+        {"dataset": "byo", "dataset_csv": str(csv), "n_items": None, "run_name": "faults", "on_bad_item": "raise"},
+    )
     nb01 = runner.select(runner.numbered_notebooks(), ["01"])
     with pytest.raises(runner.NotebookFailed, match="01_data_prep.ipynb failed") as err:
         runner.run_notebooks(params, nb01, outputs=tmp_path / "out", log_output=False)
@@ -374,8 +393,25 @@ def _run_dirs(base: Path) -> dict[str, Path]:
     return {"outputs": base / "outputs", "cache": base / "cache"}
 
 
-_KILL_PARAMS = ["--profile", "tiny", "--param", "n_items=12", "--param", "max_new_tokens=8", "--param", "gen_batch_size=4",
-                "--param", "rep_batch_size=4", "--param", "run_name=kill", "--only", "01", "02", "03", "--quiet"]
+_KILL_PARAMS = [
+    "--profile",
+    "tiny",
+    "--param",
+    "n_items=12",
+    "--param",
+    "max_new_tokens=8",
+    "--param",
+    "gen_batch_size=4",
+    "--param",
+    "rep_batch_size=4",
+    "--param",
+    "run_name=kill",
+    "--only",
+    "01",
+    "02",
+    "03",
+    "--quiet",
+]
 
 
 def _start(base: Path) -> subprocess.Popen:
@@ -386,9 +422,14 @@ def _start(base: Path) -> subprocess.Popen:
     if not link.exists():  # share the converted model, not its cached results
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(model, target_is_directory=True)
-    return subprocess.Popen([sys.executable, "-m", "helpers.runner", *_KILL_PARAMS, "--outputs", str(dirs["outputs"])],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # its own process group: the kernels die with it
+    return subprocess.Popen(
+        [sys.executable, "-m", "helpers.runner", *_KILL_PARAMS, "--outputs", str(dirs["outputs"])],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # its own process group: the kernels die with it
 
 
 def _converted_model() -> Path:
@@ -438,8 +479,10 @@ def reference_run(tmp_path_factory):
 def _assert_same(got, want):
     gens, arrays = got
     ref_gens, ref_arrays = want
-    pd.testing.assert_frame_equal(gens.drop(columns=[c for c in gens if c.startswith("seconds")], errors="ignore"),
-                                  ref_gens.drop(columns=[c for c in ref_gens if c.startswith("seconds")], errors="ignore"))
+    pd.testing.assert_frame_equal(
+        gens.drop(columns=[c for c in gens if c.startswith("seconds")], errors="ignore"),
+        ref_gens.drop(columns=[c for c in ref_gens if c.startswith("seconds")], errors="ignore"),
+    )
     assert arrays.keys() == ref_arrays.keys()
     for k in arrays:  # the texts and tokens above are bit for bit; floats to float32 rounding
         if np.issubdtype(arrays[k].dtype, np.floating):
@@ -465,6 +508,6 @@ def test_kill_during_representations_then_resume(tmp_path, reference_run):
     total = 3 * 12
     _kill_when(tmp_path, "representations", at_least=4, total=total)
     for p in (tmp_path / "cache" / "representations").glob("*/*.npz"):
-        np.load(p).files  # whole
+        assert np.load(p).files  # whole
     _finish(tmp_path)
     _assert_same(_results(tmp_path), reference_run)

@@ -82,8 +82,11 @@ def test_only_the_claims_the_paper_makes_are_tested():
     f = findings.cue_effects(analysis.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
     # vision: SEE-NONE (+), SEE-HEAR (+); audio: HEAR-NONE (+), SEE-HEAR (-); HEAR-NONE x vision and SEE-NONE x audio are no claim
     assert sorted(zip(f["test"].str.split(" · ").str[:2].str.join(" · "), f["expected"])) == [
-        ("HEAR − NONE · aud (audio)", 1), ("SEE − HEAR · aud (audio)", -1),
-        ("SEE − HEAR · vis (vision)", 1), ("SEE − NONE · vis (vision)", 1)]
+        ("HEAR − NONE · aud (audio)", 1),
+        ("SEE − HEAR · aud (audio)", -1),
+        ("SEE − HEAR · vis (vision)", 1),
+        ("SEE − NONE · vis (vision)", 1),
+    ]
 
 
 def test_small_n_and_holm_cautions():
@@ -98,11 +101,32 @@ def test_small_n_and_holm_cautions():
 
 
 def test_a_sign_that_flips_across_k_and_an_effect_below_its_spread_are_named():
-    paired = pd.DataFrame([{"encoder": "vis", "modality": "vision", "n_items": 300, "comparison": "SEE-NONE",
-                            "cue_1": "SEE", "cue_2": "NONE", "kind": "gen_mean", "diff": 0.01, "ci_low": 0.002,
-                            "ci_high": 0.02, "p_value": 0.001, "p_holm": 0.004}])
-    robust = pd.DataFrame({"encoder": "vis", "metric": ["mutual_knn"] * 3 + ["cknna"],
-                           "k": [5, 10, 20, 10], "SEE-NONE": [-0.02, 0.01, 0.03, 0.05]})
+    paired = pd.DataFrame(
+        [
+            {
+                "encoder": "vis",
+                "modality": "vision",
+                "n_items": 300,
+                "comparison": "SEE-NONE",
+                "cue_1": "SEE",
+                "cue_2": "NONE",
+                "kind": "gen_mean",
+                "diff": 0.01,
+                "ci_low": 0.002,
+                "ci_high": 0.02,
+                "p_value": 0.001,
+                "p_holm": 0.004,
+            }
+        ]
+    )
+    robust = pd.DataFrame(
+        {
+            "encoder": "vis",
+            "metric": ["mutual_knn"] * 3 + ["cknna"],
+            "k": [5, 10, 20, 10],
+            "SEE-NONE": [-0.02, 0.01, 0.03, 0.05],
+        }
+    )
     f = findings.cue_effects(paired, "07", robust)
     assert f["verdict"].item() == "supports"
     assert f["cautions"].item() == "below_spread;flips"
@@ -120,7 +144,11 @@ def test_05_single_pass_kinds_expect_no_effect():
     vectors["SEE/prompt_last"] = (ids, base + 0.01 * rng.normal(size=(N, H)))
     vectors["NONE/prompt_last"] = (ids, base + 0.01 * rng.normal(size=(N, H)))
     pairs = findings.cue_pairs(list(vectors))
-    assert pairs == {"SEE/gen_mean": "NONE/gen_mean", "HEAR/gen_mean": "NONE/gen_mean", "SEE/prompt_last": "NONE/prompt_last"}
+    assert pairs == {
+        "SEE/gen_mean": "NONE/gen_mean",
+        "HEAR/gen_mean": "NONE/gen_mean",
+        "SEE/prompt_last": "NONE/prompt_last",
+    }
     paired = ablations.paired_alignment(vectors, pairs, feats, settings=SETTINGS)
     f = findings.cue_effects(paired, "05").set_index("test")
     single = f.loc["SEE − NONE · vis (vision) · single pass, last prompt token"]
@@ -131,13 +159,42 @@ def test_05_single_pass_kinds_expect_no_effect():
 
 
 def test_06_names_the_eos_confound_on_the_cue_that_stops_early():
-    curve = pd.DataFrame([
-        {"cue": c, "encoder": "vis", "modality": "vision", "n_items": 200, "T": t, "representation": rep,
-         "score": s, "frac_shorter": fs}
-        for c, fs_full in (("SEE", 0.05), ("NONE", 0.43))
-        for t, rep, s, fs in ((8, "prefix", 0.10, 0.0), (32, "prefix", 0.11, 0.01), (128, "gen_mean", 0.12, fs_full))])
-    svg = pd.DataFrame([{"cue": "SEE", "encoder": "vis", "modality": "vision", "n_items": 200, "baseline": "prompt_last",
-                         "diff": -0.03, "ci_low": -0.05, "ci_high": -0.01, "p_value": 0.001, "p_holm": 0.003}])
+    curve = pd.DataFrame(
+        [
+            {
+                "cue": c,
+                "encoder": "vis",
+                "modality": "vision",
+                "n_items": 200,
+                "T": t,
+                "representation": rep,
+                "score": s,
+                "frac_shorter": fs,
+            }
+            for c, fs_full in (("SEE", 0.05), ("NONE", 0.43))
+            for t, rep, s, fs in (
+                (8, "prefix", 0.10, 0.0),
+                (32, "prefix", 0.11, 0.01),
+                (128, "gen_mean", 0.12, fs_full),
+            )
+        ]
+    )
+    svg = pd.DataFrame(
+        [
+            {
+                "cue": "SEE",
+                "encoder": "vis",
+                "modality": "vision",
+                "n_items": 200,
+                "baseline": "prompt_last",
+                "diff": -0.03,
+                "ci_low": -0.05,
+                "ci_high": -0.01,
+                "p_value": 0.001,
+                "p_holm": 0.003,
+            }
+        ]
+    )
     f = findings.generation_effects(svg, curve)
     gen = f[f["claim"] == "generating raises alignment above a single pass"].iloc[0]
     assert gen["verdict"] == "contradicts"
@@ -149,8 +206,13 @@ def test_06_names_the_eos_confound_on_the_cue_that_stops_early():
 
 
 def test_08_p_values_are_holm_corrected_over_the_whole_table():
-    paired = pd.DataFrame({"condition": ["SEE/random_append", "SEE/random_replace", "HEAR/remove_sensory"],
-                           "p_value": [0.01, 0.04, 0.03], "diff": [-0.05, -0.02, 0.0]})
+    paired = pd.DataFrame(
+        {
+            "condition": ["SEE/random_append", "SEE/random_replace", "HEAR/remove_sensory"],
+            "p_value": [0.01, 0.04, 0.03],
+            "diff": [-0.05, -0.02, 0.0],
+        }
+    )
     out = sa.label_ablations(paired, run_name="r", append_k=5, replace_n=5, random_T=64, full_T=128)
     # by hand: sorted 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> running max 0.03, 0.06, 0.06
     assert out["p_holm"].tolist() == pytest.approx([0.03, 0.06, 0.06])
@@ -158,14 +220,36 @@ def test_08_p_values_are_holm_corrected_over_the_whole_table():
 
 
 def test_08_findings_expect_lower_alignment_and_a_null_control():
-    rows = [{"cue": "SEE", "ablation": a, "encoder": "vis", "modality": "vision", "n_items": 300, "diff": d,
-             "ci_low": lo, "ci_high": hi, "p_value": p, "p_holm": ph}
-            for a, d, lo, hi, p, ph in (("+5 random words", -0.047, -0.06, -0.03, 1e-4, 1e-3),
-                                       ("sensory words removed", -0.001, -0.005, 0.004, 0.88, 1.0),
-                                       ("random words removed (control)", 0.016, 0.004, 0.029, 0.03, 0.3))]
+    rows = [
+        {
+            "cue": "SEE",
+            "ablation": a,
+            "encoder": "vis",
+            "modality": "vision",
+            "n_items": 300,
+            "diff": d,
+            "ci_low": lo,
+            "ci_high": hi,
+            "p_value": p,
+            "p_holm": ph,
+        }
+        for a, d, lo, hi, p, ph in (
+            ("+5 random words", -0.047, -0.06, -0.03, 1e-4, 1e-3),
+            ("sensory words removed", -0.001, -0.005, 0.004, 0.88, 1.0),
+            ("random words removed (control)", 0.016, 0.004, 0.029, 0.03, 0.3),
+        )
+    ]
     rows.append({**rows[0], "cue": "HEAR"})  # HEAR x vision: not a matched row, no claim
-    rows.append({**rows[1], "ablation": "sensory − random words removed", "diff": -0.02, "ci_low": -0.035,
-                 "ci_high": -0.005, "p_value": 0.004})
+    rows.append(
+        {
+            **rows[1],
+            "ablation": "sensory − random words removed",
+            "diff": -0.02,
+            "ci_low": -0.035,
+            "ci_high": -0.005,
+            "p_value": 0.004,
+        }
+    )
     f = findings.ablation_effects(pd.DataFrame(rows), confirmatory=3).set_index("test")
     # exploratory, Holm over three: 3e-4, 0.88, 0.06; the control's "nothing" has no equivalence test without an se
     assert f["verdict"].tolist() == ["supports", "direction", "undetermined", "supports"]
@@ -175,9 +259,22 @@ def test_08_findings_expect_lower_alignment_and_a_null_control():
 
 
 def test_09_effects_per_llm_and_the_size_direction():
-    paired = pd.DataFrame([{"condition": f"{llm}|SEE", "baseline": f"{llm}|NONE", "encoder": "vis", "modality": "vision",
-                            "n_items": 300, "diff": d, "ci_low": d - 0.01, "ci_high": d + 0.01, "p_value": 0.01}
-                           for llm, d in (("big", 0.05), ("small", 0.02))])
+    paired = pd.DataFrame(
+        [
+            {
+                "condition": f"{llm}|SEE",
+                "baseline": f"{llm}|NONE",
+                "encoder": "vis",
+                "modality": "vision",
+                "n_items": 300,
+                "diff": d,
+                "ci_low": d - 0.01,
+                "ci_high": d + 0.01,
+                "p_value": 0.01,
+            }
+            for llm, d in (("big", 0.05), ("small", 0.02))
+        ]
+    )
     models = pd.DataFrame({"llm": ["small", "big"], "n_params": [1e8, 1e9]})
     f = findings.model_size_effects(paired, models)
     trend = f[f["claim"] == "the cue effect grows with model size"].iloc[0]
@@ -198,34 +295,68 @@ def test_an_empty_findings_table_says_why():
 
 def test_the_permutation_sentence_tells_too_few_permutations_from_chance():
     def null(p):
-        return pd.DataFrame({"cue": "SEE", "encoder": "vis", "kind": ["gen_mean", "prompt_last"] * 5, "p_value": p,
-                             "p_holm": np.minimum(1, np.asarray(p) * 10)})
+        return pd.DataFrame(
+            {
+                "cue": "SEE",
+                "encoder": "vis",
+                "kind": ["gen_mean", "prompt_last"] * 5,
+                "p_value": p,
+                "p_holm": np.minimum(1, np.asarray(p) * 10),
+            }
+        )
+
     assert "Too few permutations" in findings.null_line(null([1 / 101] * 10), n_perm=100)  # 10 x 0.0099 > 0.05
     line = findings.null_line(null([0.2] * 10), n_perm=10000)  # enough permutations, truly at chance
-    assert "not above chance: SEE generative × vis, SEE single pass, last prompt token × vis" in line and "6 more" in line
+    assert (
+        "not above chance: SEE generative × vis, SEE single pass, last prompt token × vis" in line and "6 more" in line
+    )
     assert "every kernel carries signal" in findings.null_line(null([1e-4] * 10), n_perm=10000)
 
 
 def test_point_estimates_of_both_signs_are_called_mixed_and_cautions_name_whole_claims():
-    rows = [findings.finding("09", "grows", f"t{i}", e, expected=1, cautions=["few_models"], note="two LLMs")
-            for i, e in enumerate((0.03, -0.01, 0.02))]
+    rows = [
+        findings.finding("09", "grows", f"t{i}", e, expected=1, cautions=["few_models"], note="two LLMs")
+        for i, e in enumerate((0.03, -0.01, 0.02))
+    ]
     rows += [findings.finding("09", "raises", f"u{i}", 0.01, expected=1, ci=(-0.01, 0.03), n=40) for i in range(3)]
     f = findings.table(rows)
     assert findings.claim_outcome(f[f["claim"] == "grows"]) == "sign_mixed"
     text = findings.report(f)
-    assert "*Caution* (every test of “raises”): only 40 items (the tests are calibrated from about 100 items on)." in text
+    assert (
+        "*Caution* (every test of “raises”): only 40 items (the tests are calibrated from about 100 items on)." in text
+    )
     assert "*Caution* (every test of “grows”): two LLMs." in text
 
 
 def test_a_cue_that_stops_early_is_named_on_its_comparisons():
-    paired = pd.DataFrame([{"encoder": "vis", "modality": "vision", "n_items": 300, "comparison": f"SEE-{c2}",
-                            "cue_1": "SEE", "cue_2": c2, "kind": "gen_mean", "diff": 0.01, "ci_low": -0.01,
-                            "ci_high": 0.03, "p_value": 0.2, "p_holm": 0.5} for c2 in ("NONE", "HEAR")])
-    lengths = pd.DataFrame({"cue": ["SEE", "HEAR", "NONE"], "eos_rate": [0.02, 0.07, 0.29], "mean_tokens": [127.0, 122.6, 105.4]})
+    paired = pd.DataFrame(
+        [
+            {
+                "encoder": "vis",
+                "modality": "vision",
+                "n_items": 300,
+                "comparison": f"SEE-{c2}",
+                "cue_1": "SEE",
+                "cue_2": c2,
+                "kind": "gen_mean",
+                "diff": 0.01,
+                "ci_low": -0.01,
+                "ci_high": 0.03,
+                "p_value": 0.2,
+                "p_holm": 0.5,
+            }
+            for c2 in ("NONE", "HEAR")
+        ]
+    )
+    lengths = pd.DataFrame(
+        {"cue": ["SEE", "HEAR", "NONE"], "eos_rate": [0.02, 0.07, 0.29], "mean_tokens": [127.0, 122.6, 105.4]}
+    )
     f = findings.cue_effects(paired, "07", lengths=lengths).set_index("test")
     none = f.loc["SEE − NONE · vis (vision) · generative"]
     assert none["cautions"] == "eos"
-    assert "NONE's generations stopped at EOS 29% of the time against 2% for SEE (mean 105 vs 127 tokens)" in none["note"]
+    assert (
+        "NONE's generations stopped at EOS 29% of the time against 2% for SEE (mean 105 vs 127 tokens)" in none["note"]
+    )
     assert f.loc["SEE − HEAR · vis (vision) · generative", "cautions"] == ""  # 2% vs 7%: no confound
 
 
@@ -238,25 +369,37 @@ def test_a_run_reads_the_tables_its_earlier_notebooks_saved(tmp_path):
     assert run.read_results("generation_lengths").to_dict("records") == [{"run": "r", "cue": "SEE", "eos_rate": 0.1}]
 
 
-@pytest.mark.parametrize("effect, p, p_adj, expected, p_equiv_adj, verdict", [
-    (-0.02, 0.001, 0.01, 1, np.nan, "contradicts"),
-    (-0.02, 0.001, 0.30, 1, np.nan, "against"),       # p < 0.05, the correction does not: not a contradiction
-    (-0.02, 0.001, np.nan, 1, np.nan, "against"),     # a missing corrected p is never significant, either way
-    (0.02, 0.001, np.nan, 1, np.nan, "weak"),
-    (0.011, 0.049, 1.0, 0, 0.20, "undetermined"),     # the paper expects nothing; neither shown
-    (0.001, 0.8, 1.0, 0, 0.01, "equivalent"),         # no effect is concluded from the equivalence test only
-    (0.001, 0.8, 1.0, 0, np.nan, "undetermined"),
-    (0.05, 1e-4, 0.001, 0, np.nan, "differs"),
-    (0.0, 1.0, 1.0, 1, np.nan, "zero"),
-    (0.011, 0.05000000001, 0.2, 1, np.nan, "direction"),  # p just above α: the CI bound at 5e-19 is not an exclusion
-])
+@pytest.mark.parametrize(
+    "effect, p, p_adj, expected, p_equiv_adj, verdict",
+    [
+        (-0.02, 0.001, 0.01, 1, np.nan, "contradicts"),
+        (-0.02, 0.001, 0.30, 1, np.nan, "against"),  # p < 0.05, the correction does not: not a contradiction
+        (-0.02, 0.001, np.nan, 1, np.nan, "against"),  # a missing corrected p is never significant, either way
+        (0.02, 0.001, np.nan, 1, np.nan, "weak"),
+        (0.011, 0.049, 1.0, 0, 0.20, "undetermined"),  # the paper expects nothing; neither shown
+        (0.001, 0.8, 1.0, 0, 0.01, "equivalent"),  # no effect is concluded from the equivalence test only
+        (0.001, 0.8, 1.0, 0, np.nan, "undetermined"),
+        (0.05, 1e-4, 0.001, 0, np.nan, "differs"),
+        (0.0, 1.0, 1.0, 1, np.nan, "zero"),
+        (
+            0.011,
+            0.05000000001,
+            0.2,
+            1,
+            np.nan,
+            "direction",
+        ),  # p just above α: the CI bound at 5e-19 is not an exclusion
+    ],
+)
 def test_verdicts_need_the_test_and_the_correction_to_agree(effect, p, p_adj, expected, p_equiv_adj, verdict):
     assert findings.verdict(effect, p, p_adj, expected, p_equiv_adj) == verdict
 
 
 def test_a_claim_with_support_and_a_contradiction_is_mixed_not_contradicted():
-    rows = [findings.finding("05", "c", f"t{i}", e, expected=1, ci=(e - 0.01, e + 0.01), p=1e-5, family="confirmatory")
-            for i, e in enumerate((0.05, -0.05))]
+    rows = [
+        findings.finding("05", "c", f"t{i}", e, expected=1, ci=(e - 0.01, e + 0.01), p=1e-5, family="confirmatory")
+        for i, e in enumerate((0.05, -0.05))
+    ]
     f = findings.table(rows, confirmatory=2)
     assert f["verdict"].tolist() == ["supports", "contradicts"] and findings.claim_outcome(f) == "mixed"
 
@@ -272,17 +415,39 @@ def test_the_equivalence_test_has_its_level():
 
 
 def test_a_borderline_control_is_not_reported_against_the_paper():
-    row = findings.finding("08", "deleting as many random words changes nothing", "control", 0.011, expected=0,
-                           ci=(0.0004, 0.022), p=0.088, se=0.0055, n=101)
+    row = findings.finding(
+        "08",
+        "deleting as many random words changes nothing",
+        "control",
+        0.011,
+        expected=0,
+        ci=(0.0004, 0.022),
+        p=0.088,
+        se=0.0055,
+        n=101,
+    )
     text = findings.report(findings.table([row]))
     assert "Against the paper" not in text and "undetermined" in text
 
 
 def test_08_random_sensory_words_are_judged_against_random_non_sensory_words():
-    rows = [{"cue": "SEE", "ablation": a, "encoder": "vis", "modality": "vision", "n_items": 300, "diff": d,
-             "ci_low": d - 0.01, "ci_high": d + 0.01, "p_value": p}
-            for a, d, p in (("+5 random non-sensory words (control)", -0.04, 1e-4),
-                            ("sensory − non-sensory random words appended", -0.005, 0.4))]
+    rows = [
+        {
+            "cue": "SEE",
+            "ablation": a,
+            "encoder": "vis",
+            "modality": "vision",
+            "n_items": 300,
+            "diff": d,
+            "ci_low": d - 0.01,
+            "ci_high": d + 0.01,
+            "p_value": p,
+        }
+        for a, d, p in (
+            ("+5 random non-sensory words (control)", -0.04, 1e-4),
+            ("sensory − non-sensory random words appended", -0.005, 0.4),
+        )
+    ]
     f = findings.ablation_effects(pd.DataFrame(rows))
     # the control alone makes no claim; the direct comparison does, and here random words of any kind lower it alike
     assert f["test"].tolist() == ["SEE · sensory − non-sensory random words appended · vis (vision)"]
@@ -290,12 +455,17 @@ def test_08_random_sensory_words_are_judged_against_random_non_sensory_words():
     assert f["verdict"].item() == "direction"
 
 
-@pytest.mark.parametrize("effects, outcome", [
-    ((0.01, 0.02, 0.015), "inconclusive"),   # all in the paper's direction, none significant
-    ((0.01, -0.02, -0.015), "split"),        # one toward, two away: not "in the paper's direction"
-    ((-0.01, -0.02), "not_shown"),
-])
+@pytest.mark.parametrize(
+    "effects, outcome",
+    [
+        ((0.01, 0.02, 0.015), "inconclusive"),  # all in the paper's direction, none significant
+        ((0.01, -0.02, -0.015), "split"),  # one toward, two away: not "in the paper's direction"
+        ((-0.01, -0.02), "not_shown"),
+    ],
+)
 def test_a_claim_is_in_the_papers_direction_only_when_its_tests_are(effects, outcome):
-    rows = [findings.finding("08", "c", f"t{i}", e, expected=1, ci=(e - 0.05, e + 0.05), p=0.5, family="exploratory")
-            for i, e in enumerate(effects)]
+    rows = [
+        findings.finding("08", "c", f"t{i}", e, expected=1, ci=(e - 0.05, e + 0.05), p=0.5, family="exploratory")
+        for i, e in enumerate(effects)
+    ]
     assert findings.claim_outcome(findings.table(rows)) == outcome

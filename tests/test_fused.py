@@ -10,11 +10,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
 import pytest
+from tiny_models import PROMPTS  # noqa: E402
 
 from helpers import lm as L
 from helpers.lm.fused import generate_and_represent
-
-from tiny_models import PROMPTS  # noqa: E402
 
 KINDS = ("gen_mean", "prompt_mean", "prompt_last")
 
@@ -53,14 +52,28 @@ def test_fused_equals_teacher_forced_with_padding_eos_and_prefixes(llms, kind, i
     llm = llms[kind]
     prompts = _prompts(llm)
     llm = _eos_in_mid_batch(llm, prompts, T)
-    fused = generate_and_represent(llm, prompts, L.Decoding(max_new_tokens=T), batch_size=3,
-                                   include_embeddings=include_embeddings, prefix_lengths=prefixes, show_progress=False)
+    fused = generate_and_represent(
+        llm,
+        prompts,
+        L.Decoding(max_new_tokens=T),
+        batch_size=3,
+        include_embeddings=include_embeddings,
+        prefix_lengths=prefixes,
+        show_progress=False,
+    )
     plain = L.generate(llm, prompts, max_new_tokens=T, batch_size=3, show_progress=False)
     assert [f["gen_ids"] for f in fused] == [p["gen_ids"] for p in plain]  # the tokens do not change
     assert [f["stopped_at_eos"] for f in fused] == [p["stopped_at_eos"] for p in plain]
     kept = [i for i, f in enumerate(fused) if f["gen_ids"]]
-    reference = L.represent(llm, [fused[i]["prompt_ids"] for i in kept], [fused[i]["gen_ids"] for i in kept],
-                            batch_size=2, include_embeddings=include_embeddings, prefix_lengths=prefixes, show_progress=False)
+    reference = L.represent(
+        llm,
+        [fused[i]["prompt_ids"] for i in kept],
+        [fused[i]["gen_ids"] for i in kept],
+        batch_size=2,
+        include_embeddings=include_embeddings,
+        prefix_lengths=prefixes,
+        show_progress=False,
+    )
     _assert_same([fused[i] for i in kept], reference, prefixes)
     n_layers = llm.n_layers + int(include_embeddings)
     assert fused[0]["representation"]["gen_mean"].shape == (n_layers, llm.hidden_size)
@@ -69,8 +82,12 @@ def test_fused_equals_teacher_forced_with_padding_eos_and_prefixes(llms, kind, i
 def test_fused_does_not_depend_on_the_batch(llms):
     llm = dataclasses.replace(llms["qwen3"], eos_token_ids=())
     prompts = _prompts(llm)
-    one = generate_and_represent(llm, prompts, L.Decoding(max_new_tokens=5), batch_size=1, prefix_lengths=[2], show_progress=False)
-    many = generate_and_represent(llm, prompts, L.Decoding(max_new_tokens=5), batch_size=4, prefix_lengths=[2], show_progress=False)
+    one = generate_and_represent(
+        llm, prompts, L.Decoding(max_new_tokens=5), batch_size=1, prefix_lengths=[2], show_progress=False
+    )
+    many = generate_and_represent(
+        llm, prompts, L.Decoding(max_new_tokens=5), batch_size=4, prefix_lengths=[2], show_progress=False
+    )
     _assert_same(one, [m["representation"] for m in many], [2])
 
 
@@ -79,7 +96,9 @@ def test_a_generation_that_stops_at_once_has_nan_generative_means(llms):
     prompts = _prompts(llm)[:2]
     first = L.generate(dataclasses.replace(llm, eos_token_ids=()), prompts, max_new_tokens=1, show_progress=False)
     eos_first = dataclasses.replace(llm, eos_token_ids=(first[0]["gen_ids"][0],))
-    out = generate_and_represent(eos_first, prompts, L.Decoding(max_new_tokens=4), prefix_lengths=[2], show_progress=False)
+    out = generate_and_represent(
+        eos_first, prompts, L.Decoding(max_new_tokens=4), prefix_lengths=[2], show_progress=False
+    )
     rep = out[0]["representation"]
     assert out[0]["gen_ids"] == [] and int(rep["n_gen"]) == 0
     assert np.isnan(rep["gen_mean"]).all() and np.isnan(rep["prefix_means"]).all()
@@ -91,7 +110,9 @@ def test_sampled_fused_generations_are_the_sampled_ones(llms):
     prompts = _prompts(llm)
     d = L.Decoding(max_new_tokens=6, do_sample=True, seed=3, temperature=0.8, top_p=0.9)
     fused = generate_and_represent(llm, prompts, d, batch_size=2, show_progress=False)
-    plain = L.generate(llm, prompts, 6, do_sample=True, seed=3, temperature=0.8, top_p=0.9, batch_size=2, show_progress=False)
+    plain = L.generate(
+        llm, prompts, 6, do_sample=True, seed=3, temperature=0.8, top_p=0.9, batch_size=2, show_progress=False
+    )
     assert [f["gen_ids"] for f in fused] == [p["gen_ids"] for p in plain]
 
 
@@ -108,8 +129,9 @@ def test_generation_with_a_reduction_leaves_nothing_for_the_representation_pass(
     capsys.readouterr()
     reps = L.represent_cached(llm, gens, include_embeddings=True, prefix_lengths=[2, 4], batch_size=2)
     assert f"represent: {len(prompts)} cached, 0 to compute" in capsys.readouterr().out
-    teacher = L.represent(llm, [g["prompt_ids"] for g in gens], [g["gen_ids"] for g in gens], prefix_lengths=[2, 4],
-                          show_progress=False)
+    teacher = L.represent(
+        llm, [g["prompt_ids"] for g in gens], [g["gen_ids"] for g in gens], prefix_lengths=[2, 4], show_progress=False
+    )
     _assert_same([{"representation": r, "gen_ids": g["gen_ids"]} for r, g in zip(reps, gens)], teacher, [2, 4])
     # other settings are another representation: computed by the teacher-forced pass
     L.represent_cached(llm, gens, include_embeddings=False, prefix_lengths=[2, 4], batch_size=2)

@@ -10,8 +10,18 @@ import sys
 from helpers.paths import PROJECT_ROOT
 
 SCRIPT = PROJECT_ROOT / "benchmarks" / "gpu_check.py"
-LLM_COLUMNS = ["model", "params", "weights (bf16)", "load s", "gen batch", "gen tok/s", "rep batch", "rep tok/s",
-               "peak GB", "T = 8, 120 prompts"]
+LLM_COLUMNS = [
+    "model",
+    "params",
+    "weights (bf16)",
+    "load s",
+    "gen batch",
+    "gen tok/s",
+    "rep batch",
+    "rep tok/s",
+    "peak GB",
+    "T = 8, 120 prompts",
+]
 ENC_COLUMNS = ["model", "params", "enc batch", "images/s", "peak GB", "40 images"]
 
 
@@ -36,8 +46,9 @@ def _number(cell: str) -> float:
 
 
 def test_gpu_check_tiny_prints_positive_measurements():
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--tiny"], capture_output=True, text=True, timeout=600,
-                          cwd=PROJECT_ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--tiny"], capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     llm_table, enc_table = _tables(proc.stdout)
     assert llm_table[0] == LLM_COLUMNS
@@ -56,8 +67,14 @@ def test_gpu_check_tiny_prints_positive_measurements():
 def test_gpu_check_refuses_without_cuda_unless_tiny():
     # the GPU hidden from the child, so that the refusal is checked on a GPU machine too
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--models", "Qwen3-0.6B"], capture_output=True, text=True,
-                          timeout=120, cwd=PROJECT_ROOT, env=env)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--models", "Qwen3-0.6B"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
     assert proc.returncode == 2 and "no CUDA device" in proc.stderr
 
 
@@ -73,4 +90,4 @@ def test_full_size_configs_have_the_published_sizes():
             model = AutoModelForCausalLM.from_config(Qwen3Config(**values))
         counts[name] = sum(p.numel() for p in model.parameters())
     assert 0.59e9 < counts["Qwen3-0.6B"] < 0.61e9  # 596 M with tied embeddings
-    assert 8.1e9 < counts["Qwen3-8B"] < 8.3e9      # 8.19 B
+    assert 8.1e9 < counts["Qwen3-8B"] < 8.3e9  # 8.19 B

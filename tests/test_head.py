@@ -11,12 +11,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import pytest
 import torch
+from tiny_models import PROMPTS  # noqa: E402
 
 from helpers import lm as L
 from helpers.lm import head as H
 from helpers.lm.fused import generate_and_represent
-
-from tiny_models import PROMPTS  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -66,8 +65,9 @@ def test_decoding_is_the_same_with_a_chunked_head(llms, kind, monkeypatch):
     llm = dataclasses.replace(llm, eos_token_ids=(free[0]["gen_ids"][3],))  # rows leave the batch early
 
     def run():
-        return generate_and_represent(llm, prompts, L.Decoding(max_new_tokens=9), batch_size=3,
-                                      prefix_lengths=[2, 5], show_progress=False)
+        return generate_and_represent(
+            llm, prompts, L.Decoding(max_new_tokens=9), batch_size=3, prefix_lengths=[2, 5], show_progress=False
+        )
 
     monkeypatch.setattr(H, "CHUNK_ROWS", 10**9)  # never chunked
     whole = run()

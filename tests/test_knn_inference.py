@@ -21,7 +21,7 @@ def _dense_variance(pairs: np.ndarray, slots: np.ndarray, k: int) -> float:
         touching = np.concatenate([e[i, :], e[:, i]])
         total += touching.sum() ** 2
     # a pair with itself and with its mirror share two items: counted twice above, once in the variance
-    total -= (e ** 2).sum() + (e * e.T).sum()
+    total -= (e**2).sum() + (e * e.T).sum()
     return total / (n * k) ** 2
 
 

@@ -11,13 +11,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import pytest
 import torch
+from tiny_models import PROMPTS  # noqa: E402
 
 from helpers import lm as L
 from helpers.lm import generation
 from helpers.lm.fused import generate_and_represent
 from helpers.lm.kvcache import new_kv_cache, preallocated_layer_class
-
-from tiny_models import PROMPTS  # noqa: E402
 
 
 def _growing_cache(monkeypatch):
@@ -45,9 +44,18 @@ def test_sliding_window_layers_keep_transformers_class():
     from transformers import Qwen3Config, Qwen3ForCausalLM
     from transformers.cache_utils import DynamicSlidingWindowLayer
 
-    cfg = Qwen3Config(vocab_size=16, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                      intermediate_size=32, head_dim=8, use_sliding_window=True, sliding_window=4,
-                      layer_types=["full_attention", "sliding_attention"])
+    cfg = Qwen3Config(
+        vocab_size=16,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=32,
+        head_dim=8,
+        use_sliding_window=True,
+        sliding_window=4,
+        layer_types=["full_attention", "sliding_attention"],
+    )
     cache = new_kv_cache(Qwen3ForCausalLM(cfg), capacity=10)
     assert [type(layer) for layer in cache.layers] == [preallocated_layer_class(), DynamicSlidingWindowLayer]
 
@@ -60,8 +68,9 @@ def test_decoding_is_the_same_with_either_cache(llms, kind, monkeypatch):
     llm = dataclasses.replace(llm, eos_token_ids=(free[0]["gen_ids"][3],))  # some rows leave the batch early
 
     def run():
-        return generate_and_represent(llm, prompts, L.Decoding(max_new_tokens=9), batch_size=3,
-                                      prefix_lengths=[2, 5], show_progress=False)
+        return generate_and_represent(
+            llm, prompts, L.Decoding(max_new_tokens=9), batch_size=3, prefix_lengths=[2, 5], show_progress=False
+        )
 
     pre = run()
     _growing_cache(monkeypatch)
@@ -70,4 +79,6 @@ def test_decoding_is_the_same_with_either_cache(llms, kind, monkeypatch):
     assert [o["gen_ids"] for o in pre] == [o["gen_ids"] for o in grown]
     for a, b in zip(pre, grown):
         for key in ("gen_mean", "prompt_mean", "prompt_last", "prefix_means"):
-            np.testing.assert_allclose(a["representation"][key], b["representation"][key], rtol=1e-6, atol=1e-7, err_msg=key)
+            np.testing.assert_allclose(
+                a["representation"][key], b["representation"][key], rtol=1e-6, atol=1e-7, err_msg=key
+            )

@@ -28,8 +28,9 @@ def test_build_script_reproduces_shipped_lists(shared_data, tmp_path):
     source = shared_data / "lexicons"
     if not (source / "lynott_connell_2009_adjectives.csv").is_file():
         pytest.skip(f"Lynott & Connell norms not found under {source}")
-    subprocess.run([sys.executable, str(SCRIPT), "--source", str(source), "--out", str(tmp_path)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--source", str(source), "--out", str(tmp_path)], check=True, capture_output=True
+    )
     for modality in ("visual", "auditory", "nonsensory"):
         built = (tmp_path / f"{modality}_words.csv").read_bytes()
         assert built == default_path(modality).read_bytes(), f"{modality}: rebuild differs from shipped CSV"
@@ -64,10 +65,24 @@ def test_the_nonsensory_list_is_nouns_rated_low_in_every_modality():
 
 @pytest.mark.parametrize(
     "token, base",
-    [("glows", "glow"), ("glowing", "glow"), ("glowed", "glow"), ("shining", "shine"), ("shines", "shine"),
-     ("bigger", "big"), ("thudding", "thud"), ("tinier", "tiny"), ("cries", "cry"), ("cried", "cry"),
-     ("whitest", "white"), ("loudly", "loud"), ("noisily", "noisy"), ("boxes", "box"), ("Sky's", "sky"),
-     ("gently", "gentle")],
+    [
+        ("glows", "glow"),
+        ("glowing", "glow"),
+        ("glowed", "glow"),
+        ("shining", "shine"),
+        ("shines", "shine"),
+        ("bigger", "big"),
+        ("thudding", "thud"),
+        ("tinier", "tiny"),
+        ("cries", "cry"),
+        ("cried", "cry"),
+        ("whitest", "white"),
+        ("loudly", "loud"),
+        ("noisily", "noisy"),
+        ("boxes", "box"),
+        ("Sky's", "sky"),
+        ("gently", "gentle"),
+    ],
 )
 def test_candidate_bases(token, base):
     assert base in candidate_bases(token)
@@ -80,8 +95,22 @@ def test_short_words_are_not_split():
 
 def test_matches_inflections_and_participle_verbs():
     lex = Lexicon("visual", frozenset({"glowing", "shine", "red", "tiny", "big"}))
-    for token in ["glow", "glows", "glowed", "Glowing", "shine", "shining", "shines", "shined",
-                  "RED", "redder", "reddest", "tinier", "tiniest", "bigger"]:
+    for token in [
+        "glow",
+        "glows",
+        "glowed",
+        "Glowing",
+        "shine",
+        "shining",
+        "shines",
+        "shined",
+        "RED",
+        "redder",
+        "reddest",
+        "tinier",
+        "tiniest",
+        "bigger",
+    ]:
         assert lex.matches(token), token
     for token in ["bed", "shin", "tin", "bigot", "glove", "reed", "the"]:
         assert not lex.matches(token), token

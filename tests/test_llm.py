@@ -12,10 +12,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import pytest
 import torch
+from tiny_models import BOS, EOS, PAD, PROMPTS, VOCAB  # noqa: E402
 
 from helpers import lm as L
-
-from tiny_models import BOS, EOS, PAD, PROMPTS, VOCAB  # noqa: E402
 
 
 def _no_eos(llm):
@@ -70,12 +69,12 @@ def test_load_local_dir(llms, model_dirs):
 
 
 def test_format_prompt_with_and_without_chat_template(llms):
-    q, l = llms["qwen3"], llms["llama"]
+    q, ll = llms["qwen3"], llms["llama"]
     assert L.format_prompt(q, "hello world") == "<|user|> hello world <|assistant|>"
-    assert L.format_prompt(l, "hello world") == "hello world"
+    assert L.format_prompt(ll, "hello world") == "hello world"
     # chat prompts carry their own special tokens; raw prompts get the tokenizer's BOS
     assert L.encode_prompts(q, [L.format_prompt(q, "hello world")]) == [[4, VOCAB["hello"], VOCAB["world"], 5]]
-    assert L.encode_prompts(l, ["hello world"]) == [[BOS, VOCAB["hello"], VOCAB["world"]]]
+    assert L.encode_prompts(ll, ["hello world"]) == [[BOS, VOCAB["hello"], VOCAB["world"]]]
 
 
 # ---------------------------------------------------------------------------- generation
@@ -333,7 +332,10 @@ def test_embedded_smollm2_end_to_end():
     (g,) = L.generate(llm, [prompt], max_new_tokens=24)
     assert len(g["gen_ids"]) > 0 and g["text"].strip()
     words = re.findall(r"[A-Za-z]+", g["text"])
-    assert len(words) >= 3 and sum(w.lower() in {"the", "a", "an", "of", "and", "is", "it", "red", "apple", "i"} for w in words) >= 1
+    assert (
+        len(words) >= 3
+        and sum(w.lower() in {"the", "a", "an", "of", "and", "is", "it", "red", "apple", "i"} for w in words) >= 1
+    )
     (r,) = L.represent(llm, [g["prompt_ids"]], [g["gen_ids"]], include_embeddings=True, prefix_lengths=(4,))
     assert r["gen_mean"].shape == (31, 576) and r["prompt_last"].shape == (31, 576)
     assert r["prefix_means"].shape == (1, 31, 576) and np.isfinite(r["gen_mean"]).all()

@@ -17,7 +17,6 @@ from helpers import datasets as D
 from helpers import manifest as mf
 from helpers.manifest import ManifestError
 
-
 # --------------------------------------------------------------------------- AudioCaps (real sample)
 
 
@@ -63,7 +62,9 @@ def test_audiocaps_errors_name_row_column_and_fix(audiocaps, tmp_path):
     src = pd.read_csv(csv, dtype=str)
     bad = tmp_path / "nocap.csv"
     src.drop(columns="caption").to_csv(bad, index=False)
-    with pytest.raises(ManifestError, match=r"lacks column\(s\) \['caption'\].*audiocap_id,youtube_id,start_time,caption"):
+    with pytest.raises(
+        ManifestError, match=r"lacks column\(s\) \['caption'\].*audiocap_id,youtube_id,start_time,caption"
+    ):
         D.build_audiocaps_manifest(bad, clips)
     missing = tmp_path / "missing.csv"
     pd.concat([src, src.iloc[[0]].assign(youtube_id="NOTAVIDEO00", file_name="")]).to_csv(missing, index=False)
@@ -84,7 +85,9 @@ def test_unreadable_audio_is_named(tmp_path):
     clips.mkdir()
     (clips / "abc_10.wav").write_bytes(b"RIFF not really a wave file")
     csv = tmp_path / "c.csv"
-    pd.DataFrame({"youtube_id": ["abc"], "start_time": ["10"], "caption": ["a dog barks"], "file_name": ["abc_10.wav"]}).to_csv(csv, index=False)
+    pd.DataFrame(
+        {"youtube_id": ["abc"], "start_time": ["10"], "caption": ["a dog barks"], "file_name": ["abc_10.wav"]}
+    ).to_csv(csv, index=False)
     with pytest.raises(ManifestError, match=r"row 2 of c.csv.*unreadable audio .*abc_10.wav"):
         D.build_audiocaps_manifest(csv, clips)
 
@@ -111,7 +114,9 @@ def test_clotho_missing_file_and_column(shared_data, tmp_path):
     src = pd.read_csv(root / "clotho_captions_evaluation.csv", dtype=str)
     csv = tmp_path / "clotho.csv"
     src.assign(file_name=["gone.wav"] + list(src["file_name"][1:])).to_csv(csv, index=False)
-    with pytest.raises(ManifestError, match=r"row 2 of clotho.csv \(file_name='gone.wav'\).*does not exist; extract the Clotho audio"):
+    with pytest.raises(
+        ManifestError, match=r"row 2 of clotho.csv \(file_name='gone.wav'\).*does not exist; extract the Clotho audio"
+    ):
         D.build_clotho_manifest(csv, root / "audio")
     df, rep = D.build_clotho_manifest(csv, root / "audio", on_missing="skip")
     assert len(df) == 6 and dict(rep.counts) == {"clip not found": 1}
@@ -159,14 +164,16 @@ def test_wit_from_save_to_disk_and_parquet(tmp_path, monkeypatch):
 
 def test_wit_errors(tmp_path, monkeypatch):
     datasets = pytest.importorskip("datasets", reason="the WiT loader needs the `datasets` package (paper extra)")
-    records = [{"image": {"bytes": b"not an image", "path": None}, "text": ["a caption"]},
-               {"image": None, "text": []}]
+    records = [{"image": {"bytes": b"not an image", "path": None}, "text": ["a caption"]}, {"image": None, "text": []}]
     with pytest.raises(ManifestError, match=r"WiT row 0: image cannot be decoded"):
         D.build_wit_manifest(records, tmp_path / "im")
     with pytest.raises(ManifestError, match=r"no usable items in WiT"):
         D.build_wit_manifest(records, tmp_path / "im", on_missing="skip")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"neither a `save_to_disk` dataset nor Parquet.*hf download minhuh/prh --repo-type dataset"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"neither a `save_to_disk` dataset nor Parquet.*hf download minhuh/prh --repo-type dataset",
+    ):
         D.load_wit_dataset(tmp_path / "empty")
     datasets.Dataset.from_dict({"img": [1], "caption": ["x"]}).save_to_disk(str(tmp_path / "wrong"))
     with pytest.raises(ManifestError, match=r"lacks column\(s\) \['image', 'text'\]"):
@@ -187,8 +194,13 @@ def _dci(root: Path, n: int = 3) -> Path:
     (base / "photos").mkdir()
     for i in range(n):
         Image.new("RGB", (16, 12), (i * 40, 0, 0)).save(base / "photos" / f"sa_{i}.jpg")
-        ann = {"image": f"sa_{i}.jpg", "short_caption": f"A red box {i}.", "extra_caption": f"It sits on a table {i}.",
-               "mask_data": {}, "mask_keys": []}
+        ann = {
+            "image": f"sa_{i}.jpg",
+            "short_caption": f"A red box {i}.",
+            "extra_caption": f"It sits on a table {i}.",
+            "mask_data": {},
+            "mask_keys": [],
+        }
         (base / "complete" / f"sa_{i}.json").write_text(json.dumps(ann))
     return base
 
@@ -208,12 +220,16 @@ def test_dci_errors(tmp_path):
     base = _dci(tmp_path)
     (base / "photos" / "sa_1.jpg").unlink()
     (base / "complete" / "sa_2.json").write_text(json.dumps({"image": "sa_2.jpg"}))
-    with pytest.raises(ManifestError, match=r"DCI annotation sa_1.json: .*sa_1.jpg does not exist; extract the DCI photos"):
+    with pytest.raises(
+        ManifestError, match=r"DCI annotation sa_1.json: .*sa_1.jpg does not exist; extract the DCI photos"
+    ):
         D.build_dci_manifest(tmp_path)
     df, rep = D.build_dci_manifest(tmp_path, on_missing="skip")
     assert list(df["id"]) == ["dci/sa_0"]
     assert dict(rep.counts) == {"image not found": 1, "annotation lacks fields": 1}
-    with pytest.raises(FileNotFoundError, match=r"not a DCI release folder: expected densely_captioned_images/complete"):
+    with pytest.raises(
+        FileNotFoundError, match=r"not a DCI release folder: expected densely_captioned_images/complete"
+    ):
         D.build_dci_manifest(base / "photos")
 
 
@@ -225,9 +241,14 @@ def test_byo_relative_paths_and_mixed_modalities(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "media" / "a.png")
     sf.write(tmp_path / "media" / "b.wav", np.zeros((800, 2), np.float32), 44100)
     csv = tmp_path / "mine.csv"
-    pd.DataFrame({"id": ["x1", "x2", "x3"], "caption": ["A cat.", "rain on a roof", "a bell"],
-                  "image_path": ["media/a.png", "", str(tmp_path / "media" / "a.png")],
-                  "audio_path": ["", "media/b.wav", "media/b.wav"]}).to_csv(csv, index=False)
+    pd.DataFrame(
+        {
+            "id": ["x1", "x2", "x3"],
+            "caption": ["A cat.", "rain on a roof", "a bell"],
+            "image_path": ["media/a.png", "", str(tmp_path / "media" / "a.png")],
+            "audio_path": ["", "media/b.wav", "media/b.wav"],
+        }
+    ).to_csv(csv, index=False)
     df, rep = datasets.build_manifest("byo", dataset_csv=csv)
     assert list(df["id"]) == ["x1", "x2", "x3"] and rep.total == 0
     assert df["image_path"][0] == str((tmp_path / "media" / "a.png").resolve()) and pd.isna(df["audio_path"][0])
@@ -244,7 +265,9 @@ def test_byo_errors(tmp_path):
     with pytest.raises(ManifestError, match=r"lacks column\(s\) \['caption'\]"):
         D.build_byo_manifest(csv)
     pd.DataFrame({"caption": ["a", "b"], "image_path": ["x.png", ""]}).to_csv(csv, index=False)
-    with pytest.raises(ManifestError, match=r"row 2 of mine.csv \(id='byo/000000'\): `image_path` = 'x.png' -> .*x.png does not exist"):
+    with pytest.raises(
+        ManifestError, match=r"row 2 of mine.csv \(id='byo/000000'\): `image_path` = 'x.png' -> .*x.png does not exist"
+    ):
         D.build_byo_manifest(csv)
     df_skip = pd.DataFrame({"caption": ["a", "b"], "image_path": ["", ""]})
     df_skip.to_csv(csv, index=False)

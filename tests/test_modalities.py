@@ -30,17 +30,34 @@ def _media(tmp_path, n_images: int, n_sounds: int) -> pd.DataFrame:
         if i < n_sounds:
             wav = tmp_path / f"s{i}.wav"
             sf.write(wav, np.sin(np.arange(800) / (i + 2.0)).astype(np.float32), 8000)
-        rows.append({"id": f"it{i}", "caption": f"a thing {i}", "caption_raw": f"A thing {i}.", "category": "c",
-                     "source": "test", "image_path": img and str(img), "audio_path": wav and str(wav)})
+        rows.append(
+            {
+                "id": f"it{i}",
+                "caption": f"a thing {i}",
+                "caption_raw": f"A thing {i}.",
+                "category": "c",
+                "source": "test",
+                "image_path": img and str(img),
+                "audio_path": wav and str(wav),
+            }
+        )
     return pd.DataFrame(rows, columns=mf.MANIFEST_COLUMNS)
 
 
 def test_missing_media_and_the_skip_lines(tmp_path):
     both, images, sounds = _media(tmp_path, 3, 1), _media(tmp_path, 3, 0), _media(tmp_path, 0, 2)
-    assert mf.missing_media(both) == [] and mf.missing_media(images) == ["audio"] and mf.missing_media(sounds) == ["image"]
+    assert (
+        mf.missing_media(both) == [] and mf.missing_media(images) == ["audio"] and mf.missing_media(sounds) == ["image"]
+    )
     assert mf.skipped_medium(both, "audio", "the audio players") is None
-    assert mf.skipped_medium(images, "audio", "the audio players") == "no sounds in this run: the audio players are skipped"
-    assert mf.skipped_medium(sounds, "image", "the gallery", plural=False) == "no images in this run: the gallery is skipped"
+    assert (
+        mf.skipped_medium(images, "audio", "the audio players")
+        == "no sounds in this run: the audio players are skipped"
+    )
+    assert (
+        mf.skipped_medium(sounds, "image", "the gallery", plural=False)
+        == "no images in this run: the gallery is skipped"
+    )
     with pytest.raises(ValueError, match="medium must be one of"):
         mf.skip_line("video", "the clips")
 
@@ -49,9 +66,13 @@ def test_media_encoders_leave_out_the_absent_mediums_encoders_in_one_line(tmp_pa
     vision, audio = ["effnet"], ["aisfx", "whisper-base"]
     assert mf.media_encoders(_media(tmp_path, 3, 1), vision, audio) == (["effnet", "aisfx", "whisper-base"], [])
     names, notes = mf.media_encoders(_media(tmp_path, 3, 0), vision, audio)
-    assert names == ["effnet"] and notes == ["no sounds in this run: the audio encoders (aisfx, whisper-base) are skipped"]
+    assert names == ["effnet"] and notes == [
+        "no sounds in this run: the audio encoders (aisfx, whisper-base) are skipped"
+    ]
     names, notes = mf.media_encoders(_media(tmp_path, 0, 2), vision, audio)
-    assert names == ["aisfx", "whisper-base"] and notes == ["no images in this run: the vision encoders (effnet) are skipped"]
+    assert names == ["aisfx", "whisper-base"] and notes == [
+        "no images in this run: the vision encoders (effnet) are skipped"
+    ]
     assert mf.media_encoders(_media(tmp_path, 3, 0), vision, []) == (["effnet"], [])  # nothing asked, nothing to say
 
 
@@ -89,10 +110,20 @@ def test_image_only_chain_skips_the_audio_cells_with_one_line(tmp_path):
     stamps, _ = datasets.build_manifest("tuxpaint")
     chosen = mf.select_items(stamps, 12, seed=0)
     csv = datasets.write_byo_csv(chosen, tmp_path / "images.csv", media=("image",))
-    params = runner.load_profile("tiny", {"dataset": "byo", "dataset_csv": str(csv), "run_name": "images", "n_items": 12,
-                                          "size_llms": ["smollm2-135m-instruct"]})
+    params = runner.load_profile(
+        "tiny",
+        {
+            "dataset": "byo",
+            "dataset_csv": str(csv),
+            "run_name": "images",
+            "n_items": 12,
+            "size_llms": ["smollm2-135m-instruct"],
+        },
+    )
     notebooks = runner.select(runner.numbered_notebooks(), ["01", "02", "03", "04", "05", "06", "07", "08", "09"])
-    executed = {p.name[:2]: p for p in runner.run_notebooks(params, notebooks, outputs=tmp_path / "out", log_output=False)}
+    executed = {
+        p.name[:2]: p for p in runner.run_notebooks(params, notebooks, outputs=tmp_path / "out", log_output=False)
+    }
     assert "no sounds in this run: the audio players are skipped" in _stdout(executed["01"])
     assert "no sounds in this run: the audio encoders (aisfx, whisper-base) are skipped" in _stdout(executed["04"])
     for name, path in executed.items():
@@ -111,7 +142,10 @@ def test_image_only_chain_skips_the_audio_cells_with_one_line(tmp_path):
 def test_encoders_left_out_says_why_in_one_line(tmp_path):
     vision, audio = ["effnet"], ["aisfx", "whisper-base"]
     line = mf.encoders_left_out(_media(tmp_path, 3, 0), vision, audio, ["aisfx", "whisper-base"])
-    assert line == "no sounds in this run: the audio encoders (aisfx, whisper-base) and their tables and figures are skipped"
+    assert (
+        line
+        == "no sounds in this run: the audio encoders (aisfx, whisper-base) and their tables and figures are skipped"
+    )
     # sounds exist: 04 simply ran for fewer encoders, so the encoder is named as left out
     assert mf.encoders_left_out(_media(tmp_path, 3, 1), vision, audio, ["whisper-base"]) == (
         "no features for ['whisper-base'] in this run (04 made none): left out"

@@ -155,9 +155,13 @@ def test_statistics_notebook_outputs(tiny_run):
     assert set(robust["metric"]) == {"mutual_knn", "cknna", "unbiased_cka"}
     assert robust.loc[robust["metric"] == "mutual_knn", ["SEE", "HEAR", "NONE"]].stack().between(0, 1).all()
     # the paper's effect for each encoder: SEE-NONE against vision, HEAR-NONE against audio
-    matched = robust.apply(lambda r: r["SEE"] - r["NONE"] if r["modality"] == "vision" else r["HEAR"] - r["NONE"], axis=1)
+    matched = robust.apply(
+        lambda r: r["SEE"] - r["NONE"] if r["modality"] == "vision" else r["HEAR"] - r["NONE"], axis=1
+    )
     assert (matched - robust["matched_effect"]).abs().max() < 1e-9
     assert (robust["matches_paper"] == (matched > 0)).all()
+
+
 def test_08_sensory_words_results(tiny_run):
     outputs, params, executed = tiny_run
     results = outputs / "results" / "tiny"
@@ -180,8 +184,10 @@ def test_08_sensory_words_results(tiny_run):
         for enc in encoders:
             rows = table[(table["cue"] == cue) & (table["encoder"] == enc)].set_index("ablation")
             direct = rows.loc["sensory − non-sensory random words appended", "diff"]
-            assert direct == pytest.approx(rows.loc[f"+{params['random_k']} random words", "diff"]
-                                           - rows.loc[f"+{params['random_k']} random non-sensory words (control)", "diff"])
+            assert direct == pytest.approx(
+                rows.loc[f"+{params['random_k']} random words", "diff"]
+                - rows.loc[f"+{params['random_k']} random non-sensory words (control)", "diff"]
+            )
     counts = pd.read_csv(results / "sensory_words_removed.csv")
     assert len(counts) == 4 and set(counts["removed"]) == {"sensory words", "random non-sensory words"}
     assert (counts["n_texts"] == params["n_items"]).all()  # one generated text per item and cue
@@ -246,14 +252,21 @@ def test_11_paper_figures_uses_the_runs_own_results(tiny_run):
     own = plane[plane["source"] == "alignment"]
     assert (own["T"] == params["max_new_tokens"]).all() and (own["llm"] == params["llm"]).all()
     for row in own.itertuples():
-        assert row.vision_score == gen[(row.cue, row.vision_encoder)] and row.audio_score == gen[(row.cue, row.audio_encoder)]
+        assert (
+            row.vision_score == gen[(row.cue, row.vision_encoder)]
+            and row.audio_score == gen[(row.cue, row.audio_encoder)]
+        )
     size = pd.read_csv(results / "model_size.csv").set_index(["llm", "cue", "encoder"])["score"]
     for row in plane[plane["source"] == "model_size"].itertuples():
         assert row.vision_score == size[(row.llm, row.cue, row.vision_encoder)]
         assert row.audio_score == size[(row.llm, row.cue, row.audio_encoder)]
     figures = outputs / "figures" / "tiny"
     for stem in [f"11_plane_tiny-{params['vision_encoders'][0]}_vs_tiny-{a}" for a in audio] + [
-            "11_model_size", "11_length_vision", "11_length_audio", "11_cue_effects"]:
+        "11_model_size",
+        "11_length_vision",
+        "11_length_audio",
+        "11_cue_effects",
+    ]:
         for ext in ("png", "pdf"):
             assert (figures / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext}"
     assert "combining ['tiny']: same LLMs, cues, T and k" in _stdout(nb11)
@@ -277,7 +290,7 @@ def test_12_transfer_reads_every_writer_with_every_other_reader(tiny_run):
     nb12 = next(p for p in executed if p.name == "12_transfer.ipynb")
     last = nbformat.read(nb12, as_version=4).cells[-1].outputs
     said = "".join(o.get("data", {}).get("text/markdown", "") for o in last)
-    assert f"(writer, reader, cue, encoder) tests: " in said and "**" in said  # the computed conclusion
+    assert "(writer, reader, cue, encoder) tests: " in said and "**" in said  # the computed conclusion
     figures = outputs / "figures" / "tiny"
     assert (figures / "12_transfer_effects.png").stat().st_size > 1000
 
@@ -304,7 +317,9 @@ def test_13_rephrasing_runs_every_variant_and_reads_the_papers_prompts_from_the_
     assert len(factor) == len(spread) and (factor["n_variants"] == 5).all() and (factor["interaction_df"] == 4).all()
     assert ((factor["ci_low"] <= factor["mean_effect"]) & (factor["mean_effect"] <= factor["ci_high"])).all()
     nb = next(p for p in executed if p.name == "13_rephrasing.ipynb")
-    said = "".join(o.get("data", {}).get("text/markdown", "") for o in nbformat.read(nb, as_version=4).cells[-1].outputs)
+    said = "".join(
+        o.get("data", {}).get("text/markdown", "") for o in nbformat.read(nb, as_version=4).cells[-1].outputs
+    )
     assert "matched effects:" in said and "cue × variant interaction" in said
     assert (outputs / "figures" / "tiny" / "13_rephrasing_effects.png").stat().st_size > 1000
 

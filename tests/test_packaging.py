@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 from helpers.paths import PROJECT_ROOT
 
@@ -19,12 +18,18 @@ def test_the_wheel_holds_every_module_and_profile(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(PROJECT_ROOT / name, src / name)
     isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "--quiet", "-w", str(tmp_path), str(src)],
-                   check=True, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "--quiet", "-w", str(tmp_path), str(src)],
+        check=True,
+        cwd=tmp_path,
+    )
     (wheel,) = tmp_path.glob("perceive_repro-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    source = {p.relative_to(PROJECT_ROOT).as_posix() for p in (PROJECT_ROOT / "helpers").rglob("*")
-              if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts}
+    source = {
+        p.relative_to(PROJECT_ROOT).as_posix()
+        for p in (PROJECT_ROOT / "helpers").rglob("*")
+        if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts
+    }
     assert any(name.startswith("helpers/lm/") for name in source)
     missing = sorted(source - names)
     assert not missing, f"the wheel lacks {len(missing)} files of helpers/, e.g. {missing[:5]}"

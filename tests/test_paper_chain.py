@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from paper_world import PROFILES, build_world, paper_tiny_params, world_env
 
 from helpers import runner
-from paper_world import PROFILES, build_world, paper_tiny_params, world_env
 
 pytestmark = pytest.mark.slow
 
 TOO_SMALL_FOR_14 = "paper-tiny-clotho"
 REFUSALS: dict[str, str] = {}
-ENCODER = {"paper-tiny": ("dinov2-base", "vision"), "paper-tiny-audiocaps": ("beats", "audio"),
-           "paper-tiny-clotho": ("beats", "audio")}
+ENCODER = {
+    "paper-tiny": ("dinov2-base", "vision"),
+    "paper-tiny-audiocaps": ("beats", "audio"),
+    "paper-tiny-clotho": ("beats", "audio"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +32,21 @@ def paper_runs(tmp_path_factory, shared_data):
         for profile in PROFILES:
             params = runner.load_profile(profile, paper_tiny_params(profile, world, shared_data))
             notebooks = runner.numbered_notebooks()
-            if profile == TOO_SMALL_FOR_14:  # 7 clips: a search half and a held-out half of more than k=3 cannot both exist
+            if (
+                profile == TOO_SMALL_FOR_14
+            ):  # 7 clips: a search half and a held-out half of more than k=3 cannot both exist
                 notebooks = [p for p in notebooks if not p.name.startswith("14_")]
             runner.run_notebooks(params, notebooks, outputs=outputs, log_output=False)
             if profile == TOO_SMALL_FOR_14:
                 with pytest.raises(runner.NotebookFailed) as refused:
-                    runner.run_notebooks(params, runner.select(runner.numbered_notebooks(), ["14"]), outputs=outputs,
-                                         log_output=False)
+                    runner.run_notebooks(
+                        params, runner.select(runner.numbered_notebooks(), ["14"]), outputs=outputs, log_output=False
+                    )
                 REFUSALS[profile] = str(refused.value)
         combined = runner.load_profile("paper-tiny", {"run_name": "paper-tiny-figures", "cross_runs": list(PROFILES)})
-        runner.run_notebooks(combined, runner.select(runner.numbered_notebooks(), ["11"]), outputs=outputs,
-                             log_output=False)
+        runner.run_notebooks(
+            combined, runner.select(runner.numbered_notebooks(), ["11"]), outputs=outputs, log_output=False
+        )
     return outputs
 
 

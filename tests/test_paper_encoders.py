@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from helpers import manifest as mf
 from helpers import encoders as E
+from helpers import manifest as mf
 from helpers import paper_encoders as P
 from helpers import runtime
 
@@ -25,14 +25,24 @@ def tiny_vision(tmp_path_factory):
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, Dinov2Config, Dinov2Model
 
     root = tmp_path_factory.mktemp("tiny_vision")
-    dino = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, patch_size=8, image_size=32)
+    dino = dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, patch_size=8, image_size=32
+    )
     for seed in (0, 1):
         torch.manual_seed(seed)
         Dinov2Model(Dinov2Config(**dino)).save_pretrained(root / f"dino{seed}")
     torch.manual_seed(2)
-    CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                                   num_attention_heads=4, image_size=32, patch_size=8,
-                                                   projection_dim=16)).save_pretrained(root / "clip")
+    CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+            projection_dim=16,
+        )
+    ).save_pretrained(root / "clip")
     return {"dino": root / "dino0", "dino_other": root / "dino1", "clip": root / "clip"}
 
 
@@ -109,7 +119,10 @@ def test_options_are_validated_with_clear_errors(tiny_vision, tmp_path):
     with pytest.raises(FileNotFoundError, match="lacks config.json or model weights"):
         _dino(tmp_path / "empty")
     # offline (HF_HUB_OFFLINE=1 in conftest) and not in the local hub cache: say how to get it
-    with pytest.raises(RuntimeError, match=r"could not get 'nobody/no-such-dinov2'.*encoder_options=\{'dinov2-base': \{'checkpoint': 'DIR'\}\}"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"could not get 'nobody/no-such-dinov2'.*encoder_options=\{'dinov2-base': \{'checkpoint': 'DIR'\}\}",
+    ):
         _dino("nobody/no-such-dinov2")
     with pytest.raises(ValueError, match=r"encoder 'dinov2-base' has no option\(s\) \['poolin'\]; it accepts"):
         E.encoder_from_options("dinov2-base", {}, {"dinov2-base": {"poolin": "cls"}})
@@ -117,7 +130,8 @@ def test_options_are_validated_with_clear_errors(tiny_vision, tmp_path):
 
 def test_encoder_from_options_passes_defaults_only_where_accepted(tiny_vision):
     enc = E.encoder_from_options(
-        "dinov2-base", {"max_seconds": 5.0, "device": "cpu"},
+        "dinov2-base",
+        {"max_seconds": 5.0, "device": "cpu"},
         {"dinov2-base": {"checkpoint": str(tiny_vision["dino"]), "pooling": "mean", "image_size": 32}},
     )
     assert enc.pooling == "mean" and enc.device == "cpu"
@@ -131,13 +145,22 @@ def test_fingerprints_track_weights_and_options(tiny_vision):
     assert a == _dino(tiny_vision["dino"]).fingerprint
     assert a != _dino(tiny_vision["dino"], pooling="mean").fingerprint
     assert a != _dino(tiny_vision["dino_other"]).fingerprint
-    assert a["weights_sha256"]["model.safetensors"] != _dino(tiny_vision["dino_other"]).fingerprint["weights_sha256"]["model.safetensors"]
+    assert (
+        a["weights_sha256"]["model.safetensors"]
+        != _dino(tiny_vision["dino_other"]).fingerprint["weights_sha256"]["model.safetensors"]
+    )
 
 
 def test_shard_runs_merge_into_one_cache(tiny_vision, images, tmp_cache):
     """Shard 0 and shard 1 embed their items into the shared cache; the full run then computes nothing."""
-    manifest = pd.DataFrame({"id": [f"img/{i}" for i in range(8)], "caption": ["c"] * 8,
-                             "image_path": [str(p) for p in images], "audio_path": [None] * 8})
+    manifest = pd.DataFrame(
+        {
+            "id": [f"img/{i}" for i in range(8)],
+            "caption": ["c"] * 8,
+            "image_path": [str(p) for p in images],
+            "audio_path": [None] * 8,
+        }
+    )
     parts = [mf.shard_items(manifest, s, 2) for s in (0, 1)]
     assert len(parts[0]) + len(parts[1]) == 8 and not set(parts[0]["id"]) & set(parts[1]["id"])
     done = []
@@ -158,7 +181,10 @@ def test_shard_runs_merge_into_one_cache(tiny_vision, images, tmp_cache):
 def test_beats_options_and_checkpoint_errors(tmp_path):
     with pytest.raises(ValueError, match=r"beats needs encoder_options=\{'beats': \{'checkpoint': PATH\}\}"):
         E.load_encoder("beats")
-    with pytest.raises(FileNotFoundError, match=r"beats checkpoint .*nope.pt' does not exist; download one of \(iter3: BEATs_iter3.pt, iter3\+AS2M: BEATs_iter3_plus_AS2M.pt\)"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"beats checkpoint .*nope.pt' does not exist; download one of \(iter3: BEATs_iter3.pt, iter3\+AS2M: BEATs_iter3_plus_AS2M.pt\)",
+    ):
         E.load_encoder("beats", checkpoint=str(tmp_path / "nope.pt"))
     ck = tmp_path / "x.pt"
     ck.write_bytes(b"x")
@@ -202,7 +228,7 @@ def test_beats_fingerprint_names_the_new_implementation(beats_ckpt):
     # features made by the SpeechBrain implementation (fingerprinted under this string) never hit
     assert fp["implementation"] != "speechbrain.lobes.models.beats.BEATs, fbank_mean 15.41663, fbank_std 6.55582"
     assert "speechbrain" not in str(fp).lower()
-    assert fp["fbank"]["num_bins"] == 128 and fp["fbank"]["dither"] == 0.0 
+    assert fp["fbank"]["num_bins"] == 128 and fp["fbank"]["dither"] == 0.0
     assert fp["fbank"]["kaldi_native_fbank"] != "not installed"  # the library version is part of the identity
 
 
@@ -212,7 +238,9 @@ def test_beats_tiny_model_features(beats_ckpt, shared_data, tmp_cache):
     f = enc.embed(clips)
     assert enc.dim == 32 and f.shape == (3, 32) and np.isfinite(f).all()
     # the 9.27 s clip is padded in the batch; alone it is not: same feature
-    np.testing.assert_allclose(E.load_encoder("beats", checkpoint=str(beats_ckpt), batch_size=1).embed(clips), f, atol=1e-5)
+    np.testing.assert_allclose(
+        E.load_encoder("beats", checkpoint=str(beats_ckpt), batch_size=1).embed(clips), f, atol=1e-5
+    )
     last = E.load_encoder("beats", checkpoint=str(beats_ckpt), layer=2).embed(clips)
     np.testing.assert_allclose(last, f, atol=1e-5)  # layer 2 of 2 = the final output
     assert not np.allclose(E.load_encoder("beats", checkpoint=str(beats_ckpt), layer=0).embed(clips), f, atol=1e-3)
@@ -233,8 +261,9 @@ def test_beats_clotho_clips_of_different_lengths(beats_ckpt, shared_data):
     enc = E.load_encoder("beats", checkpoint=str(beats_ckpt), max_seconds=None, batch_size=7)
     f = enc.embed(clips)
     assert f.shape == (7, 32) and np.isfinite(f).all()
-    np.testing.assert_allclose(E.load_encoder("beats", checkpoint=str(beats_ckpt), max_seconds=None, batch_size=1).embed(clips),
-                               f, atol=1e-5)
+    np.testing.assert_allclose(
+        E.load_encoder("beats", checkpoint=str(beats_ckpt), max_seconds=None, batch_size=1).embed(clips), f, atol=1e-5
+    )
     # the encoder is: 16 kHz mono waveform -> normalised fbank -> BEATs -> mean over output patches
     model = load_beats(beats_ckpt)
     wave = P.beats_waveform(clips[0], None)
@@ -259,5 +288,8 @@ def test_beats_device_auto_and_checkpoint_errors(beats_ckpt, shared_data, tmp_pa
         E.load_encoder("beats", checkpoint=str(beats_ckpt), layer=3).embed([clip])
     bad = tmp_path / "BEATs_iter3.pt"
     bad.write_bytes(b"<html>a login page, not a checkpoint</html>")
-    with pytest.raises(ValueError, match=r"BEATs checkpoint '.*BEATs_iter3\.pt' could not be read .*download it again and pass its path"):
+    with pytest.raises(
+        ValueError,
+        match=r"BEATs checkpoint '.*BEATs_iter3\.pt' could not be read .*download it again and pass its path",
+    ):
         E.load_encoder("beats", checkpoint=str(bad)).embed([clip])

@@ -8,10 +8,10 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from tiny_models import save_tiny_qwen3_thinking
 
 from helpers import lm as L
 from helpers.lm import gguf
-from tiny_models import save_tiny_qwen3_thinking
 
 USER = "imagine a red apple"
 
@@ -54,7 +54,9 @@ def test_device_auto_loads_and_matches_cpu(model_dirs, llms):
         assert g_auto["gen_ids"] == g_cpu["gen_ids"]
     g_auto = g_cpu  # compare the representation of the same tokens
     r_auto = L.represent(auto, [g_auto["prompt_ids"]], [g_auto["gen_ids"]], show_progress=False, prefix_lengths=[2])[0]
-    r_cpu = L.represent(llms["qwen3"], [g_cpu["prompt_ids"]], [g_cpu["gen_ids"]], show_progress=False, prefix_lengths=[2])[0]
+    r_cpu = L.represent(
+        llms["qwen3"], [g_cpu["prompt_ids"]], [g_cpu["gen_ids"]], show_progress=False, prefix_lengths=[2]
+    )[0]
     # bf16 on an accelerator keeps ~3 significant digits; float32 on CPU agrees to 1e-4
     tol = dict(rtol=5e-2, atol=5e-2) if torch.cuda.is_available() else dict(rtol=1e-4, atol=1e-5)
     for k in ("gen_mean", "prompt_mean", "prefix_means"):
@@ -123,8 +125,13 @@ def test_qwen3_offline_error_names_the_fix(monkeypatch):
 
 
 def test_missing_chunk_package_names_the_install(monkeypatch):
-    spec = L.ModelSpec(name="fake", source="gguf-chunks", description="", package="fake-gguf",
-                       chunks=(("no-such-dist-xyz", "x/part00"),))
+    spec = L.ModelSpec(
+        name="fake",
+        source="gguf-chunks",
+        description="",
+        package="fake-gguf",
+        chunks=(("no-such-dist-xyz", "x/part00"),),
+    )
     with pytest.raises(FileNotFoundError, match="pip install"):
         gguf.gguf_chunk_paths(spec)
 
@@ -148,5 +155,11 @@ def test_assemble_gguf_concatenates_checks_sha_and_leaves_nothing_on_mismatch(tm
 
 def test_decoding_cache_config():
     d = L.Decoding(max_new_tokens=7)
-    assert d.cache_config() == {"max_new_tokens": 7, "do_sample": False, "seed": None, "temperature": None, "top_p": None}
+    assert d.cache_config() == {
+        "max_new_tokens": 7,
+        "do_sample": False,
+        "seed": None,
+        "temperature": None,
+        "top_p": None,
+    }
     assert L.Decoding(do_sample=True, seed=3).cache_config()["seed"] == 3

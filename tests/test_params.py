@@ -109,13 +109,21 @@ def test_relative_paths_resolve_against_the_callers_directory(tmp_path, monkeypa
     (tmp_path / "mydata" / "captions.csv").write_text("caption\n")
     (tmp_path / "models" / "qwen").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    params = runner.check_params(runner.load_profile("tiny", {
-        "dataset_csv": "mydata/captions.csv",
-        "dataset_dir": "../elsewhere",           # resolved even if absent: the error then shows the full path
-        "llm": "models/qwen",                    # a local model folder that exists: resolved
-        "size_llms": ["models/qwen", "Qwen/Qwen3-0.6B", "gemma-3-270m"],  # hub id and registry name kept
-        "encoder_options": {"beats": {"checkpoint": "models/qwen"}, "dinov2-base": {"checkpoint": "facebook/dinov2-base"}},
-    }))
+    params = runner.check_params(
+        runner.load_profile(
+            "tiny",
+            {
+                "dataset_csv": "mydata/captions.csv",
+                "dataset_dir": "../elsewhere",  # resolved even if absent: the error then shows the full path
+                "llm": "models/qwen",  # a local model folder that exists: resolved
+                "size_llms": ["models/qwen", "Qwen/Qwen3-0.6B", "gemma-3-270m"],  # hub id and registry name kept
+                "encoder_options": {
+                    "beats": {"checkpoint": "models/qwen"},
+                    "dinov2-base": {"checkpoint": "facebook/dinov2-base"},
+                },
+            },
+        )
+    )
     assert params["dataset_csv"] == str(tmp_path / "mydata" / "captions.csv")
     assert params["dataset_dir"] == str(tmp_path.parent / "elsewhere")
     assert params["llm"] == str(tmp_path / "models" / "qwen")
@@ -123,13 +131,17 @@ def test_relative_paths_resolve_against_the_callers_directory(tmp_path, monkeypa
     assert params["encoder_options"]["beats"]["checkpoint"] == str(tmp_path / "models" / "qwen")
     assert params["encoder_options"]["dinov2-base"]["checkpoint"] == "facebook/dinov2-base"
     # absolute paths and None are left alone
-    assert resolve_paths({"dataset_dir": "/abs/x", "dataset_csv": None}, tmp_path) == {"dataset_dir": "/abs/x", "dataset_csv": None}
+    assert resolve_paths({"dataset_dir": "/abs/x", "dataset_csv": None}, tmp_path) == {
+        "dataset_dir": "/abs/x",
+        "dataset_csv": None,
+    }
 
 
 def _runner(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.run([sys.executable, "-m", "helpers.runner", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "helpers.runner", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_command_line_rejects_bad_params_before_any_notebook(tmp_path):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from helpers import lm as L
-import pandas as pd
-
 from helpers import prompts
 from helpers.artifacts import (
     RunPaths,
@@ -54,8 +53,9 @@ def test_stored_representation_is_the_shorter_greedy_generation(llms, tmp_cache)
     model = llms["qwen3"]
     ids, texts = ["a", "b", "c"], ["hello world", "imagine a red apple", "see a cat"]
     long = cue_representations(model, ids, texts, Decoding(max_new_tokens=8), prefix_lengths=[3])
-    gens = long.table.assign(cue="SEE", template="{caption}", llm="tiny", max_new_tokens=8, do_sample=False,
-                             enable_thinking=False)
+    gens = long.table.assign(
+        cue="SEE", template="{caption}", llm="tiny", max_new_tokens=8, do_sample=False, enable_thinking=False
+    )
     arrays = {f"SEE/{kind}": arr for kind, arr in long.per_layer.items()}
     kw = dict(llm="tiny", cue="SEE", template="{caption}", ids=ids)
 
@@ -103,8 +103,15 @@ def test_condition_representation_reads_the_run_or_generates(llms, tmp_cache):
     ids, texts = ["a", "b", "c"], ["hello world", "imagine a red apple", "see a cat"]
     long = cue_representations(model, ids, texts, Decoding(max_new_tokens=8), prefix_lengths=[3])
     gen_rows = L.generate(model, [L.format_prompt(model, t) for t in texts], max_new_tokens=8)
-    gens = long.table.assign(cue="SEE", template="{caption}", llm="tiny", max_new_tokens=8, do_sample=False,
-                             enable_thinking=False, gen_ids=[g["gen_ids"] for g in gen_rows])
+    gens = long.table.assign(
+        cue="SEE",
+        template="{caption}",
+        llm="tiny",
+        max_new_tokens=8,
+        do_sample=False,
+        enable_thinking=False,
+        gen_ids=[g["gen_ids"] for g in gen_rows],
+    )
     arrays = {f"SEE/{kind}": arr for kind, arr in long.per_layer.items()}
     kw = dict(llm="tiny", cue="SEE", template="{caption}", ids=ids, user_texts=texts, first_layer=1)
 
@@ -113,7 +120,9 @@ def test_condition_representation_reads_the_run_or_generates(llms, tmp_cache):
     np.testing.assert_array_equal(got.vector, long.per_layer["prefix_T3"][:, 1:].mean(axis=1))
     shown = condition_examples(got, gens, model.tokenizer, 3)
     assert list(shown["id"]) == ["a", "b"]
-    assert list(shown["text"]) == [model.tokenizer.decode(g["gen_ids"][:3], skip_special_tokens=True) for g in gen_rows[:2]]
+    assert list(shown["text"]) == [
+        model.tokenizer.decode(g["gen_ids"][:3], skip_special_tokens=True) for g in gen_rows[:2]
+    ]
 
     new = condition_representation(model, gens, ids, arrays, decoding=Decoding(5), **kw)  # no T=5 prefix in the run
     direct = cue_representations(model, ids, texts, Decoding(max_new_tokens=5))
@@ -130,10 +139,12 @@ def test_removal_conditions_keep_unedited_tokens_and_drop_emptied_items(llms, tm
     model = llms["qwen3"]
     prompts = [L.format_prompt(model, t) for t in ("a red apple", "a loud bell", "a cat")]
     gens = pd.DataFrame(L.generate(model, prompts, max_new_tokens=6)).assign(id=["x", "y", "z"])
-    removal = pd.DataFrame({
-        "sensory_text": list(gens["text"][:2]) + [""],        # x, y unchanged; z emptied
-        "control_text": ["a few words", gens["text"][1], "kept"],  # x edited; y unchanged
-    })
+    removal = pd.DataFrame(
+        {
+            "sensory_text": list(gens["text"][:2]) + [""],  # x, y unchanged; z emptied
+            "control_text": ["a few words", gens["text"][1], "kept"],  # x edited; y unchanged
+        }
+    )
     got = removal_conditions(model, gens, removal, include_embeddings=True, batch_size=2)
     assert got.ids == ["x", "y"] and got.dropped == ["z"]
     full = L.represent(model, list(gens["prompt_ids"][:2]), list(gens["gen_ids"][:2]))
@@ -142,7 +153,9 @@ def test_removal_conditions_keep_unedited_tokens_and_drop_emptied_items(llms, tm
     # an unchanged text keeps its own tokens, so its representation is the full one
     np.testing.assert_allclose(got.edited["remove_sensory"], want_full, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got.edited["remove_random"][1], want_full[1], rtol=1e-5, atol=1e-6)
-    edited = L.represent(model, [gens["prompt_ids"][0]], [model.tokenizer("a few words", add_special_tokens=False)["input_ids"]])
+    edited = L.represent(
+        model, [gens["prompt_ids"][0]], [model.tokenizer("a few words", add_special_tokens=False)["input_ids"]]
+    )
     assert not np.allclose(got.edited["remove_random"][0], want_full[0])
     np.testing.assert_allclose(got.edited["remove_random"][0], edited[0]["gen_mean"].mean(axis=0), rtol=1e-4, atol=1e-5)
 
@@ -157,9 +170,13 @@ def test_notebook_02_and_03_steps_equal_the_one_call_path(llms, tmp_cache):
     assert gens["llm"].tolist() == ["tiny", "tiny"] and gens["max_new_tokens"].tolist() == [5, 5]
     assert (gens["n_gen_tokens"] == gens["gen_ids"].map(len)).all() and "prompt" in table and "text" not in table
     ids, arrays, notes = run_representations(model, gens, include_embeddings=True, prefix_lengths=[2, 9], batch_size=2)
-    assert ids == ["a", "b"] and set(arrays) == {f"SEE/{k}" for k in ("gen_mean", "prompt_mean", "prompt_last", "prefix_T2", "prefix_T9")}
+    assert ids == ["a", "b"] and set(arrays) == {
+        f"SEE/{k}" for k in ("gen_mean", "prompt_mean", "prompt_last", "prefix_T2", "prefix_T9")
+    }
     assert len(notes) == 1 and "[9]" in notes[0]  # 9 is not shorter than the longest generation (5)
-    direct = cue_representations(model, ids, list(table["user_text"]), Decoding(max_new_tokens=5), prefix_lengths=[2, 9])
+    direct = cue_representations(
+        model, ids, list(table["user_text"]), Decoding(max_new_tokens=5), prefix_lengths=[2, 9]
+    )
     np.testing.assert_allclose(arrays["SEE/gen_mean"], direct.per_layer["gen_mean"], rtol=1e-5, atol=1e-6)
 
 

@@ -13,11 +13,10 @@ import dataclasses
 
 import numpy as np
 import pytest
+from tiny_models import PROMPTS
 
 from helpers import lm as L
 from helpers.pipeline import stack_representations
-
-from tiny_models import PROMPTS
 
 
 def _check_prefix_property(llm, prompts, t_short, t_long, rtol=1e-4, atol=1e-5):

@@ -17,14 +17,32 @@ STEP = 1 / (K * N)  # one shared neighbour of one item: the smallest move of a m
 
 def _alignment() -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    rows = [{"run": "default", "cue": c, "encoder": e, "n_items": N, "k": K, "score": s, "ci_low": s - 0.01, "ci_high": s + 0.01}
-            for c in ("SEE", "HEAR", "NONE") for e, s in zip(("vision", "audio"), rng.uniform(0.1, 0.2, 2))]
+    rows = [
+        {
+            "run": "default",
+            "cue": c,
+            "encoder": e,
+            "n_items": N,
+            "k": K,
+            "score": s,
+            "ci_low": s - 0.01,
+            "ci_high": s + 0.01,
+        }
+        for c in ("SEE", "HEAR", "NONE")
+        for e, s in zip(("vision", "audio"), rng.uniform(0.1, 0.2, 2))
+    ]
     return pd.DataFrame(rows)
 
 
 def _generations() -> pd.DataFrame:
-    return pd.DataFrame({"id": ["a", "a", "b"], "cue": ["SEE", "HEAR", "SEE"],
-                         "gen_ids": [[5, 6, 7], [8, 9], []], "stopped_at_eos": [False, True, True]})
+    return pd.DataFrame(
+        {
+            "id": ["a", "a", "b"],
+            "cue": ["SEE", "HEAR", "SEE"],
+            "gen_ids": [[5, 6, 7], [8, 9], []],
+            "stopped_at_eos": [False, True, True],
+        }
+    )
 
 
 def _run(root, name="mine", alignment=None, gens=None):
@@ -48,7 +66,12 @@ def _compare(run, ref):
 
 
 def test_the_reference_holds_tables_fingerprints_and_versions(ref):
-    assert sorted(p.name for p in ref.iterdir()) == ["alignment.csv", "generations.csv", "length_curve.csv", "versions.json"]
+    assert sorted(p.name for p in ref.iterdir()) == [
+        "alignment.csv",
+        "generations.csv",
+        "length_curve.csv",
+        "versions.json",
+    ]
     fp = pd.read_csv(ref / "generations.csv")
     assert list(fp["n_gen_tokens"]) == [2, 3, 0] and list(fp["cue"]) == ["HEAR", "SEE", "SEE"]  # sorted by id, cue
     assert json.loads((ref / "versions.json").read_text())["libraries"]["numpy"] == np.__version__
@@ -163,8 +186,19 @@ def test_the_reference_renders_the_findings_of_the_run(tmp_path):
     from helpers import findings
 
     run = _run(tmp_path / "out", "default")
-    rows = [findings.finding("07", "SEE raises alignment with the vision encoder", "SEE − NONE · vis (vision) · generative",
-                             -0.03, expected=1, ci=(-0.05, -0.01), p=0.001, n=300, family="confirmatory")]
+    rows = [
+        findings.finding(
+            "07",
+            "SEE raises alignment with the vision encoder",
+            "SEE − NONE · vis (vision) · generative",
+            -0.03,
+            expected=1,
+            ci=(-0.05, -0.01),
+            p=0.001,
+            n=300,
+            family="confirmatory",
+        )
+    ]
     findings.table(rows).to_csv(run.results / "findings_07.csv", index=False)
     R.write_reference(run.results, tmp_path / "reference", None, "default")
     text = (tmp_path / "reference" / "FINDINGS.md").read_text()
@@ -177,10 +211,29 @@ def test_the_readme_claims_block_is_written_from_the_findings(tmp_path):
 
     results = tmp_path / "results"
     results.mkdir()
-    rows = [findings.finding("05", "SEE raises alignment with the vision encoder", "SEE − NONE · vis (vision) · generative",
-                             0.04, expected=1, ci=(0.02, 0.06), p=1e-4, n=300, family="confirmatory"),
-            findings.finding("05", "SEE beats HEAR against the vision encoder", "SEE − HEAR · vis (vision) · generative",
-                             0.01, expected=1, ci=(-0.01, 0.03), p=0.3, n=300)]
+    rows = [
+        findings.finding(
+            "05",
+            "SEE raises alignment with the vision encoder",
+            "SEE − NONE · vis (vision) · generative",
+            0.04,
+            expected=1,
+            ci=(0.02, 0.06),
+            p=1e-4,
+            n=300,
+            family="confirmatory",
+        ),
+        findings.finding(
+            "05",
+            "SEE beats HEAR against the vision encoder",
+            "SEE − HEAR · vis (vision) · generative",
+            0.01,
+            expected=1,
+            ci=(-0.01, 0.03),
+            p=0.3,
+            n=300,
+        ),
+    ]
     findings.table(rows, confirmatory=3).to_csv(results / "findings_05.csv", index=False)
     # 07 repeats 05's confirmatory test: counted once
     findings.table(rows[:1], confirmatory=3).assign(notebook="07").to_csv(results / "findings_07.csv", index=False)
@@ -190,7 +243,14 @@ def test_the_readme_claims_block_is_written_from_the_findings(tmp_path):
     assert R.write_readme_claims(readme, results)
     text = readme.read_text()
     assert "old text" not in text and text.startswith("# title") and text.endswith("rest\n")
-    assert "**Confirmatory** (1 tests" in text and "| SEE − NONE · vis (vision) · generative | +0.040 [+0.020, +0.060] | < 0.001 | < 0.001 | supports |" in text
+    assert (
+        "**Confirmatory** (1 tests" in text
+        and "| SEE − NONE · vis (vision) · generative | +0.040 [+0.020, +0.060] | < 0.001 | < 0.001 | supports |"
+        in text
+    )
     assert "**SEE raises alignment with the vision encoder** — reproduced" in text
-    assert "- 05: SEE beats HEAR against the vision encoder — not shown: in the paper's direction, but inconclusive" in text
+    assert (
+        "- 05: SEE beats HEAR against the vision encoder — not shown: in the paper's direction, but inconclusive"
+        in text
+    )
     assert not R.write_readme_claims(tmp_path / "missing.md", results)

@@ -29,8 +29,13 @@ INJECTING = (
 
 def test_the_variants_of_the_paper_cues():
     got = {v.name: v for v in R.variants(CUES, injected_system="Be brief and kind.")}
-    assert list(got) == [R.PAPER, "no final full stop", "caption capitalised", '"Imagine that" for "Imagine:"',
-                         "empty system prompt"]
+    assert list(got) == [
+        R.PAPER,
+        "no final full stop",
+        "caption capitalised",
+        '"Imagine that" for "Imagine:"',
+        "empty system prompt",
+    ]
     assert got["no final full stop"].templates == {c: t[:-1] for c, t in CUES.items()}
     assert got['"Imagine that" for "Imagine:"'].templates == {"NONE": "Imagine that {caption}."}
     assert got["caption capitalised"].capitalise and got["empty system prompt"].system == ""
@@ -52,9 +57,12 @@ def test_an_empty_system_message_replaces_the_injected_one(llms):
 
 def test_unchanged_prompts_reuse_the_papers_representation(llms):
     llm = llms["llama"]  # no chat template: no system-prompt variant
-    manifest = pd.DataFrame({"id": [f"i{j}" for j in range(6)], "caption": ["a cat", "a dog", "rain", "a bell", "the sea", "a car"]})
-    reps, made = R.variant_representations(llm, manifest, CUES, (pd.DataFrame(), [], {}), llm="tiny", T=3,
-                                           gen_batch_size=3)
+    manifest = pd.DataFrame(
+        {"id": [f"i{j}" for j in range(6)], "caption": ["a cat", "a dog", "rain", "a bell", "the sea", "a car"]}
+    )
+    reps, made = R.variant_representations(
+        llm, manifest, CUES, (pd.DataFrame(), [], {}), llm="tiny", T=3, gen_batch_size=3
+    )
     source = made.set_index(["variant", "cue"])["source"]
     assert (source[R.PAPER] == "generated").all() and (source["caption capitalised"] == "generated").all()
     that = '"Imagine that" for "Imagine:"'
@@ -65,16 +73,34 @@ def test_unchanged_prompts_reuse_the_papers_representation(llms):
 
 
 def _effects(paper: float, others: list[float], enc: str = "img") -> pd.DataFrame:
-    rows = [{"variant": v, "cue": "SEE", "comparison": "SEE-NONE", "encoder": enc, "modality": "vision", "matched": True,
-             "n_items": 100, "diff": d, "ci_low": d - 0.01, "ci_high": d + 0.01, "p_holm": 0.01 if abs(d) > 0.02 else 0.6}
-            for v, d in zip([R.PAPER] + [f"v{j}" for j in range(len(others))], [paper, *others])]
+    rows = [
+        {
+            "variant": v,
+            "cue": "SEE",
+            "comparison": "SEE-NONE",
+            "encoder": enc,
+            "modality": "vision",
+            "matched": True,
+            "n_items": 100,
+            "diff": d,
+            "ci_low": d - 0.01,
+            "ci_high": d + 0.01,
+            "p_holm": 0.01 if abs(d) > 0.02 else 0.6,
+        }
+        for v, d in zip([R.PAPER] + [f"v{j}" for j in range(len(others))], [paper, *others])
+    ]
     return pd.DataFrame(rows)
 
 
 def _alignment(see: list[float], none: list[float], enc: str = "img") -> pd.DataFrame:
     names = [R.PAPER] + [f"v{j}" for j in range(len(see) - 1)]
-    return pd.DataFrame([{"variant": v, "cue": c, "encoder": enc, "score": s}
-                         for c, scores in (("SEE", see), ("NONE", none)) for v, s in zip(names, scores)])
+    return pd.DataFrame(
+        [
+            {"variant": v, "cue": c, "encoder": enc, "score": s}
+            for c, scores in (("SEE", see), ("NONE", none))
+            for v, s in zip(names, scores)
+        ]
+    )
 
 
 def test_the_spread_table_describes_the_variants():
@@ -110,7 +136,9 @@ def test_an_effect_that_depends_on_the_wording_is_named():
     row = R.random_factor(reps, feats).iloc[0]
     assert row["interaction_p"] < 1e-4 and R.verdict(row).startswith("depends on the rephrasing")
     assert row["between_extra_sd"] > 0.02 and row["se"] > 2 * row["se_items"]
-    text = R.conclusion(R.spread(_alignment([0.2] * 4, [0.1] * 4), R.effects(reps, feats)), R.random_factor(reps, feats))
+    text = R.conclusion(
+        R.spread(_alignment([0.2] * 4, [0.1] * 4), R.effects(reps, feats)), R.random_factor(reps, feats)
+    )
     assert "1 depends on the rephrasing" in text and "χ² =" in text
 
 

@@ -24,8 +24,13 @@ def test_profiles_layer_on_default():
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("n_items=12", ("n_items", 12)), ("do_sample=true", ("do_sample", True)), ("stamps_dir=null", ("stamps_dir", None)),
-     ("audio_encoders=[aisfx]", ("audio_encoders", ["aisfx"])), ("llm=Qwen/Qwen3-0.6B", ("llm", "Qwen/Qwen3-0.6B"))],
+    [
+        ("n_items=12", ("n_items", 12)),
+        ("do_sample=true", ("do_sample", True)),
+        ("stamps_dir=null", ("stamps_dir", None)),
+        ("audio_encoders=[aisfx]", ("audio_encoders", ["aisfx"])),
+        ("llm=Qwen/Qwen3-0.6B", ("llm", "Qwen/Qwen3-0.6B")),
+    ],
 )
 def test_parse_override(text, expected):
     assert runner.parse_override(text) == expected

@@ -15,6 +15,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest
 import torch
+from test_fused import _assert_same, _eos_in_mid_batch  # noqa: E402
+from tiny_models import PROMPTS  # noqa: E402
 
 from helpers import lm as L
 from helpers.lm import generation
@@ -22,14 +24,13 @@ from helpers.lm.fused import generate_and_represent
 from helpers.lm.generation import shared_prefix_length
 from helpers.lm.kvcache import preallocated_layer_class
 
-from test_fused import _assert_same, _eos_in_mid_batch  # noqa: E402
-from tiny_models import PROMPTS  # noqa: E402
-
 CUE = "imagine a w20 w21 w22 see"  # six words every prompt starts with: a cue after the chat template's marker
 
 
 def _cued(llm):
-    return [L.format_prompt(llm, f"{CUE} {p}") for p in PROMPTS] + [L.format_prompt(llm, f"{CUE} " + "a red apple " * 4)]
+    return [L.format_prompt(llm, f"{CUE} {p}") for p in PROMPTS] + [
+        L.format_prompt(llm, f"{CUE} " + "a red apple " * 4)
+    ]
 
 
 def _no_sharing(monkeypatch):
@@ -73,7 +74,9 @@ def test_the_prefix_is_computed_once_for_one_row(llms, kind):
     shared = shared_prefix_length(ids)
     assert shared >= 6
     shapes = []
-    handle = llm.model.register_forward_pre_hook(lambda m, a, kw: shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
+    handle = llm.model.register_forward_pre_hook(
+        lambda m, a, kw: shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True
+    )
     try:
         L.generate(llm, prompts, max_new_tokens=3, batch_size=len(prompts), show_progress=False)
     finally:
@@ -103,11 +106,25 @@ def test_fused_with_a_shared_prefix_equals_teacher_forced(llms, kind, include_em
     llm = llms[kind]
     prompts = _cued(llm)
     llm = _eos_in_mid_batch(llm, prompts, T)
-    fused = generate_and_represent(llm, prompts, L.Decoding(max_new_tokens=T), batch_size=4,
-                                   include_embeddings=include_embeddings, prefix_lengths=prefixes, show_progress=False)
+    fused = generate_and_represent(
+        llm,
+        prompts,
+        L.Decoding(max_new_tokens=T),
+        batch_size=4,
+        include_embeddings=include_embeddings,
+        prefix_lengths=prefixes,
+        show_progress=False,
+    )
     kept = [i for i, f in enumerate(fused) if f["gen_ids"]]
-    reference = L.represent(llm, [fused[i]["prompt_ids"] for i in kept], [fused[i]["gen_ids"] for i in kept],
-                            batch_size=2, include_embeddings=include_embeddings, prefix_lengths=prefixes, show_progress=False)
+    reference = L.represent(
+        llm,
+        [fused[i]["prompt_ids"] for i in kept],
+        [fused[i]["gen_ids"] for i in kept],
+        batch_size=2,
+        include_embeddings=include_embeddings,
+        prefix_lengths=prefixes,
+        show_progress=False,
+    )
     _assert_same([fused[i] for i in kept], reference, prefixes)
 
 
@@ -115,14 +132,34 @@ def test_no_sharing_under_a_sliding_window_shorter_than_the_batch(monkeypatch):
     """Sliding-window masks count cache slots: padding after a shared prefix would hide prefix tokens."""
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    cfg = Qwen3Config(vocab_size=16, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                      intermediate_size=32, head_dim=8, use_sliding_window=True, sliding_window=6,
-                      layer_types=["full_attention", "sliding_attention"])
+    cfg = Qwen3Config(
+        vocab_size=16,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=32,
+        head_dim=8,
+        use_sliding_window=True,
+        sliding_window=6,
+        layer_types=["full_attention", "sliding_attention"],
+    )
     model = Qwen3ForCausalLM(cfg)
     assert not generation._window_allows_sharing(model, 7)
     assert generation._window_allows_sharing(model, 6)
     cfg.sliding_window = 4096
     assert generation._window_allows_sharing(model, 300)
-    assert generation._window_allows_sharing(Qwen3ForCausalLM(Qwen3Config(vocab_size=16, hidden_size=16, num_hidden_layers=1,
-                                                                          num_attention_heads=2, num_key_value_heads=1,
-                                                                          intermediate_size=32, head_dim=8)), 10**6)
+    assert generation._window_allows_sharing(
+        Qwen3ForCausalLM(
+            Qwen3Config(
+                vocab_size=16,
+                hidden_size=16,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                num_key_value_heads=1,
+                intermediate_size=32,
+                head_dim=8,
+            )
+        ),
+        10**6,
+    )

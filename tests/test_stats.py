@@ -76,7 +76,9 @@ def test_hsic_unbiased_matches_the_textbook_formula():
     Kt, Lt = K - np.diag(np.diag(K)), L - np.diag(np.diag(L))
     one = np.ones(m)
     expected = (
-        np.trace(Kt @ Lt) + (one @ Kt @ one) * (one @ Lt @ one) / ((m - 1) * (m - 2)) - 2 / (m - 2) * one @ Kt @ Lt @ one
+        np.trace(Kt @ Lt)
+        + (one @ Kt @ one) * (one @ Lt @ one) / ((m - 1) * (m - 2))
+        - 2 / (m - 2) * one @ Kt @ Lt @ one
     ) / (m * (m - 3))
     assert A.hsic_unbiased(K, L) == pytest.approx(expected)
     with pytest.raises(ValueError, match="more than 3"):

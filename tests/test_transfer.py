@@ -10,12 +10,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_models import PROMPTS  # noqa: E402
 
 from helpers import lm as L
 from helpers import transfer as X
 from helpers.settings import AlignmentSettings
-
-from tiny_models import PROMPTS  # noqa: E402
 
 N, D = 600, 12
 IDS = [f"i{j:03d}" for j in range(N)]
@@ -66,14 +65,22 @@ def test_an_effect_in_the_writers_states_stays_with_the_writer():
     row = con[(con["writer"] == "A") & (con["reader"] == "B")].iloc[0]
     assert row["writer_effect"] > 0.2 and abs(row["read_effect"]) < 0.1
     assert row["read_minus_writer_high"] < 0  # reading is significantly below writing
-    assert row["read_equiv_p_holm"] < 0.05 and abs(row["fraction"]) < 0.2 and row["fraction_low"] < 0 < row["fraction_high"]
+    assert (
+        row["read_equiv_p_holm"] < 0.05
+        and abs(row["fraction"]) < 0.2
+        and row["fraction_low"] < 0 < row["fraction_high"]
+    )
     assert X.verdict(row) == "stays with the writer"
 
 
 def test_a_reading_that_is_neither_equivalent_nor_different_is_undetermined():
     reps, feats = _world(read="A")
-    con = X.contrasts({k: (ids[:80], x[:80]) for k, (ids, x) in reps.items()}, ["A", "B"],
-                      {"img": ("vision", IDS[:80], feats["img"][2][:80])}, SETTINGS)
+    con = X.contrasts(
+        {k: (ids[:80], x[:80]) for k, (ids, x) in reps.items()},
+        ["A", "B"],
+        {"img": ("vision", IDS[:80], feats["img"][2][:80])},
+        SETTINGS,
+    )
     row = con[(con["writer"] == "A") & (con["reader"] == "B")].iloc[0].copy()
     row["read_minus_writer_equiv_p_holm"], row["read_equiv_p_holm"], row["read_p_holm"] = 0.3, 0.3, 0.3
     assert X.verdict(row) == "undetermined"
@@ -100,12 +107,21 @@ def test_reading_ones_own_text_gives_ones_own_representation(llms):
     llm = llms["llama"]
     prompts = [L.format_prompt(llm, p) for p in PROMPTS]
     gens = L.generate_and_represent(llm, prompts, L.Decoding(max_new_tokens=6), batch_size=4, show_progress=False)
-    texts = pd.DataFrame({"writer": "w", "cue": "SEE", "id": [f"p{j}" for j in range(len(PROMPTS))],
-                          "user_text": PROMPTS, "text": [g["text"] for g in gens]})
+    texts = pd.DataFrame(
+        {
+            "writer": "w",
+            "cue": "SEE",
+            "id": [f"p{j}" for j in range(len(PROMPTS))],
+            "user_text": PROMPTS,
+            "text": [g["text"] for g in gens],
+        }
+    )
     reps = X.read_texts(llm, texts, reader="r")
     ids, got = reps[X.name("r", "w", "SEE")]
     want = np.stack([g["representation"]["gen_mean"].mean(0) for g in gens])
-    same = [i for i, g in enumerate(gens) if llm.tokenizer(g["text"], add_special_tokens=False)["input_ids"] == g["gen_ids"]]
+    same = [
+        i for i, g in enumerate(gens) if llm.tokenizer(g["text"], add_special_tokens=False)["input_ids"] == g["gen_ids"]
+    ]
     assert same, "no generation re-tokenises exactly"
     np.testing.assert_allclose(got[same], want[same], rtol=1e-4, atol=1e-5)
 

@@ -1,4 +1,4 @@
-"""The playground (helpers.widgets and the pieces it composes: views, neighbours, pipeline, runner) and the widget handlers, over a tiny run on disk."""
+"""The playground (helpers.widgets and the pieces it composes: views, neighbours, playground, runner) and the widget handlers, over a tiny run on disk."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from playground_run import MAX_NEW_TOKENS, make_run
 
-from helpers import alignment, analysis, neighbours, pipeline, runner, views, widgets as Wd
+from helpers import alignment, analysis, neighbours, runner, views
+from helpers import playground as PG
+from helpers import widgets as Wd
 from helpers.artifacts import load_table
 from helpers.settings import AlignmentSettings as S
-from playground_run import MAX_NEW_TOKENS, make_run
 
 
 class Lex:
@@ -63,7 +65,10 @@ def test_highlight_with_the_shipped_lexicons():
     visual = re.findall(r'class="pg-visual"[^>]*>([^<]+)<', out)
     auditory = re.findall(r'class="pg-auditory"[^>]*>([^<]+)<', out)
     assert visual == ["bright", "red", "glows"] and auditory == ["loud"]
-    assert f"background: {views.HIGHLIGHT_COLOURS['visual']}" in out and f"background: {views.HIGHLIGHT_COLOURS['auditory']}" in out
+    assert (
+        f"background: {views.HIGHLIGHT_COLOURS['visual']}" in out
+        and f"background: {views.HIGHLIGHT_COLOURS['auditory']}" in out
+    )
 
 
 def test_highlight_keeps_first_of_overlapping_spans(monkeypatch):
@@ -105,7 +110,11 @@ def test_save_template_merges_and_round_trips_through_the_runner(tmp_path):
     runner.save_template_to_params(path, "SMELL", "Imagine the smell of {caption}.", base)
     runner.save_template_to_params(path, "TOUCH", "Imagine touching {caption}.", {"IGNORED": "{caption}"})
     params = runner.load_profile("tiny", params_file=path)
-    assert params["cues"] == {**base, "SMELL": "Imagine the smell of {caption}.", "TOUCH": "Imagine touching {caption}."}
+    assert params["cues"] == {
+        **base,
+        "SMELL": "Imagine the smell of {caption}.",
+        "TOUCH": "Imagine touching {caption}.",
+    }
     path.write_text(path.read_text() + "k: 4\n")
     runner.save_template_to_params(path, "SMELL", "Smell {caption}!", base)  # replaces, keeps other keys
     saved = yaml.safe_load(path.read_text())
@@ -131,9 +140,17 @@ def tiny_run(tmp_path_factory, model_dirs):
 @pytest.fixture
 def playground(tiny_run, model_dirs):
     return Wd.Playground(
-        tiny_run, llm=str(model_dirs["qwen3"]), vision_encoders=["toyvision"], audio_encoders=["toyaudio", "absent"],
-        max_new_tokens=MAX_NEW_TOKENS, playground_items=12, gen_batch_size=5,
-        lexicons=LEX, colours=COLOURS, profile="tiny", settings=S(k=3),
+        tiny_run,
+        llm=str(model_dirs["qwen3"]),
+        vision_encoders=["toyvision"],
+        audio_encoders=["toyaudio", "absent"],
+        max_new_tokens=MAX_NEW_TOKENS,
+        playground_items=12,
+        gen_batch_size=5,
+        lexicons=LEX,
+        colours=COLOURS,
+        profile="tiny",
+        settings=S(k=3),
     )
 
 
@@ -142,7 +159,9 @@ def test_playground_shows_item_media_and_neighbours(playground, tiny_run):
     assert pg.item.value == "toy/00" and 'src="data:image/png;base64,' in pg.media.value
     assert "<audio" in pg.media.value and "autoplay" in pg.media.value  # item 0 has a sound
     table = pg.last_neighbours
-    assert set(table["encoder"]) == {"toyvision", "toyaudio"} and (table.groupby(["encoder", "space"]).size() == 3).all()
+    assert (
+        set(table["encoder"]) == {"toyvision", "toyaudio"} and (table.groupby(["encoder", "space"]).size() == 3).all()
+    )
     assert pg.neighbours.value.count('class="pg-neighbours"') == 2 and "mutual k-NN" in pg.neighbours.value
     pg.item.value = "toy/12"  # no sound: no player, no audio neighbours
     assert "<audio" not in pg.media.value and set(pg.last_neighbours["encoder"]) == {"toyvision"}
@@ -193,14 +212,16 @@ def test_evaluate_gives_custom_and_run_cues_with_ci_reusing_the_cache(playground
     log = [line for line in table.attrs["log"].splitlines() if " cached, " in line]
     assert len(log) == 4 * 3 * 2  # 4 cues x 3 chunks of 5 items x (generate, represent)
     listen_generate, listen_represent = log[:6:2], log[1:6:2]
-    assert all(line.startswith("generate: 0 cached, ") and not line.endswith(" 0 to compute") for line in listen_generate)
+    assert all(
+        line.startswith("generate: 0 cached, ") and not line.endswith(" 0 to compute") for line in listen_generate
+    )
     assert all(line.startswith("represent: ") and line.endswith(" 0 to compute") for line in listen_represent)
     assert all(" 0 to compute" in line for line in log[6:]), log[6:]
     assert "cache: 84 hits, 12 computed" in pg.evaluation.value
     assert "pg-eval-legend" in pg.evaluation.value and "95% CI" in pg.evaluation.value
     assert pg.evaluation.value.index("pg-eval-legend") < pg.evaluation.value.index("pg-table")
     # the run's SEE on the subset scored from its saved representations gives the same number
-    sub = pipeline.playground_subset(pg.data.manifest, 12)
+    sub = PG.playground_subset(pg.data.manifest, 12)
     ids, x = pg.data.llm_space("SEE")
     rows = [ids.index(i) for i in sub["id"]]
     direct = analysis.alignment_table({"SEE": (list(sub["id"]), x[rows])}, pg.data.encoder_feats, settings=S(k=3))
@@ -234,23 +255,37 @@ def test_load_winner_puts_notebook_14s_cue_in_the_editor(playground, tiny_run):
     pg = playground
     pg.on_load_winner()  # no cue search yet: an error that names notebook 14, nothing changed
     assert "pg-error" in pg.saved.value and "14_cue_search" in pg.saved.value
-    tiny_run.save_results(pd.DataFrame([{"cue": "PICTURE", "template": "Picture {caption}.", "encoder": "toyvision",
-                                         "n_search_items": 6, "search_score": 0.3, "best_minus_none": 0.02,
-                                         "chance_best_minus_none_95": 0.03, "corrected_p": 0.4, "n_candidates": 11}]),
-                          "cue_search_winner")
+    tiny_run.save_results(
+        pd.DataFrame(
+            [
+                {
+                    "cue": "PICTURE",
+                    "template": "Picture {caption}.",
+                    "encoder": "toyvision",
+                    "n_search_items": 6,
+                    "search_score": 0.3,
+                    "best_minus_none": 0.02,
+                    "chance_best_minus_none_95": 0.03,
+                    "corrected_p": 0.4,
+                    "n_candidates": 11,
+                }
+            ]
+        ),
+        "cue_search_winner",
+    )
     try:
         pg.on_load_winner()
         assert pg.cue_name.value == "PICTURE" and pg.template.value == "Picture {caption}."
-        assert "chosen for toyvision on 6 search items among 11 candidates, selection-corrected p = 0.4" in pg.saved.value
+        assert (
+            "chosen for toyvision on 6 search items among 11 candidates, selection-corrected p = 0.4" in pg.saved.value
+        )
     finally:
         for ext in ("csv", "json"):
             (tiny_run.results / f"cue_search_winner.{ext}").unlink()
 
 
 def test_static_summary_shows_item_generations_and_neighbours(tiny_run):
-    out = Wd.static_summary(
-        tiny_run, ["toyvision"], ["toyaudio"], lexicons=LEX, colours=COLOURS, settings=S(k=3)
-    )
+    out = Wd.static_summary(tiny_run, ["toyvision"], ["toyaudio"], lexicons=LEX, colours=COLOURS, settings=S(k=3))
     gens = load_table(tiny_run.generations).query("id == 'toy/00'")
     for g in gens.itertuples():
         assert f"{g.cue}: <code>" in out and views.highlight_html(g.text, LEX, COLOURS) in out
@@ -263,7 +298,8 @@ def test_frontend_detection_is_false_outside_a_kernel():
 
 def test_the_highlighter_and_the_removal_split_words_alike():
     """One tokeniser (helpers.lexicon) for what the playground marks and what 08 removes."""
-    from helpers.lexicon import find_words as lexicon_words, mark_words, remove_spans
+    from helpers.lexicon import find_words as lexicon_words
+    from helpers.lexicon import mark_words, remove_spans
 
     text = "A red-hot lamp, it's loud"
     visual = {"visual": Lex({"red", "lamp"})}
@@ -306,14 +342,20 @@ def test_neighbour_numbers_are_the_cosine_similarities_the_legend_describes(play
     """The numbers under the thumbnails: cosine after PRH's clamp + L2 normalisation, over the shared items."""
     pg = playground
     pg.item.value, pg.nn_cue.value = "toy/02", "SEE"
-    shown = [float(v) for v in re.findall(r"<code title=\"cosine similarity[^\"]*\">([-0-9.]+)</code>", pg.neighbours.value)]
+    shown = [
+        float(v) for v in re.findall(r"<code title=\"cosine similarity[^\"]*\">([-0-9.]+)</code>", pg.neighbours.value)
+    ]
     table = pg.last_neighbours
     assert shown == pytest.approx(table["similarity"].round(2).tolist(), abs=0.006)
     ids, x = pg.data.llm_space("SEE")
     for (enc, space), sub in table.groupby(["encoder", "space"], sort=False):
         _, enc_ids, feats = pg.data.encoder_feats[enc]
         common = [i for i in ids if i in set(enc_ids)]
-        raw = x[[ids.index(i) for i in common]] if space == "LLM" else np.asarray(feats)[[list(enc_ids).index(i) for i in common]]
+        raw = (
+            x[[ids.index(i) for i in common]]
+            if space == "LLM"
+            else np.asarray(feats)[[list(enc_ids).index(i) for i in common]]
+        )
         prepared = alignment.prepare_features(raw, 0.95)
         me = common.index("toy/02")
         expected = [prepared[me] @ prepared[common.index(j)] for j in sub["id"]]
@@ -324,10 +366,14 @@ def test_neighbour_numbers_are_the_cosine_similarities_the_legend_describes(play
 
 
 def test_legends_without_the_clamp_and_in_the_static_summary(tiny_run):
-    assert "clamped" not in views.neighbour_legend_html(5, quantile=1.0) and "k=5" in views.neighbour_legend_html(5, 1.0)
+    assert "clamped" not in views.neighbour_legend_html(5, quantile=1.0) and "k=5" in views.neighbour_legend_html(
+        5, 1.0
+    )
     assert "layers from 1 on" in views.neighbour_legend_html(5, 0.95, first_layer=1)
     out = Wd.static_summary(tiny_run, ["toyvision"], ["toyaudio"], lexicons=LEX, colours=COLOURS, settings=S(k=3))
-    assert out.count('class="pg-legend pg-nn-legend"') == 1 and out.index("pg-nn-legend") < out.index('class="pg-neighbours"')
+    assert out.count('class="pg-legend pg-nn-legend"') == 1 and out.index("pg-nn-legend") < out.index(
+        'class="pg-neighbours"'
+    )
 
 
 def test_model_dropdown_shows_short_names_and_keeps_registry_values(playground, model_dirs):
@@ -340,7 +386,9 @@ def test_model_dropdown_shows_short_names_and_keeps_registry_values(playground, 
     assert options["Qwen3-0.6B"] == "Qwen/Qwen3-0.6B" and options["Qwen3-32B"] == "Qwen/Qwen3-32B"
     assert set(known_models()) <= set(options.values()) and len(options) == len(pg.model.options)  # labels unique
     assert all("/" not in label and len(label) <= 24 for label in options)
-    assert pg.model.value == str(model_dirs["qwen3"]) and pg.model.label == model_dirs["qwen3"].name  # a path: its folder
+    assert (
+        pg.model.value == str(model_dirs["qwen3"]) and pg.model.label == model_dirs["qwen3"].name
+    )  # a path: its folder
     pg.model.label = "Gemma-3-270M"
     assert pg.model.value == "gemma-3-270m"
 
@@ -352,7 +400,9 @@ def test_picking_a_short_label_loads_the_registry_name(tiny_run):
         asked.append(name)
         raise RuntimeError("not loaded in this test")
 
-    pg = Wd.Playground(tiny_run, llm="smollm2-135m-instruct", vision_encoders=["toyvision"], settings=S(k=3), load_model=load)
+    pg = Wd.Playground(
+        tiny_run, llm="smollm2-135m-instruct", vision_encoders=["toyvision"], settings=S(k=3), load_model=load
+    )
     assert pg.model.label == "SmolLM2-135M-Instruct"
     pg.model.label = "Qwen3-0.6B"
     pg.on_generate()
@@ -360,9 +410,9 @@ def test_picking_a_short_label_loads_the_registry_name(tiny_run):
 
 
 def test_model_options_keep_labels_unique():
-    assert Wd.model_options(["gemma-3-270m", "/tmp/x/Qwen3-0.6B", "Qwen/Qwen3-0.6B", "gemma-3-270m"]) == [
+    assert PG.model_options(["gemma-3-270m", "/tmp/x/Qwen3-0.6B", "Qwen/Qwen3-0.6B", "gemma-3-270m"]) == [
         ("Gemma-3-270M", "gemma-3-270m"),
         ("/tmp/x/Qwen3-0.6B", "/tmp/x/Qwen3-0.6B"),
         ("Qwen/Qwen3-0.6B", "Qwen/Qwen3-0.6B"),
     ]
-    assert Wd.model_label("/models/my-llm/") == "my-llm" and Wd.model_label("org/Name-1B") == "Name-1B"
+    assert PG.model_label("/models/my-llm/") == "my-llm" and PG.model_label("org/Name-1B") == "Name-1B"

@@ -15,9 +15,7 @@ WORDS = ["hello", "world", "imagine", "see", "a", "red", "apple", "cat", "dog", 
 ]
 VOCAB = {t: i for i, t in enumerate(SPECIAL + WORDS)}
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|user|> {{ m['content'] }} {% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
+CHAT_TEMPLATE = "{% for m in messages %}<|user|> {{ m['content'] }} {% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
 PROMPTS = [
     "hello world",
     "imagine a red apple w1 w2 w3 w4 w5",
@@ -73,8 +71,6 @@ def _model(kind: str):
     return AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
 
 
-
-
 def save_tiny_llm(directory, kind: str = "qwen3", chat: bool = True):
     """Save a tiny ``kind`` ("qwen3" or "llama") model and its tokenizer into ``directory``."""
     _model(kind).save_pretrained(directory)
@@ -101,9 +97,19 @@ def save_tiny_qwen3_thinking(directory, seed: int = 3, hidden_size: int = 32, la
     tok.add_tokens(QWEN3_SPECIAL, special_tokens=True)
     tok.chat_template = QWEN3_CHAT_TEMPLATE
     cfg = Qwen3Config(
-        vocab_size=len(tok), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=4,
-        num_key_value_heads=2, intermediate_size=2 * hidden_size, head_dim=8, max_position_embeddings=256,
-        pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS, tie_word_embeddings=False, initializer_range=0.3,
+        vocab_size=len(tok),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=2 * hidden_size,
+        head_dim=8,
+        max_position_embeddings=256,
+        pad_token_id=PAD,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+        tie_word_embeddings=False,
+        initializer_range=0.3,
     )
     torch.manual_seed(seed)
     AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).save_pretrained(directory)

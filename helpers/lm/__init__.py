@@ -37,7 +37,17 @@ One module per concern, each importing only the ones above it (no cycles):
 
 from __future__ import annotations
 
-from helpers.lm.registry import EMBEDDED_DEFAULT, GEMMA_BASE, MODEL_REGISTRY, QWEN3_SIZES, ModelSpec, known_models
+from helpers.lm.batching import bytes_per_sequence, resolve_batch_size, suggest_batch_size
+from helpers.lm.cached import (
+    FUSED_STEP_VERSION,
+    GENERATE_STEP_VERSION,
+    REPRESENT_STEP_VERSION,
+    Reduction,
+    generate_cached,
+    represent_cached,
+)
+from helpers.lm.fused import generate_and_represent
+from helpers.lm.generation import Decoding, generate, item_seed
 from helpers.lm.gguf import assemble_gguf, embedded_gguf_path
 from helpers.lm.loading import (
     LLM,
@@ -48,18 +58,8 @@ from helpers.lm.loading import (
     system_prompt_note,
     template_system_prompt,
 )
-from helpers.lm.generation import Decoding, generate, item_seed
+from helpers.lm.registry import EMBEDDED_DEFAULT, GEMMA_BASE, MODEL_REGISTRY, QWEN3_SIZES, ModelSpec, known_models
 from helpers.lm.representation import represent
-from helpers.lm.fused import generate_and_represent
-from helpers.lm.batching import bytes_per_sequence, resolve_batch_size, suggest_batch_size
-from helpers.lm.cached import (
-    FUSED_STEP_VERSION,
-    GENERATE_STEP_VERSION,
-    REPRESENT_STEP_VERSION,
-    Reduction,
-    generate_cached,
-    represent_cached,
-)
 
 __all__ = [
     "Decoding",

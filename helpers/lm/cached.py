@@ -79,15 +79,26 @@ def generate_cached(
     def compute(batch: list[str]) -> list[dict[str, Any]]:
         if fused is None:
             return _generate(llm, batch, decoding, len(batch), False)
-        out = generate_and_represent(llm, batch, decoding, batch_size=len(batch), show_progress=False,
-                                     include_embeddings=reduction.include_embeddings,
-                                     prefix_lengths=reduction.prefix_lengths)
+        out = generate_and_represent(
+            llm,
+            batch,
+            decoding,
+            batch_size=len(batch),
+            show_progress=False,
+            include_embeddings=reduction.include_embeddings,
+            prefix_lengths=reduction.prefix_lengths,
+        )
         for o in out:  # the representation first: a generation on disk is one whose representation is too
             fused.put(_representation_key(o["prompt_ids"], o["gen_ids"]), o.pop("representation"))
         return out
 
     got = map_cached(
-        store, [keys[i] for i in order], [prompts[i] for i in order], compute, batch_size=batch_size, desc="generate",
+        store,
+        [keys[i] for i in order],
+        [prompts[i] for i in order],
+        compute,
+        batch_size=batch_size,
+        desc="generate",
         balanced=True,  # no small last batch that still decodes for max_new_tokens steps
     )
     results: list[dict[str, Any] | None] = [None] * len(prompts)
@@ -185,7 +196,12 @@ def represent_cached(
         )
 
     got = map_cached(
-        store, [keys[i] for i in order], [pairs[i] for i in order], compute, batch_size=batch_size, desc="represent",
+        store,
+        [keys[i] for i in order],
+        [pairs[i] for i in order],
+        compute,
+        batch_size=batch_size,
+        desc="represent",
         also_from=[s for s in [_fused_store(llm, reduction, cache_root, create=False)] if s is not None],
     )
     results: list[dict[str, np.ndarray] | None] = [None] * len(pairs)
@@ -194,4 +210,11 @@ def represent_cached(
     return results  # type: ignore[return-value]
 
 
-__all__ = ["FUSED_STEP_VERSION", "GENERATE_STEP_VERSION", "REPRESENT_STEP_VERSION", "Reduction", "generate_cached", "represent_cached"]
+__all__ = [
+    "FUSED_STEP_VERSION",
+    "GENERATE_STEP_VERSION",
+    "REPRESENT_STEP_VERSION",
+    "Reduction",
+    "generate_cached",
+    "represent_cached",
+]

@@ -33,7 +33,9 @@ from helpers.lm.representation import _reduction_hooks, _unpack, _weights
 class _StreamingReducer:
     """Per-layer sums of one decoding batch, fed by the reduction hooks (a :class:`~helpers.lm.generation.DecodeObserver`)."""
 
-    def __init__(self, prompt_ids: Sequence[Sequence[int]], n_out: int, hidden: int, prefix_lengths: Sequence[int], device: Any):
+    def __init__(
+        self, prompt_ids: Sequence[Sequence[int]], n_out: int, hidden: int, prefix_lengths: Sequence[int], device: Any
+    ):
         n = len(prompt_ids)
         self.prompt_lengths = [len(p) for p in prompt_ids]
         self.inv_len = torch.tensor([1.0 / m for m in self.prompt_lengths], dtype=torch.float32, device=device)

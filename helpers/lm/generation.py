@@ -135,7 +135,9 @@ def _window_allows_sharing(model: Any, length: int) -> bool:
     """
     cfg = model.config.get_text_config()
     window = getattr(cfg, "sliding_window", None)
-    slides = "sliding_attention" in (getattr(cfg, "layer_types", None) or ()) or bool(getattr(cfg, "use_sliding_window", False))
+    slides = "sliding_attention" in (getattr(cfg, "layer_types", None) or ()) or bool(
+        getattr(cfg, "use_sliding_window", False)
+    )
     return not (slides and window is not None and int(window) < length)
 
 
@@ -296,7 +298,9 @@ def _generate(
             gens = [torch.Generator().manual_seed(item_seed(d.seed, prompts[i])) if d.do_sample else None for i in rows]
             batch_ids = [prompt_ids[i] for i in rows]
             observer = observe(batch_ids) if observe is not None else None
-            outs = _generate_batch(llm, batch_ids, d.max_new_tokens, d.do_sample, d.temperature, d.top_p, gens, observer)
+            outs = _generate_batch(
+                llm, batch_ids, d.max_new_tokens, d.do_sample, d.temperature, d.top_p, gens, observer
+            )
             for j, (i, (gen_ids, stopped)) in enumerate(zip(rows, outs)):
                 results[i] = {
                     "prompt": prompts[i],
@@ -335,7 +339,6 @@ def generate(
     """
     decoding = Decoding(max_new_tokens, do_sample, seed, temperature, top_p)
     return _generate(llm, prompts, decoding, batch_size, show_progress)
-
 
 
 __all__ = ["Decoding", "generate", "item_seed", "shared_prefix_length"]

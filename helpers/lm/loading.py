@@ -90,7 +90,6 @@ def free_llm(llm: LLM) -> None:
         torch.cuda.empty_cache()
 
 
-
 def _dir_fingerprint(path: Path) -> str:
     """SHA-256 over every regular file at the top of a model directory (weights, config, tokenizer)."""
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -137,7 +136,13 @@ def _gguf_source(spec: ModelSpec, models_dir: str | Path | None) -> _Source:
         gguf = assemble_gguf(spec, root)
         package = ",".join(f"{p}=={importlib.metadata.version(p)}" for p, _ in spec.chunks)
         sha = spec.sha256 or file_fingerprint(gguf)
-    fingerprint = {"name": spec.name, "source": spec.source, "package": package, "gguf_file": gguf.name, "gguf_sha256": sha}
+    fingerprint = {
+        "name": spec.name,
+        "source": spec.source,
+        "package": package,
+        "gguf_file": gguf.name,
+        "gguf_sha256": sha,
+    }
 
     def reconvert() -> Path:
         return convert_gguf(spec, gguf, root, sha)
@@ -171,13 +176,17 @@ def _from_pretrained(src: _Source, load_kwargs: dict[str, Any]) -> tuple[Any, An
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(src.location), AutoModelForCausalLM.from_pretrained(src.location, **load_kwargs)
+        return AutoTokenizer.from_pretrained(src.location), AutoModelForCausalLM.from_pretrained(
+            src.location, **load_kwargs
+        )
     except Exception as e:
         if src.reconvert is not None:
             # our own converted checkpoint is damaged (a truncated copy, a full disk): move it aside, convert again
             quarantine(src.location, f"{type(e).__name__}: {str(e)[:200]}")
             src.location = str(src.reconvert())
-            return AutoTokenizer.from_pretrained(src.location), AutoModelForCausalLM.from_pretrained(src.location, **load_kwargs)
+            return AutoTokenizer.from_pretrained(src.location), AutoModelForCausalLM.from_pretrained(
+                src.location, **load_kwargs
+            )
         if src.fingerprint["source"] == "hf" and isinstance(e, OSError):
             raise OSError(
                 f"could not load {src.location!r} from Hugging Face: the weights are not in the local cache and "
@@ -298,7 +307,9 @@ def template_system_prompt(tokenizer: Any, **chat_template_kwargs: Any) -> str |
         return None
 
     def render(messages: list[dict[str, str]]) -> str:
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False, **chat_template_kwargs)
+        text = tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=False, **chat_template_kwargs
+        )
         return text[: text.index(_USER_MARK)] if _USER_MARK in text else ""
 
     user = {"role": "user", "content": _USER_MARK}

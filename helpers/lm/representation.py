@@ -33,9 +33,7 @@ def _first_tensor(x: Any) -> torch.Tensor:
     return x[0] if isinstance(x, (tuple, list)) else x
 
 
-def _weights(
-    n_prompt: int, n_gen: int, offset: int, width: int, prefix_lengths: Sequence[int]
-) -> torch.Tensor:
+def _weights(n_prompt: int, n_gen: int, offset: int, width: int, prefix_lengths: Sequence[int]) -> torch.Tensor:
     """Rows of averaging weights over sequence positions: gen mean, prompt mean, prompt last, prefixes."""
     w = torch.zeros((3 + len(prefix_lengths), width), dtype=torch.float32)
     p0, g0 = offset, offset + n_prompt
@@ -48,7 +46,6 @@ def _weights(
         if m:
             w[3 + k, g0 : g0 + m] = 1.0 / m
     return w
-
 
 
 def _check_inputs(

@@ -99,8 +99,14 @@ def _toy_run(root: Path, env: dict[str, str]):
         os.environ.clear()
         os.environ.update(saved)
     return run, dict(
-        run_name=run.name, llm=str(model_dir), vision_encoders=["toyvision"], audio_encoders=["toyaudio"],
-        max_new_tokens=MAX_NEW_TOKENS, k=3, playground_items=12, gen_batch_size=5,
+        run_name=run.name,
+        llm=str(model_dir),
+        vision_encoders=["toyvision"],
+        audio_encoders=["toyaudio"],
+        max_new_tokens=MAX_NEW_TOKENS,
+        k=3,
+        playground_items=12,
+        gen_batch_size=5,
     )
 
 
@@ -111,7 +117,9 @@ def _real_run(env: dict[str, str]):
 
     outputs = os.environ.get("PERCEIVE_BROWSER_OUTPUTS")
     if not outputs:
-        pytest.skip("real run: set PERCEIVE_BROWSER_OUTPUTS to the outputs folder of a finished run (e.g. the tiny profile's)")
+        pytest.skip(
+            "real run: set PERCEIVE_BROWSER_OUTPUTS to the outputs folder of a finished run (e.g. the tiny profile's)"
+        )
     params = runner.load_profile(os.environ.get("PERCEIVE_BROWSER_PROFILE", "tiny"))
     run = RunPaths.of(params["run_name"], Path(outputs))
     if not run.generations.is_file():
@@ -130,7 +138,7 @@ def lab(request, tmp_path_factory):
 
     from helpers.artifacts import load_table
     from helpers.manifest import load_manifest
-    from helpers.pipeline import run_cues
+    from helpers.playground import run_cues
 
     root = tmp_path_factory.mktemp(f"browser-{request.param}")
     env = {k: v for k, v in os.environ.items() if k not in ("PERCEIVE_HEADLESS", "CI")}  # live widgets, not the summary
@@ -159,16 +167,29 @@ def lab(request, tmp_path_factory):
     port, token = _free_port(), secrets.token_hex(16)
     log = root / "jupyter.log"
     cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={nb_dir}", "--ServerApp.port_retries=0",
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={nb_dir}",
+        "--ServerApp.port_retries=0",
         f"--LabApp.workspaces_dir={root / 'workspaces'}",
     ] + (["--allow-root"] if os.geteuid() == 0 else [])  # containers and CI often run as root
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=nb_dir)
     try:
         _wait_for_server(f"http://127.0.0.1:{port}/api/status?token={token}", proc, log)
-        yield {"url": f"http://127.0.0.1:{port}/lab/tree/10_playground.ipynb?token={token}", "expected": expected,
-               "root": root, "log": log, "name": request.param, "k": parameters["k"]}
+        yield {
+            "url": f"http://127.0.0.1:{port}/lab/tree/10_playground.ipynb?token={token}",
+            "expected": expected,
+            "root": root,
+            "log": log,
+            "name": request.param,
+            "k": parameters["k"],
+        }
     finally:
         proc.terminate()
         try:
@@ -268,5 +289,7 @@ def test_generate_in_jupyterlab(lab):
         finally:
             browser.close()
             shutil.copy(lab["log"], ARTIFACTS / f"jupyter-{lab['name']}.log")
-    print(f"{lab['name']}: screenshots {[str(s) for s in shots]}; jupyter log {ARTIFACTS / ('jupyter-' + lab['name'] + '.log')}")
+    print(
+        f"{lab['name']}: screenshots {[str(s) for s in shots]}; jupyter log {ARTIFACTS / ('jupyter-' + lab['name'] + '.log')}"
+    )
     print(f"generation shown in JupyterLab after {time.perf_counter() - t0:.0f} s in the browser: {lab['expected']!r}")
