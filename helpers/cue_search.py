@@ -236,12 +236,24 @@ def conclusion(search: pd.DataFrame, corrected_p: float, held: pd.DataFrame, enc
     vs_none = sub[sub["baseline"] == BASELINE_CUE]
     holds = bool(len(vs_none)) and vs_none.iloc[0]["diff"] > 0 and vs_none.iloc[0]["p_holm"] < 0.05
     shrink = f" (it was {win['vs_none']:+.3f} on the search half)" if len(vs_none) else ""
-    verdict = (
-        "**The winner beats NONE on items it was not chosen on.**"
-        if holds and corrected_p < 0.05
-        else "**The winner's advantage over NONE does not hold up**: on the held-out half it is not above NONE after Holm, or the "
-        "selection-corrected p is ≥ 0.05, so the search found nothing beyond the best of noisy scores."
-    )
+    selected = corrected_p < 0.05
+    if holds and selected:
+        verdict = "**The winner beats NONE on items it was not chosen on.**"
+    elif selected:
+        verdict = (
+            "**Not shown to generalise**: the best candidate is above the best-of-noise level on the search half "
+            "(selection-corrected p < 0.05), but on the held-out half it is not above NONE after Holm."
+        )
+    elif holds:
+        verdict = (
+            "**Not shown**: on the held-out half the winner is above NONE after Holm, but its search-half lead is "
+            "within what the best of the candidates reaches by chance (selection-corrected p ≥ 0.05)."
+        )
+    else:
+        verdict = (
+            "**The winner's advantage over NONE does not hold up**: its search-half lead is within what the best of "
+            "the candidates reaches by chance, and on the held-out half it is not above NONE after Holm."
+        )
     lines.append(f"{verdict} Held-out − NONE {vs_none.iloc[0]['diff']:+.3f}{shrink}." if len(vs_none) else verdict)
     return "\n".join([lines[0], "", *lines[1:]])
 

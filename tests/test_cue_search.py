@@ -122,7 +122,9 @@ def test_the_conclusion_says_whether_the_winner_holds_up():
     bad = C.conclusion(search, 0.3, _held(0.004, -0.01, 0.02), "img", 1000)
     assert "does not hold up" in bad
     lucky = C.conclusion(search, 0.3, _held(0.02, 0.005, 0.035), "img", 1000)  # held out ok, but selection p not
-    assert "does not hold up" in lucky
+    assert "Not shown" in lucky and "by chance" in lucky and "beats NONE" not in lucky
+    selected_only = C.conclusion(search, 0.01, _held(0.004, -0.01, 0.02), "img", 1000)  # the default run's case
+    assert "Not shown to generalise" in selected_only and "by chance" not in selected_only
     none_wins = C.conclusion(search.iloc[::-1].reset_index(drop=True), 0.9, _held(0, -1, 1), "img", 1000)
     assert "NONE itself scores best" in none_wins
 
