@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from helpers import analysis as AN
-from helpers import gen_lengths as GL
+from helpers import generation_stats as GL
 from helpers.alignment import mutual_knn, mutual_knn_chance
 from helpers.settings import AlignmentSettings as S
 
