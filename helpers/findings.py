@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -335,6 +336,27 @@ def _robustness_cautions(
     return codes, values
 
 
+def _paired_finding(notebook: str, claim: str, test: str, r: Mapping, expected: int, **extra: Any) -> dict:
+    """:func:`finding` for one row of a paired table (``diff``, ``ci_low``, ``ci_high``, ``p_value``, ``se``,
+    ``n_items``, ``k``, ``encoder``, ``modality``: :func:`helpers.ablations.paired_alignment`, 07's comparisons,
+    06's single vs generative, the interaction); ``extra``: family, cautions, note and caution values."""
+    return finding(
+        notebook,
+        claim,
+        test,
+        r["diff"],
+        expected=expected,
+        ci=(r["ci_low"], r["ci_high"]),
+        p=r["p_value"],
+        se=r.get("se", np.nan),
+        n=r["n_items"],
+        k=r.get("k", np.nan),
+        encoder=r["encoder"],
+        modality=r["modality"],
+        **extra,
+    )
+
+
 def cue_effects(
     paired: pd.DataFrame,
     notebook: str,
@@ -375,25 +397,10 @@ def cue_effects(
         if kind == "gen_mean" and c2 == BASELINE_CUE:
             codes, values = _robustness_cautions(r["diff"], robust, r["encoder"], f"{c1}-{c2}", sign)
         note = _eos_gap(lengths, c1, c2) if kind == "gen_mean" else ""
+        test = f"{c1} − {c2} · {_encoder_label(r)} · {KIND_NAMES.get(kind, kind)}"
+        cautions = codes + ["eos"] * bool(note)
         rows.append(
-            finding(
-                notebook,
-                claim,
-                f"{c1} − {c2} · {_encoder_label(r)} · {KIND_NAMES.get(kind, kind)}",
-                r["diff"],
-                expected=sign,
-                ci=(r["ci_low"], r["ci_high"]),
-                p=r["p_value"],
-                se=r.get("se", np.nan),
-                n=r["n_items"],
-                k=r.get("k", np.nan),
-                encoder=r["encoder"],
-                modality=mod,
-                family=family,
-                cautions=codes + ["eos"] * bool(note),
-                note=note,
-                **values,
-            )
+            _paired_finding(notebook, claim, test, r, sign, family=family, cautions=cautions, note=note, **values)
         )
     rows += _interaction_findings(interaction, notebook)
     return table(rows, confirmatory)
@@ -406,24 +413,12 @@ def _interaction_findings(interaction: pd.DataFrame | None, notebook: str) -> li
     for r in [] if interaction is None else interaction.to_dict("records"):
         if not _matched(r["modality"], r["cue"]):
             continue
-        rows.append(
-            finding(
-                notebook,
-                CONFIRMATORY["interaction"],
-                f"({r['cue']} − {BASELINE_CUE}) generative − ({r['cue']} − "
-                f"{BASELINE_CUE}) {KIND_NAMES.get(r['single'], r['single'])} · {_encoder_label(r)}",
-                r["diff"],
-                expected=1,
-                ci=(r["ci_low"], r["ci_high"]),
-                p=r["p_value"],
-                se=r["se"],
-                n=r["n_items"],
-                k=r.get("k", np.nan),
-                encoder=r["encoder"],
-                modality=r["modality"],
-                family="confirmatory" if r["single"] == "prompt_last" else "exploratory",
-            )
+        test = (
+            f"({r['cue']} − {BASELINE_CUE}) generative − ({r['cue']} − "
+            f"{BASELINE_CUE}) {KIND_NAMES.get(r['single'], r['single'])} · {_encoder_label(r)}"
         )
+        family = "confirmatory" if r["single"] == "prompt_last" else "exploratory"
+        rows.append(_paired_finding(notebook, CONFIRMATORY["interaction"], test, r, 1, family=family))
     return rows
 
 
@@ -463,24 +458,10 @@ def generation_effects(svg: pd.DataFrame, curve: pd.DataFrame, notebook: str = "
     for r in svg[svg["baseline"] == "prompt_last"].to_dict("records"):
         if not _matched(r["modality"], r["cue"]):
             continue
-        rows.append(
-            finding(
-                notebook,
-                "generating raises alignment above a single pass",
-                f"{r['cue']} generative − last prompt token · {_encoder_label(r)}",
-                r["diff"],
-                expected=1,
-                ci=(r["ci_low"], r["ci_high"]),
-                p=r["p_value"],
-                se=r.get("se", np.nan),
-                n=r["n_items"],
-                k=r.get("k", np.nan),
-                encoder=r["encoder"],
-                modality=r["modality"],
-                cautions=["eos"] if r["cue"] in eos else [],
-                note=eos.get(r["cue"], ""),
-            )
-        )
+        test = f"{r['cue']} generative − last prompt token · {_encoder_label(r)}"
+        cautions, note = ["eos"] if r["cue"] in eos else [], eos.get(r["cue"], "")
+        claim = "generating raises alignment above a single pass"
+        rows.append(_paired_finding(notebook, claim, test, r, 1, cautions=cautions, note=note))
     for (enc, cue), sub in curve[curve["representation"].isin(["prefix", "gen_mean"])].groupby(
         ["encoder", "cue"], sort=False
     ):
@@ -555,23 +536,8 @@ def ablation_effects(sensory: pd.DataFrame, notebook: str = "08", confirmatory: 
         if ABLATION_CLAIMS[key] is None:
             continue
         claim, expected, family = ABLATION_CLAIMS[key]
-        rows.append(
-            finding(
-                notebook,
-                claim,
-                f"{r['cue']} · {ablation} · {_encoder_label(r)}",
-                r["diff"],
-                expected=expected,
-                ci=(r["ci_low"], r["ci_high"]),
-                p=r["p_value"],
-                se=r.get("se", np.nan),
-                n=r["n_items"],
-                k=r.get("k", np.nan),
-                encoder=r["encoder"],
-                modality=r["modality"],
-                family=family,
-            )
-        )
+        test = f"{r['cue']} · {ablation} · {_encoder_label(r)}"
+        rows.append(_paired_finding(notebook, claim, test, r, expected, family=family))
     return table(rows, confirmatory)
 
 
