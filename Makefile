@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 
 ## Run all numbered notebooks with papermill for a profile: make reproduce [PROFILE=tiny] [PARAMS="--param n_items=100"]
 reproduce: setup
-	$(PY) -m helpers.runner --profile $(PROFILE) $(PARAMS)
+	$(PY) -m helpers.run.runner --profile $(PROFILE) $(PARAMS)
 
 tiny:
 	$(MAKE) reproduce PROFILE=tiny
@@ -35,20 +35,20 @@ AUDIOCAPS_PARAMS ?=
 CLOTHO_PARAMS ?=
 PAPER_RUNS ?= [paper,paper-audiocaps,paper-clotho]
 paper: setup
-	$(PY) -m helpers.runner --profile paper $(PARAMS) $(PAPER_PARAMS)
-	$(PY) -m helpers.runner --profile paper-audiocaps $(PARAMS) $(AUDIOCAPS_PARAMS)
-	$(PY) -m helpers.runner --profile paper-clotho $(PARAMS) $(CLOTHO_PARAMS)
-	$(PY) -m helpers.runner --profile paper --only 11 --param run_name=paper-figures \
+	$(PY) -m helpers.run.runner --profile paper $(PARAMS) $(PAPER_PARAMS)
+	$(PY) -m helpers.run.runner --profile paper-audiocaps $(PARAMS) $(AUDIOCAPS_PARAMS)
+	$(PY) -m helpers.run.runner --profile paper-clotho $(PARAMS) $(CLOTHO_PARAMS)
+	$(PY) -m helpers.run.runner --profile paper --only 11 --param run_name=paper-figures \
 	    --param "cross_runs=$(PAPER_RUNS)"
 
 ## Compare your run with the committed reference (reference/<run>/): item by item, table by table, with a verdict
 RUN ?= $(PROFILE)
 check-reference: setup
-	$(PY) -m helpers.reference --run $(RUN)
+	$(PY) -m helpers.run.reference --run $(RUN)
 
 ## Rewrite reference/<run>/ from your run (maintainers, after a change that is meant to move the results)
 reference: setup
-	$(PY) -m helpers.reference --write --run $(RUN)
+	$(PY) -m helpers.run.reference --write --run $(RUN)
 
 ## The full test suite, notebooks included (what CI runs)
 test: setup

@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpers import analysis  # noqa: E402
-from helpers.settings import AlignmentSettings  # noqa: E402
+from helpers.analyses import tables  # noqa: E402
+from helpers.core.settings import AlignmentSettings  # noqa: E402
 
 
 def synthetic_run(n: int, n_audio: int, layers: int = 31, hidden: int = 576, seed: int = 0):
@@ -61,14 +61,14 @@ def main() -> None:
         f"n_perm={args.n_perm}"
     )
     steps = {
-        "06 length_curve": lambda: analysis.length_curve(
+        "06 length_curve": lambda: tables.length_curve(
             ids, reps, feats, gen_lengths=lengths, full_T=128, settings=settings
         ),
-        "06 layerwise": lambda: analysis.layerwise(ids, reps, feats, settings=settings),
-        "06 single_vs_generative": lambda: analysis.single_vs_generative(ids, reps, feats, settings=settings),
-        "07 permutation_table": lambda: analysis.permutation_table(ids, reps, feats, settings=settings),
-        "07 paired_cue_comparisons": lambda: analysis.paired_cue_comparisons(ids, reps, feats, settings=settings),
-        "07 robustness": lambda: analysis.robustness(
+        "06 layerwise": lambda: tables.layerwise(ids, reps, feats, settings=settings),
+        "06 single_vs_generative": lambda: tables.single_vs_generative(ids, reps, feats, settings=settings),
+        "07 permutation_table": lambda: tables.permutation_table(ids, reps, feats, settings=settings),
+        "07 paired_cue_comparisons": lambda: tables.paired_cue_comparisons(ids, reps, feats, settings=settings),
+        "07 robustness": lambda: tables.robustness(
             ids, reps, feats, ks=(5, 10, 20), metrics=("cknna", "unbiased_cka"), settings=settings
         ),
     }

@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpers.encoders import load_encoder  # noqa: E402
-from helpers.media import load_audio  # noqa: E402
-from helpers.paths import shared_data_root  # noqa: E402
+from helpers.core.paths import shared_data_root  # noqa: E402
+from helpers.data.media import load_audio  # noqa: E402
+from helpers.encoders.embedded import load_encoder  # noqa: E402
 
 
 def synthetic_images(folder: Path, n: int, size: int = 320) -> list[Path]:

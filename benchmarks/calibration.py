@@ -1,5 +1,5 @@
 """The calibration table of the README's statistics section: every method tried for the paired cue test,
-on simulated worlds with a known answer (helpers.calibration), with its type-I error, coverage, standard
+on simulated worlds with a known answer (helpers.analyses.calibration), with its type-I error, coverage, standard
 error against the oracle, power against a planted effect beside the oracle's, and seconds per test.
 
     .venv/bin/python benchmarks/calibration.py [--reps 100] [--methods dyadic per_item ...] [--sizes 60:5 240:10 1000:20]
@@ -14,7 +14,7 @@ import argparse
 
 import pandas as pd
 
-from helpers.calibration import METHODS, WORLDS, World, calibrate, oracle
+from helpers.analyses.calibration import METHODS, WORLDS, World, calibrate, oracle
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Builds full-size random-weight Qwen3-0.6B and Qwen3-8B (``transformers.Qwen3Config`` with the
 published config.json values) and DINOv2-base (``Dinov2Config``) in-process, saves each as a
 model folder and loads it the way the notebooks do (``helpers.lm.load_llm`` with
-``llm_device="auto"``, bfloat16; ``helpers.paper_encoders.Dinov2Encoder``), then measures with
+``llm_device="auto"``, bfloat16; ``helpers.encoders.paper.Dinov2Encoder``), then measures with
 the project's own functions:
 
 - generation: ``helpers.lm.generate`` (batched greedy, KV cache) at the ``auto`` batch size
@@ -207,7 +207,7 @@ def _prompts(rng: np.random.Generator, n: int, length: int, vocab_size: int) -> 
 
 def measure_llm(name: str, folder: Path, args: argparse.Namespace) -> dict:
     """Load ``folder`` with ``load_llm`` and time generation and the representation pass at the auto batch sizes."""
-    from helpers.cache import file_fingerprint
+    from helpers.core.cache import file_fingerprint
 
     for f in folder.iterdir():  # load_llm hashes a local folder (memoised): done here, outside the timed load,
         if f.is_file():  # since the paper profile loads from the hub cache and hashes nothing
@@ -275,7 +275,7 @@ def measure_dinov2(folder: Path, args: argparse.Namespace, workdir: Path) -> dic
     """Images/s of the dinov2-base encoder (its own preprocessing + forward) on random images."""
     from PIL import Image
 
-    from helpers.paper_encoders import Dinov2Encoder
+    from helpers.encoders.paper import Dinov2Encoder
 
     images = workdir / "images"
     images.mkdir(exist_ok=True)

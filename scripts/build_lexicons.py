@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.paths import PROJECT_ROOT, shared_data_root
+from helpers.core.paths import PROJECT_ROOT, shared_data_root
 
 MODALITIES = ("Visual", "Auditory", "Haptic", "Gustatory", "Olfactory")
 TARGETS = {"visual": "Visual", "auditory": "Auditory"}

@@ -23,7 +23,7 @@ def tmp_cache(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` beside the checkout; tests that need it skip with a reason if it is absent."""
-    from helpers.paths import shared_data_root
+    from helpers.core.paths import shared_data_root
 
     root = shared_data_root()
     if not root.is_dir():

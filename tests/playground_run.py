@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import prompts
-from helpers.artifacts import RunPaths, save_arrays, save_table
+from helpers.analyses.pipeline import cue_representations
+from helpers.data import prompts
+from helpers.data.artifacts import RunPaths, save_arrays, save_table
 from helpers.lm import Decoding
-from helpers.pipeline import cue_representations
 
 WORDS = ["red", "apple", "cat", "dog", "sound", "world", "hello", "look", "see", "imagine"]
 MAX_NEW_TOKENS = 6

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import ablations as A
-from helpers.lexicon import Lexicon, load_lexicon, word_spans
-from helpers.settings import AlignmentSettings as S
+from helpers.analyses import ablations as A
+from helpers.core.settings import AlignmentSettings as S
+from helpers.data.lexicon import Lexicon, load_lexicon, word_spans
 
 VISUAL = Lexicon("visual", frozenset({"red", "bright", "glowing", "shiny", "dark", "tiny", "blue", "pale"}))
 
@@ -151,7 +151,7 @@ def test_reencoding_edited_text_with_tiny_models(llms):
         np.testing.assert_allclose(again["gen_mean"], full, rtol=1e-4, atol=1e-5)
 
 
-# --- notebook 08's steps (helpers.sensory_ablations) -------------------------------------
+# --- notebook 08's steps (helpers.analyses.sensory_ablations) -------------------------------------
 
 
 def _gens_and_manifest(with_sound):
@@ -169,7 +169,7 @@ def _gens_and_manifest(with_sound):
 
 
 def test_ablation_items_test_hear_only_where_there_is_a_sound():
-    from helpers import sensory_ablations as sa
+    from helpers.analyses import sensory_ablations as sa
 
     gens, manifest = _gens_and_manifest({"b", "d"})
     items = sa.ablation_items(gens, manifest)
@@ -185,7 +185,7 @@ def test_ablation_items_test_hear_only_where_there_is_a_sound():
 
 
 def test_ablation_rows_are_labelled_and_matched_to_the_cue_modality():
-    from helpers import sensory_ablations as sa
+    from helpers.analyses import sensory_ablations as sa
 
     conds = ["SEE/random_append", "SEE/remove_sensory", "HEAR/random_replace", "HEAR/remove_random"]
     paired = pd.DataFrame(
@@ -219,7 +219,7 @@ def test_the_interaction_is_the_generative_cue_effect_minus_the_single_pass_one(
     """SEE's generation is closer to the encoder than NONE's; the single pass is the same for both cues
     (no cue effect): the interaction equals the generative effect and is significant. With the single pass
     carrying the very same arrays as the generation, it is exactly 0."""
-    from helpers.settings import AlignmentSettings
+    from helpers.core.settings import AlignmentSettings
 
     rng = np.random.default_rng(0)
     n, h = 200, 16
@@ -250,7 +250,7 @@ def test_the_interaction_is_the_generative_cue_effect_minus_the_single_pass_one(
 
 
 def test_each_ablation_is_compared_with_its_control_directly():
-    from helpers import sensory_ablations as sa
+    from helpers.analyses import sensory_ablations as sa
 
     comps = {
         "SEE/remove_sensory": "SEE/full",

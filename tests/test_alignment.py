@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.alignment import (
+from helpers.analyses.tables import alignment_table
+from helpers.core.settings import AlignmentSettings as S
+from helpers.metrics.alignment import (
     knn_indices,
     layer_mean,
     match_rows,
@@ -14,8 +16,6 @@ from helpers.alignment import (
     mutual_knn_per_item,
     prepare_features,
 )
-from helpers.analysis import alignment_table
-from helpers.settings import AlignmentSettings as S
 
 
 def on_circle(degrees: list[float]) -> np.ndarray:
@@ -126,7 +126,7 @@ def test_layer_mean():
 
 
 def test_permutation_null_identical_independent_and_planted():
-    from helpers.stats import permutation_null
+    from helpers.metrics.stats import permutation_null
 
     rng = np.random.default_rng(0)
     a = rng.normal(size=(120, 10))
@@ -147,8 +147,8 @@ def test_permutation_null_identical_independent_and_planted():
 
 
 def test_paired_difference_needs_the_neighbour_graph():
-    from helpers.knn_inference import Overlaps
-    from helpers.stats import paired_difference
+    from helpers.metrics.knn_inference import Overlaps
+    from helpers.metrics.stats import paired_difference
 
     with pytest.raises(TypeError, match="neighbour graph"):
         paired_difference(np.zeros(3), np.zeros(3))

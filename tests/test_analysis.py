@@ -1,4 +1,4 @@
-"""helpers.analysis on a constructed run whose answers are known."""
+"""helpers.analyses.tables on a constructed run whose answers are known."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import analysis as AN
-from helpers import generation_stats as GL
-from helpers.alignment import mutual_knn, mutual_knn_chance
-from helpers.settings import AlignmentSettings as S
+from helpers.analyses import generation_stats as GL, tables as AN
+from helpers.core.settings import AlignmentSettings as S
+from helpers.metrics.alignment import mutual_knn, mutual_knn_chance
 
 N, L, H = 60, 4, 16
 IDS = [f"item{i:02d}" for i in range(N)]

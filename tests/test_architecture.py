@@ -11,7 +11,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from helpers.paths import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT
 
 HELPERS = PROJECT_ROOT / "helpers"
 
@@ -105,6 +105,53 @@ def test_helpers_have_no_import_cycle():
     )
 
 
+#: the layers of ``helpers/``, bottom first: a module may import from its own layer or a lower one
+LAYERS = ("core", "metrics", "data", "lm", "encoders", "analyses", "run", "report")
+
+
+def layer_of(module: str) -> str:
+    """``helpers.data.manifest`` → ``data``; a module outside every layer names itself (and fails the test)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else module
+
+
+def upward_imports(graph: dict[str, set[str]], layers: tuple[str, ...] = LAYERS) -> list[str]:
+    """Every import from a module into a higher layer, as ``"a -> b (layer -> layer)"``."""
+    rank = {name: i for i, name in enumerate(layers)}
+    out = []
+    for mod, targets in sorted(graph.items()):
+        if mod == "helpers":
+            continue
+        for t in sorted(targets):
+            a, b = layer_of(mod), layer_of(t)
+            if rank.get(b, len(layers)) > rank.get(a, -1):
+                out.append(f"{mod} -> {t} ({a} -> {b})")
+    return out
+
+
+def test_every_module_lives_in_a_layer():
+    outside = sorted(m for m in import_graph() if m != "helpers" and layer_of(m) not in LAYERS)
+    assert not outside, f"modules outside the layers {LAYERS}: {outside} (move them into a sub-package)"
+
+
+def test_imports_point_down_the_layers():
+    upward = upward_imports(import_graph())
+    assert not upward, "imports into a higher layer (move the code down, or the importer up): " + "; ".join(upward)
+
+
+def test_the_layer_check_sees_an_upward_import(tmp_path):
+    pkg = tmp_path / "helpers"
+    for sub in ("core", "report"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "core" / "a.py").write_text("def f():\n    from helpers.report import b\n")
+    (pkg / "report" / "b.py").write_text("from helpers.core.a import f\n")
+    graph = import_graph(pkg)
+    assert upward_imports(graph, ("core", "report")) == ["helpers.core.a -> helpers.report.b (core -> report)"]
+    assert upward_imports({"helpers.report.b": {"helpers.core.a"}}, ("core", "report")) == []
+
+
 def test_readme_module_table_matches_the_tree():
     readme = (PROJECT_ROOT / "README.md").read_text()
     design = readme[readme.index("## Design") :]
@@ -124,9 +171,9 @@ def test_every_notebook_default_equals_the_default_profile():
     import papermill as pm
     import yaml
 
-    from helpers.runner import numbered_notebooks
+    from helpers.run.runner import PROFILES_DIR, numbered_notebooks
 
-    profile = yaml.safe_load((HELPERS / "profiles" / "default.yaml").read_text())
+    profile = yaml.safe_load((PROFILES_DIR / "default.yaml").read_text())
     differ = []
     for nb in numbered_notebooks():
         for name, info in pm.inspect_notebook(str(nb)).items():
@@ -212,7 +259,7 @@ def test_notebook_code_cells_are_short_steps():
     """
     import nbformat
 
-    from helpers.runner import numbered_notebooks
+    from helpers.run.runner import numbered_notebooks
 
     sizes, long = [], []
     for nb_path in numbered_notebooks():
@@ -250,7 +297,7 @@ def test_papermill_reads_every_parameter_a_notebook_declares():
     import nbformat
     import papermill as pm
 
-    from helpers.runner import numbered_notebooks
+    from helpers.run.runner import numbered_notebooks
 
     lost = {}
     for path in numbered_notebooks():

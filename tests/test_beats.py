@@ -1,4 +1,4 @@
-"""The project's own BEATs (:mod:`helpers.beats`): Kaldi fbank through kaldi-native-fbank, the
+"""The project's own BEATs (:mod:`helpers.encoders.beats`): Kaldi fbank through kaldi-native-fbank, the
 official checkpoint layout, the model's pieces against their defining formulas, and layer outputs,
 padding and checkpoint errors on a tiny random-weight checkpoint.
 
@@ -16,7 +16,7 @@ import pytest
 import torch
 from tiny_beats import TINY_BEATS_CFG, save_tiny_beats
 
-from helpers import beats as B
+from helpers.encoders import beats as B
 
 SR = 16000
 LOG_EPS = math.log(np.finfo(np.float32).eps)  # Kaldi's log floor: log(FLT_EPSILON)

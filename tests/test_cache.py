@@ -7,7 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from helpers.cache import Store, atomic_dir, atomic_file, atomic_write_bytes, file_fingerprint, map_cached, stable_hash
+from helpers.core.cache import (
+    Store,
+    atomic_dir,
+    atomic_file,
+    atomic_write_bytes,
+    file_fingerprint,
+    map_cached,
+    stable_hash,
+)
 
 
 def test_stable_hash_ignores_key_order_and_sees_values():
@@ -155,7 +163,7 @@ def test_atomic_dir_appears_complete_or_not_at_all(tmp_path):
 def test_dtype_and_device_resolution_is_shared():
     import torch
 
-    from helpers import runtime
+    from helpers.core import runtime
 
     assert runtime.resolve_dtype("bf16") is torch.bfloat16 and runtime.resolve_dtype("FP32") is torch.float32
     assert (

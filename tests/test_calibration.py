@@ -1,4 +1,4 @@
-"""The package's tests on simulated worlds where the answer is known (helpers.calibration).
+"""The package's tests on simulated worlds where the answer is known (helpers.analyses.calibration).
 
 Null worlds: two conditions with exactly the same alignment law against one encoder, rows not
 interchangeable between them (five kinds: Gaussian, heavy-tailed, anisotropic, early-stop, non-linear
@@ -14,7 +14,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from helpers.calibration import (
+from helpers.analyses.calibration import (
     WORLDS,
     World,
     calibrate,

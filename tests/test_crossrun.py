@@ -1,4 +1,4 @@
-"""Notebook 11 and helpers.crossrun on constructed run folders with known numbers.
+"""Notebook 11 and helpers.run.crossrun on constructed run folders with known numbers.
 
 A vision-only run (``vis``: dinov2-base) and an audio-only run (``aud``: beats) made with the
 same settings; every score below is written out by hand, so the plane's (vision, audio) pairs
@@ -13,9 +13,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from helpers import crossrun, runner
-from helpers.artifacts import RunPaths, save_table
-from helpers.prompts import DEFAULT_CUES
+from helpers.data.artifacts import RunPaths, save_table
+from helpers.data.prompts import DEFAULT_CUES
+from helpers.run import crossrun, runner
 
 SMALL, MID, LARGE = "Qwen/Qwen3-0.6B", "Qwen/Qwen3-1.7B", "Qwen/Qwen3-4B"
 N_PARAMS = {SMALL: 6e8, MID: 1.7e9, LARGE: 4e9}

@@ -1,4 +1,4 @@
-"""helpers.cue_search: the held-out split, the selection-corrected test and the computed conclusion."""
+"""helpers.analyses.cue_search: the held-out split, the selection-corrected test and the computed conclusion."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import cue_search as C
-from helpers.alignment import knn_indices, prepare_features
-from helpers.knn_inference import Overlaps
-from helpers.stats import paired_difference
+from helpers.analyses import cue_search as C
+from helpers.metrics.alignment import knn_indices, prepare_features
+from helpers.metrics.knn_inference import Overlaps
+from helpers.metrics.stats import paired_difference
 
 IDS = [f"item-{j:03d}" for j in range(400)]
 
@@ -28,7 +28,7 @@ def test_the_split_is_a_stable_function_of_each_id():
 
 def _candidates(n=200, planted=None, seed=0):
     """NONE and 11 candidates of its law against one encoder; ``planted``: that candidate leans more on the encoder's factor."""
-    from helpers.calibration import World
+    from helpers.analyses.calibration import World
 
     e, conds = World("gaussian", effect=0.9 if planted is not None else 0.0, seed=seed).sample(
         n, np.random.default_rng(seed), conditions=13

@@ -10,9 +10,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from helpers import datasets
-from helpers import manifest as mf
-from helpers.prompts import DEFAULT_CUES, build_prompts, check_template
+from helpers.data import datasets, manifest as mf
+from helpers.data.prompts import DEFAULT_CUES, build_prompts, check_template
 
 
 def _stamp(root: Path, rel: str, caption: str | None, png=True, ogg=False, extra_ogg: str | None = None) -> None:

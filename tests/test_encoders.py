@@ -1,7 +1,7 @@
-"""Tests for helpers.media (reading images/sounds) and helpers.encoders (embeddings, caching).
+"""Tests for helpers.data.media (reading images/sounds) and helpers.encoders.embedded (embeddings, caching).
 
 Offline: the models come from installed registry packages, the real clips from the
-shared sample data (``helpers.paths.shared_data_root()``; tests that need it skip
+shared sample data (``helpers.core.paths.shared_data_root()``; tests that need it skip
 when it is absent). Tests that run a real model over many clips are marked ``slow``.
 """
 
@@ -18,11 +18,10 @@ import pytest
 import soundfile as sf
 from PIL import Image, ImageDraw
 
-from helpers import encoders as E
-from helpers import spectrograms
-from helpers.encoders import Encoder, embed_cached, encoder_names, load_encoder
-from helpers.media import load_audio, load_image
-from helpers.paths import shared_data_root
+from helpers.core.paths import shared_data_root
+from helpers.data.media import load_audio, load_image
+from helpers.encoders import embedded as E, spectrograms
+from helpers.encoders.embedded import Encoder, embed_cached, encoder_names, load_encoder
 
 # --------------------------------------------------------------------------- helpers
 

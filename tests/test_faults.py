@@ -25,9 +25,9 @@ import pandas as pd
 import pytest
 
 from helpers import lm as L
-from helpers.cache import Store, map_cached
-from helpers.encoders import Encoder, embed_cached
-from helpers.paths import PROJECT_ROOT
+from helpers.core.cache import Store, map_cached
+from helpers.core.paths import PROJECT_ROOT
+from helpers.encoders.embedded import Encoder, embed_cached
 
 #: float32 agreement of a representation recomputed in another batch shape (summation order differs)
 FLOAT_RTOL, FLOAT_ATOL = 1e-4, 1e-5
@@ -78,7 +78,7 @@ def test_repeated_prompts_in_any_position(llms, tmp_path, layout):
 
 def test_repeated_caption_in_the_real_audiocaps_sample(shared_data):
     """The sample's two clips with one caption: both items stay, with the same caption."""
-    from helpers import datasets
+    from helpers.data import datasets
 
     manifest, _ = datasets.build_manifest(
         "audiocaps",
@@ -152,7 +152,7 @@ def test_damaged_generation_and_representation_files_are_recomputed(llms, tmp_pa
 
 
 def test_store_get_names_a_damaged_file(tmp_path):
-    from helpers.cache import CorruptCacheFile
+    from helpers.core.cache import CorruptCacheFile
 
     store = Store(tmp_path, "x", {"a": 1}, kind="npz")
     store.put("item", {"v": np.arange(3)})
@@ -209,7 +209,7 @@ def test_damaged_encoder_feature_files_are_recomputed(tmp_path, how):
 
 
 def test_cache_keys_change_with_library_versions_and_device(llms, tmp_path, monkeypatch):
-    from helpers import runtime
+    from helpers.core import runtime
 
     llm = _no_eos(llms["qwen3"])
     prompts = _prompts(llm, WORDS[:2])
@@ -330,7 +330,7 @@ def test_a_clip_cropped_to_nothing_is_named(tmp_path):
     """A crop shorter than one output sample gives a ValueError naming the file (it once raised NameError)."""
     import soundfile as sf
 
-    from helpers import media
+    from helpers.data import media
 
     wav = tmp_path / "click.wav"
     sf.write(wav, np.full(480, 0.1, dtype=np.float32), 48000)
@@ -339,8 +339,7 @@ def test_a_clip_cropped_to_nothing_is_named(tmp_path):
 
 
 def test_corrupt_media_are_caught_by_the_loaders_check(tmp_path, shared_data):
-    from helpers import datasets, media
-    from helpers import manifest as mf
+    from helpers.data import datasets, manifest as mf, media
 
     csv = _byo(tmp_path, shared_data)
     d = csv.parent
@@ -366,7 +365,7 @@ def test_corrupt_media_are_caught_by_the_loaders_check(tmp_path, shared_data):
 
 @pytest.mark.slow
 def test_notebook_01_raises_or_counts_corrupt_media(tmp_path, shared_data):
-    from helpers import runner
+    from helpers.run import runner
 
     csv = _byo(tmp_path, shared_data)
     params = runner.load_profile(
@@ -423,7 +422,7 @@ def _start(base: Path) -> subprocess.Popen:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(model, target_is_directory=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "helpers.runner", *_KILL_PARAMS, "--outputs", str(dirs["outputs"])],
+        [sys.executable, "-m", "helpers.run.runner", *_KILL_PARAMS, "--outputs", str(dirs["outputs"])],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -20,9 +20,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import plots  # noqa: E402
-from helpers.artifacts import RunPaths, RunSetting  # noqa: E402
-from helpers.settings import AlignmentSettings  # noqa: E402
+from helpers.core.settings import AlignmentSettings  # noqa: E402
+from helpers.data.artifacts import RunPaths, RunSetting  # noqa: E402
+from helpers.report import plots  # noqa: E402
 
 ENCODERS = [("efficientnet-lite2", "vision", 300), ("aisfx", "audio", 101), ("whisper-base", "audio", 101)]
 CUES = ["SEE", "HEAR", "NONE"]
@@ -571,7 +571,7 @@ def test_every_figure_the_analysis_notebooks_draw_is_given_the_setting():
 
     import nbformat
 
-    from helpers.runner import numbered_notebooks
+    from helpers.run.runner import numbered_notebooks
 
     missing, seen = [], 0
     for path in numbered_notebooks():

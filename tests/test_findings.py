@@ -1,4 +1,4 @@
-"""helpers.findings on constructed runs whose answer is known: an effect planted in the paper's
+"""helpers.analyses.findings on constructed runs whose answer is known: an effect planted in the paper's
 direction, the opposite one, and none; the cautions; 08's Holm family."""
 
 from __future__ import annotations
@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import ablations, analysis, findings
-from helpers import sensory_ablations as sa
-from helpers.settings import AlignmentSettings
+from helpers.analyses import ablations, findings, sensory_ablations as sa, tables
+from helpers.core.settings import AlignmentSettings
 
 N, L, H = 150, 2, 24
 IDS = [f"i{i:03d}" for i in range(N)]
@@ -34,7 +33,7 @@ def _run(see_noise: float, none_noise: float, hear_noise: float = 3.0, seed: int
 
 def _findings(see_noise: float, none_noise: float, **kw) -> pd.DataFrame:
     ids, reps, feats = _run(see_noise, none_noise, **kw)
-    return findings.cue_effects(analysis.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
+    return findings.cue_effects(tables.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
 
 
 def _see_none(f: pd.DataFrame) -> pd.Series:
@@ -51,7 +50,7 @@ def test_an_effect_planted_in_the_papers_direction_is_reported_as_reproduced():
 
 def test_the_opposite_effect_is_called_a_contradiction_in_plain_words():
     ids, reps, feats = _run(see_noise=2.5, none_noise=0.8)
-    f = findings.cue_effects(analysis.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
+    f = findings.cue_effects(tables.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
     see = f[f["test"].str.startswith("SEE − NONE")].iloc[0]
     assert see["effect"] < 0 and see["ci_high"] < 0
     assert see["verdict"] == "contradicts" and not see["paper_sign"]
@@ -62,7 +61,7 @@ def test_the_opposite_effect_is_called_a_contradiction_in_plain_words():
 
 def test_no_effect_is_neither_reproduced_nor_contradicted():
     ids, reps, feats = _run(see_noise=1.5, none_noise=1.5, seed=3)  # same noise level, independent draws
-    f = findings.cue_effects(analysis.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
+    f = findings.cue_effects(tables.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
     see = f[f["test"].str.startswith("SEE − NONE")].iloc[0]
     assert see["ci_low"] <= 0 <= see["ci_high"]
     assert see["verdict"] in {"direction", "opposite"}
@@ -72,14 +71,14 @@ def test_no_effect_is_neither_reproduced_nor_contradicted():
 def test_identical_representations_are_no_difference_at_all():
     ids, reps, feats = _run(see_noise=1.0, none_noise=1.0)
     reps["NONE/gen_mean"] = reps["SEE/gen_mean"].copy()
-    f = findings.cue_effects(analysis.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
+    f = findings.cue_effects(tables.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
     assert f[f["test"].str.startswith("SEE − NONE")]["verdict"].item() == "zero"
 
 
 def test_only_the_claims_the_paper_makes_are_tested():
     ids, reps, feats = _run(see_noise=0.8, none_noise=2.5)
     feats["aud"] = ("audio", ids, np.random.default_rng(9).normal(size=(N, H)))
-    f = findings.cue_effects(analysis.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
+    f = findings.cue_effects(tables.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
     # vision: SEE-NONE (+), SEE-HEAR (+); audio: HEAR-NONE (+), SEE-HEAR (-); HEAR-NONE x vision and SEE-NONE x audio are no claim
     assert sorted(zip(f["test"].str.split(" · ").str[:2].str.join(" · "), f["expected"])) == [
         ("HEAR − NONE · aud (audio)", 1),
@@ -91,7 +90,7 @@ def test_only_the_claims_the_paper_makes_are_tested():
 
 def test_small_n_and_holm_cautions():
     ids, reps, feats = _run(see_noise=0.8, none_noise=2.5, n=40)
-    f = findings.cue_effects(analysis.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
+    f = findings.cue_effects(tables.paired_cue_comparisons(ids, reps, feats, settings=SETTINGS), "07")
     assert all("small_n" in c for c in f["cautions"])
     assert "only 40 items" in findings.report(f)
     rows = [findings.finding("07", "c", "t", 0.02, expected=1, ci=(0.001, 0.04), p=0.01, n=300, family="confirmatory")]
@@ -139,7 +138,7 @@ def test_a_sign_that_flips_across_k_and_an_effect_below_its_spread_are_named():
 def test_05_single_pass_kinds_expect_no_effect():
     rng = np.random.default_rng(0)
     ids, reps, feats = _run(see_noise=0.8, none_noise=2.5)
-    vectors = analysis.kind_vectors(ids, reps)
+    vectors = tables.kind_vectors(ids, reps)
     base = rng.normal(size=(N, H))
     vectors["SEE/prompt_last"] = (ids, base + 0.01 * rng.normal(size=(N, H)))
     vectors["NONE/prompt_last"] = (ids, base + 0.01 * rng.normal(size=(N, H)))
@@ -361,7 +360,7 @@ def test_a_cue_that_stops_early_is_named_on_its_comparisons():
 
 
 def test_a_run_reads_the_tables_its_earlier_notebooks_saved(tmp_path):
-    from helpers.artifacts import RunPaths
+    from helpers.data.artifacts import RunPaths
 
     run = RunPaths.of("r", tmp_path)
     assert run.read_results("generation_lengths") is None

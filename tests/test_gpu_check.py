@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from helpers.paths import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT
 
 SCRIPT = PROJECT_ROOT / "benchmarks" / "gpu_check.py"
 LLM_COLUMNS = [

@@ -1,4 +1,4 @@
-"""helpers.knn_inference: the dyadic-robust variance of a mutual k-NN score, against a dense
+"""helpers.metrics.knn_inference: the dyadic-robust variance of a mutual k-NN score, against a dense
 computation written from its definition, hand-worked cases, and simulated item sets."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.alignment import knn_indices, overlap_from_knn, prepare_features
-from helpers.calibration import World
-from helpers.knn_inference import Overlaps, covariance, inference, max_mean_null, standard_error
+from helpers.analyses.calibration import World
+from helpers.metrics.alignment import knn_indices, overlap_from_knn, prepare_features
+from helpers.metrics.knn_inference import Overlaps, covariance, inference, max_mean_null, standard_error
 
 
 def _dense_variance(pairs: np.ndarray, slots: np.ndarray, k: int) -> float:

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from helpers.lexicon import (
+from helpers.core.paths import PROJECT_ROOT
+from helpers.data.lexicon import (
     Lexicon,
     candidate_bases,
     default_path,
@@ -19,7 +20,6 @@ from helpers.lexicon import (
     remove_words,
     word_spans,
 )
-from helpers.paths import PROJECT_ROOT
 
 SCRIPT = PROJECT_ROOT / "scripts" / "build_lexicons.py"
 

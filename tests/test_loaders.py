@@ -12,10 +12,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from helpers import datasets
-from helpers import datasets as D
-from helpers import manifest as mf
-from helpers.manifest import ManifestError
+from helpers.data import datasets, datasets as D, manifest as mf
+from helpers.data.manifest import ManifestError
 
 # --------------------------------------------------------------------------- AudioCaps (real sample)
 

@@ -1,7 +1,7 @@
 """Image-only and audio-only runs: the cells of the absent medium are skipped with one line each.
 
-Unit tests of the skip helpers (helpers.manifest) and of the bring-your-own CSV written from a
-manifest (helpers.datasets.write_byo_csv); the slow test runs notebooks 01-09 on a small image-only
+Unit tests of the skip helpers (helpers.data.manifest) and of the bring-your-own CSV written from a
+manifest (helpers.data.datasets.write_byo_csv); the slow test runs notebooks 01-09 on a small image-only
 bring-your-own run made from real Tux Paint stamps.
 """
 
@@ -15,8 +15,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from helpers import datasets
-from helpers import manifest as mf
+from helpers.data import datasets, manifest as mf
 
 
 def _media(tmp_path, n_images: int, n_sounds: int) -> pd.DataFrame:
@@ -105,7 +104,7 @@ def _stdout(path) -> str:
 
 @pytest.mark.slow
 def test_image_only_chain_skips_the_audio_cells_with_one_line(tmp_path):
-    from helpers import runner
+    from helpers.run import runner
 
     stamps, _ = datasets.build_manifest("tuxpaint")
     chosen = mf.select_items(stamps, 12, seed=0)
@@ -155,7 +154,7 @@ def test_encoders_left_out_says_why_in_one_line(tmp_path):
 
 
 def test_analysis_notebooks_print_the_skip_line_for_an_image_only_run(tmp_path, capsys):
-    from helpers.artifacts import RunPaths, run_encoder_features, save_arrays, save_table
+    from helpers.data.artifacts import RunPaths, run_encoder_features, save_arrays, save_table
 
     run = RunPaths.of("images", tmp_path / "out")
     save_table(_media(tmp_path, 3, 0), run.manifest)

@@ -12,7 +12,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from helpers import runner
+from helpers.run import runner
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +102,7 @@ def _results(outputs, stem):
 
 def test_representations_keep_prefix_means(tiny_run):
     outputs, params, _ = tiny_run
-    from helpers.artifacts import load_arrays
+    from helpers.data.artifacts import load_arrays
 
     ids, arrays = load_arrays(outputs / "runs" / "tiny" / "representations.npz")
     kinds = {"gen_mean", "prompt_last", "prompt_mean"} | {f"prefix_T{t}" for t in params["prefix_lengths"]}
@@ -326,7 +326,7 @@ def test_13_rephrasing_runs_every_variant_and_reads_the_papers_prompts_from_the_
 
 def test_14_cue_search_chooses_on_one_half_and_tests_on_the_other(tiny_run):
     """14: every candidate scored on the search half, the winner saved for the playground and re-scored on the held-out half."""
-    from helpers import cue_search
+    from helpers.analyses import cue_search
 
     outputs, params, executed = tiny_run
     assert executed[-1].name == "14_cue_search.ipynb"

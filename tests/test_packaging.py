@@ -8,7 +8,7 @@ import subprocess
 import sys
 import zipfile
 
-from helpers.paths import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT
 
 
 def test_the_wheel_holds_every_module_and_profile(tmp_path):

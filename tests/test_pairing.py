@@ -1,4 +1,4 @@
-"""helpers.pairing (the one per-item mutual k-NN over shared items) and helpers.settings (the analysis options)."""
+"""helpers.metrics.pairing (the one per-item mutual k-NN over shared items) and helpers.core.settings (the analysis options)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import ablations, analysis, neighbours
-from helpers.pairing import EncoderSpace, common_rows, encoder_spaces, usable
-from helpers.paths import PROJECT_ROOT
-from helpers.settings import DEFAULT_SETTINGS, AlignmentSettings
+from helpers.analyses import ablations, neighbours, tables
+from helpers.core.settings import DEFAULT_SETTINGS, AlignmentSettings
+from helpers.metrics.pairing import EncoderSpace, common_rows, encoder_spaces, usable
+from helpers.run.runner import PROFILES_DIR
 
 
 def _points_on_a_line(ids, positions):
@@ -75,7 +75,7 @@ def test_table_ablation_and_playground_agree_on_one_item():
     enc = llm[:20] + 0.5 * rng.normal(size=(20, 6))
     feats = {"v": ("vision", ids[:20], enc)}
     settings = AlignmentSettings(k=4)
-    table = analysis.alignment_table({"x": (ids, llm)}, feats, settings=settings)
+    table = tables.alignment_table({"x": (ids, llm)}, feats, settings=settings)
     paired = ablations.paired_alignment({"x": (ids, llm), "o": (ids, other)}, {"x": "o"}, feats, settings=settings)
     assert paired["score"].iloc[0] == pytest.approx(table["score"].iloc[0])
     per_item = EncoderSpace.over(ids, "v", "vision", ids[:20], enc, q=0.95).per_item(llm, 4)
@@ -84,7 +84,7 @@ def test_table_ablation_and_playground_agree_on_one_item():
 
 
 def test_settings_defaults_are_the_default_profile():
-    profile = yaml.safe_load((PROJECT_ROOT / "helpers" / "profiles" / "default.yaml").read_text())
+    profile = yaml.safe_load((PROFILES_DIR / "default.yaml").read_text())
     for f in dataclasses.fields(AlignmentSettings):
         assert getattr(DEFAULT_SETTINGS, f.name) == profile[f.name], f.name
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from paper_world import PROFILES, build_world, paper_tiny_params, world_env
 
-from helpers import runner
+from helpers.run import runner
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """The paper's encoders on tiny random-weight models built in-process (no hub): DINOv2 and CLIP's
 image tower through the same ``embed`` / ``embed_cached`` path as the default encoders, BEATs (the
-project's own :mod:`helpers.beats`, on a tiny official-format checkpoint and the real Clotho and
+project's own :mod:`helpers.encoders.beats`, on a tiny official-format checkpoint and the real Clotho and
 AudioCaps sample clips), and shard runs merging into one cache."""
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from helpers import encoders as E
-from helpers import manifest as mf
-from helpers import paper_encoders as P
-from helpers import runtime
+from helpers.core import runtime
+from helpers.data import manifest as mf
+from helpers.encoders import embedded as E, paper as P
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +223,7 @@ def beats_ckpt(tmp_path_factory):
 
 def test_beats_fingerprint_names_the_new_implementation(beats_ckpt):
     fp = E.load_encoder("beats", checkpoint=str(beats_ckpt)).fingerprint
-    assert fp["implementation"] == P.BEATS_IMPLEMENTATION and "helpers.beats" in fp["implementation"]
+    assert fp["implementation"] == P.BEATS_IMPLEMENTATION and "helpers.encoders.beats" in fp["implementation"]
     # features made by the SpeechBrain implementation (fingerprinted under this string) never hit
     assert fp["implementation"] != "speechbrain.lobes.models.beats.BEATs, fbank_mean 15.41663, fbank_std 6.55582"
     assert "speechbrain" not in str(fp).lower()
@@ -254,7 +253,7 @@ def test_beats_tiny_model_features(beats_ckpt, shared_data, tmp_cache):
 
 def test_beats_clotho_clips_of_different_lengths(beats_ckpt, shared_data):
     """Seven real Clotho clips (15.7 to 29.5 s, 44.1 kHz) in one padded batch, whole (max_seconds=None)."""
-    from helpers.beats import beats_fbank, load_beats
+    from helpers.encoders.beats import beats_fbank, load_beats
 
     clips = sorted((shared_data / "clotho_sample" / "audio").glob("*.wav"))
     assert len(clips) == 7

@@ -1,4 +1,4 @@
-"""Run parameters: unknown names, None spellings, types and values, paths (helpers.params via the runner)."""
+"""Run parameters: unknown names, None spellings, types and values, paths (helpers.run.params via the runner)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import runner
-from helpers.params import ParameterError, normalize_none, resolve_paths
-from helpers.paths import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT
+from helpers.run import runner
+from helpers.run.params import ParameterError, normalize_none, resolve_paths
 
 
 @pytest.mark.parametrize("profile", runner.profile_names())
@@ -140,7 +140,12 @@ def test_relative_paths_resolve_against_the_callers_directory(tmp_path, monkeypa
 def _runner(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "helpers.runner", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "helpers.run.runner", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

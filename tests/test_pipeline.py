@@ -1,4 +1,4 @@
-"""helpers.pipeline (generate → represent in one call) and loading a run's encoder features."""
+"""helpers.analyses.pipeline (generate → represent in one call) and loading a run's encoder features."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ import pandas as pd
 import pytest
 
 from helpers import lm as L
-from helpers import prompts
-from helpers.artifacts import (
+from helpers.analyses.pipeline import (
+    cue_representations,
+    generate_table,
+    model_size_representations,
+    prompt_table,
+    run_representations,
+    stored_representation,
+)
+from helpers.data import prompts
+from helpers.data.artifacts import (
     RunPaths,
     load_encoder_features,
     load_generations,
@@ -17,14 +25,6 @@ from helpers.artifacts import (
     stored_representations,
 )
 from helpers.lm import Decoding
-from helpers.pipeline import (
-    cue_representations,
-    generate_table,
-    model_size_representations,
-    prompt_table,
-    run_representations,
-    stored_representation,
-)
 
 
 def test_cue_representations_matches_the_step_by_step_path(llms, tmp_cache):
@@ -97,7 +97,7 @@ def test_load_encoder_features_skips_or_names_missing(tmp_path):
 
 
 def test_condition_representation_reads_the_run_or_generates(llms, tmp_cache):
-    from helpers.pipeline import condition_examples, condition_representation
+    from helpers.analyses.pipeline import condition_examples, condition_representation
 
     model = llms["qwen3"]
     ids, texts = ["a", "b", "c"], ["hello world", "imagine a red apple", "see a cat"]
@@ -134,7 +134,7 @@ def test_condition_representation_reads_the_run_or_generates(llms, tmp_cache):
 def test_removal_conditions_keep_unedited_tokens_and_drop_emptied_items(llms, tmp_cache):
     import pandas as pd
 
-    from helpers.pipeline import removal_conditions
+    from helpers.analyses.pipeline import removal_conditions
 
     model = llms["qwen3"]
     prompts = [L.format_prompt(model, t) for t in ("a red apple", "a loud bell", "a cat")]

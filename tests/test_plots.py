@@ -1,8 +1,8 @@
-"""helpers.plots: cue colours."""
+"""helpers.report.plots: cue colours."""
 
 from __future__ import annotations
 
-from helpers.plots import CUE_PALETTE, cue_colors
+from helpers.report.plots import CUE_PALETTE, cue_colors
 
 
 def test_custom_cues_never_take_a_paper_cue_colour():

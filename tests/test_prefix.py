@@ -16,7 +16,7 @@ import pytest
 from tiny_models import PROMPTS
 
 from helpers import lm as L
-from helpers.pipeline import stack_representations
+from helpers.analyses.pipeline import stack_representations
 
 
 def _check_prefix_property(llm, prompts, t_short, t_long, rtol=1e-4, atol=1e-5):

@@ -1,4 +1,4 @@
-"""Headless progress bars (helpers/progress.py): sparse plain text, the finished line written once."""
+"""Headless progress bars (helpers/core/progress.py): sparse plain text, the finished line written once."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 from tqdm import tqdm
 
-from helpers import progress as P
+from helpers.core import progress as P
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""helpers.reference: a run compared with the reference says reproduced, near-ties or differs, and where."""
+"""helpers.run.reference: a run compared with the reference says reproduced, near-ties or differs, and where."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import reference as R
-from helpers.artifacts import RunPaths, save_table
+from helpers.data.artifacts import RunPaths, save_table
+from helpers.run import reference as R
 
 K, N = 10, 101
 STEP = 1 / (K * N)  # one shared neighbour of one item: the smallest move of a mutual-k-NN score
@@ -158,7 +158,7 @@ def test_the_command_compares_and_exits_by_verdict(tmp_path, ref, capsys):
 
 
 def test_a_whole_run_of_a_profile_ends_with_its_comparison(tmp_path, ref, capsys, monkeypatch):
-    from helpers import runner
+    from helpers.run import runner
 
     _run(tmp_path / "out", "default")
     monkeypatch.setattr(R, "REFERENCE_ROOT", ref.parent)
@@ -183,7 +183,7 @@ def test_the_reference_keeps_the_readme_figures_of_the_run(tmp_path):
 
 
 def test_the_reference_renders_the_findings_of_the_run(tmp_path):
-    from helpers import findings
+    from helpers.analyses import findings
 
     run = _run(tmp_path / "out", "default")
     rows = [
@@ -207,7 +207,7 @@ def test_the_reference_renders_the_findings_of_the_run(tmp_path):
 
 
 def test_the_readme_claims_block_is_written_from_the_findings(tmp_path):
-    from helpers import findings
+    from helpers.analyses import findings
 
     results = tmp_path / "results"
     results.mkdir()

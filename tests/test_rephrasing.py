@@ -1,4 +1,4 @@
-"""helpers.rephrasing: the variants, their reuse of the paper's prompts, and the computed verdicts."""
+"""helpers.analyses.rephrasing: the variants, their reuse of the paper's prompts, and the computed verdicts."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from helpers import lm as L
-from helpers import rephrasing as R
+from helpers.analyses import rephrasing as R
 
 CUES = {
     "SEE": "Imagine what it would look like to see {caption}.",

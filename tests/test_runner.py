@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from helpers import runner
+from helpers.run import runner
 
 
 def test_profiles_layer_on_default():

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import alignment as A
-from helpers import stats as S
+from helpers.metrics import alignment as A, stats as S
 
 
 def clusters(n_clusters: int, size: int, dim: int = 64, seed: int = 0, noise: float = 0.01) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from helpers.paths import PROJECT_ROOT
+from helpers.core.paths import PROJECT_ROOT
 
 PATHS = ["helpers", "tests", "benchmarks", "notebooks", "scripts"]
 

@@ -1,4 +1,4 @@
-"""helpers.transfer: the transfer test's names, readings and verdicts, on runs with a known answer."""
+"""helpers.analyses.transfer: the transfer test's names, readings and verdicts, on runs with a known answer."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from tiny_models import PROMPTS  # noqa: E402
 
 from helpers import lm as L
-from helpers import transfer as X
-from helpers.settings import AlignmentSettings
+from helpers.analyses import transfer as X
+from helpers.core.settings import AlignmentSettings
 
 N, D = 600, 12
 IDS = [f"i{j:03d}" for j in range(N)]

@@ -1,4 +1,4 @@
-"""The playground (helpers.widgets and the pieces it composes: views, neighbours, playground, runner) and the widget handlers, over a tiny run on disk."""
+"""The playground (helpers.report.widgets and the pieces it composes: views, neighbours, playground, runner) and the widget handlers, over a tiny run on disk."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ import pytest
 import yaml
 from playground_run import MAX_NEW_TOKENS, make_run
 
-from helpers import alignment, analysis, neighbours, runner, views
-from helpers import playground as PG
-from helpers import widgets as Wd
-from helpers.artifacts import load_table
-from helpers.settings import AlignmentSettings as S
+from helpers.analyses import neighbours, playground as PG, tables
+from helpers.core.settings import AlignmentSettings as S
+from helpers.data.artifacts import load_table
+from helpers.metrics import alignment
+from helpers.report import views, widgets as Wd
+from helpers.run import runner
 
 
 class Lex:
-    """A stand-in for helpers.lexicon.Lexicon: a set of lower-case words."""
+    """A stand-in for helpers.data.lexicon.Lexicon: a set of lower-case words."""
 
     def __init__(self, words):
         self.words = set(words)
@@ -224,7 +225,7 @@ def test_evaluate_gives_custom_and_run_cues_with_ci_reusing_the_cache(playground
     sub = PG.playground_subset(pg.data.manifest, 12)
     ids, x = pg.data.llm_space("SEE")
     rows = [ids.index(i) for i in sub["id"]]
-    direct = analysis.alignment_table({"SEE": (list(sub["id"]), x[rows])}, pg.data.encoder_feats, settings=S(k=3))
+    direct = tables.alignment_table({"SEE": (list(sub["id"]), x[rows])}, pg.data.encoder_feats, settings=S(k=3))
     mine = table[table["cue"] == "SEE"].set_index("encoder")["score"]
     for r in direct.itertuples():
         assert mine[r.encoder] == pytest.approx(r.score, abs=1e-6)
@@ -297,9 +298,8 @@ def test_frontend_detection_is_false_outside_a_kernel():
 
 
 def test_the_highlighter_and_the_removal_split_words_alike():
-    """One tokeniser (helpers.lexicon) for what the playground marks and what 08 removes."""
-    from helpers.lexicon import find_words as lexicon_words
-    from helpers.lexicon import mark_words, remove_spans
+    """One tokeniser (helpers.data.lexicon) for what the playground marks and what 08 removes."""
+    from helpers.data.lexicon import find_words as lexicon_words, mark_words, remove_spans
 
     text = "A red-hot lamp, it's loud"
     visual = {"visual": Lex({"red", "lamp"})}

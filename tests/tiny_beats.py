@@ -1,5 +1,5 @@
 """A tiny random-weight BEATs checkpoint in the official format (``{"cfg": ..., "model": ...}``),
-written with the project's own implementation (:mod:`helpers.beats`).
+written with the project's own implementation (:mod:`helpers.encoders.beats`).
 
 The config has the official checkpoints' structure (post-LN with deep norm, gated relative
 position bias, 16x16 patches, a post-extraction projection because ``embed_dim`` differs from
@@ -44,7 +44,7 @@ def save_tiny_beats(path: str | Path, seed: int = 0, **cfg_overrides) -> Path:
     wiring mistake (a zero bias or unit gain makes some misorderings invisible).
     ``cfg_overrides`` change the config (e.g. ``finetuned_model=True, predictor_class=5``).
     """
-    from helpers.beats import BEATs, BeatsConfig
+    from helpers.encoders.beats import BEATs, BeatsConfig
 
     torch.manual_seed(seed)
     cfg = {**TINY_BEATS_CFG, **cfg_overrides}

@@ -1,7 +1,7 @@
 """Generation and representation cached on disk, keyed by everything that determines them.
 
 :func:`generate_cached` and :func:`represent_cached` wrap :func:`helpers.lm.generate` /
-:func:`helpers.lm.represent` in a :class:`helpers.cache.Store`: the config (model fingerprint,
+:func:`helpers.lm.represent` in a :class:`helpers.core.cache.Store`: the config (model fingerprint,
 library versions and device class, decoding or reduction settings, a step version) names a
 folder, each item is one file written atomically as its batch finishes, so a killed run
 resumes where it stopped. The ``"step"`` names (``llm.generate``, ``llm.represent``) are part
@@ -17,14 +17,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from helpers.cache import Store, map_cached, stable_hash
+from helpers.core.cache import Store, map_cached, stable_hash
+from helpers.core.paths import cache_root as default_cache_root
+from helpers.core.runtime import LLM_PACKAGES, runtime_key
 from helpers.lm.batching import model_devices
 from helpers.lm.fused import generate_and_represent
 from helpers.lm.generation import Decoding, _generate
 from helpers.lm.loading import LLM, encode_prompts
 from helpers.lm.representation import represent
-from helpers.paths import cache_root as default_cache_root
-from helpers.runtime import LLM_PACKAGES, runtime_key
 
 #: Bump when a change to the generation code changes its results (invalidates cached generations).
 #: 2: a batch's shared prompt prefix is computed once (one default generation of 900 differs, at a logit tie)
@@ -53,7 +53,7 @@ def generate_cached(
     generations already cached are not generated again (their representations are then
     computed by :func:`represent_cached`'s teacher-forced pass).
 
-    Config: model fingerprint, library versions and device class (:func:`helpers.runtime.runtime_key`),
+    Config: model fingerprint, library versions and device class (:func:`helpers.core.runtime.runtime_key`),
     ``decoding.cache_config()`` (``max_new_tokens``; seed, temperature
     and top-p only when sampling, since greedy ignores them) and ``GENERATE_STEP_VERSION``.
     Item key: hash of the exact prompt string. Because each sampled item has its own seeded

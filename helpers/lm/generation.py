@@ -18,11 +18,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from helpers.cache import stable_hash
+from helpers.core.cache import stable_hash
+from helpers.core.progress import progress
 from helpers.lm.head import chunked_head
 from helpers.lm.kvcache import new_kv_cache
 from helpers.lm.loading import LLM, encode_prompts
-from helpers.progress import progress
 
 
 def _cache_kwarg(model: Any) -> str:

@@ -5,7 +5,7 @@ located). Gemma's file is split over four chunk packages and concatenated once, 
 against its SHA-256. transformers dequantises a GGUF into a regular float32 checkpoint,
 which is saved once under ``cache_root()/models`` (keyed on the GGUF hash and the versions
 of the libraries that did the conversion) and loaded like any local model afterwards.
-Both outputs are written atomically (:func:`helpers.cache.atomic_file` / ``atomic_dir``),
+Both outputs are written atomically (:func:`helpers.core.cache.atomic_file` / ``atomic_dir``),
 so a kill or a concurrent shard job never leaves a half-written model behind.
 """
 
@@ -16,10 +16,10 @@ import importlib.metadata
 import logging
 from pathlib import Path
 
-from helpers.cache import atomic_dir, atomic_file, file_fingerprint, stable_hash
+from helpers.core.cache import atomic_dir, atomic_file, file_fingerprint, stable_hash
+from helpers.core.paths import cache_root as default_cache_root
+from helpers.core.runtime import package_versions
 from helpers.lm.registry import EMBEDDED_DEFAULT, GEMMA_BASE, ModelSpec, spec_of
-from helpers.paths import cache_root as default_cache_root
-from helpers.runtime import package_versions
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from helpers.cache import file_fingerprint, quarantine, stable_hash
+from helpers.core.cache import file_fingerprint, quarantine, stable_hash
+from helpers.core.paths import cache_root as default_cache_root
+from helpers.core.progress import is_headless
+from helpers.core.runtime import dtype_name, resolve_dtype
 from helpers.lm.gguf import assemble_gguf, convert_gguf, embedded_gguf_path
 from helpers.lm.registry import MODEL_REGISTRY, ModelSpec
-from helpers.paths import cache_root as default_cache_root
-from helpers.progress import is_headless
-from helpers.runtime import dtype_name, resolve_dtype
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

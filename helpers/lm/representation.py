@@ -22,8 +22,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from helpers.core.progress import progress
 from helpers.lm.loading import LLM, decoder_parts
-from helpers.progress import progress
 
 #: Rows of the averaging weights before the prefixes: generated mean, prompt mean, last prompt token.
 _FIXED_ROWS = ("gen_mean", "prompt_mean", "prompt_last")

@@ -12,7 +12,7 @@ Two runs, each in its own JupyterLab (free localhost port, token) opening a copy
 * ``real``: a finished run of the real pipeline, when ``PERCEIVE_BROWSER_OUTPUTS`` names its
   outputs folder (the run of profile ``PERCEIVE_BROWSER_PROFILE``, default ``tiny``; its
   parameters are the profile's), e.g. after
-  ``PERCEIVE_OUTPUTS=/tmp/run/outputs python -m helpers.runner --profile tiny``:
+  ``PERCEIVE_OUTPUTS=/tmp/run/outputs python -m helpers.run.runner --profile tiny``:
   ``PERCEIVE_BROWSER_OUTPUTS=/tmp/run/outputs make test-browser``. Skipped otherwise.
   The run's cache (``PERCEIVE_CACHE``, default ``data/cache``) makes Generate a cache hit.
 
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.paths import PROJECT_ROOT, outputs_root
+from helpers.core.paths import PROJECT_ROOT, outputs_root
 
 CHROMIUM = os.environ.get("PERCEIVE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -112,8 +112,8 @@ def _toy_run(root: Path, env: dict[str, str]):
 
 def _real_run(env: dict[str, str]):
     """The finished run of profile ``PERCEIVE_BROWSER_PROFILE`` under ``PERCEIVE_BROWSER_OUTPUTS``: (run, parameters)."""
-    from helpers import runner
-    from helpers.artifacts import RunPaths
+    from helpers.data.artifacts import RunPaths
+    from helpers.run import runner
 
     outputs = os.environ.get("PERCEIVE_BROWSER_OUTPUTS")
     if not outputs:
@@ -136,9 +136,9 @@ def lab(request, tmp_path_factory):
         pytest.fail(f"{CHROMIUM} not found: `apt-get install -y chromium chromium-driver` (or `make test-browser`)")
     import papermill as pm
 
-    from helpers.artifacts import load_table
-    from helpers.manifest import load_manifest
-    from helpers.playground import run_cues
+    from helpers.analyses.playground import run_cues
+    from helpers.data.artifacts import load_table
+    from helpers.data.manifest import load_manifest
 
     root = tmp_path_factory.mktemp(f"browser-{request.param}")
     env = {k: v for k, v in os.environ.items() if k not in ("PERCEIVE_HEADLESS", "CI")}  # live widgets, not the summary
