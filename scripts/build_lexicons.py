@@ -40,12 +40,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.core.paths import PROJECT_ROOT, shared_data_root
+from helpers.core.paths import shared_data_root
 
 MODALITIES = ("Visual", "Auditory", "Haptic", "Gustatory", "Olfactory")
 TARGETS = {"visual": "Visual", "auditory": "Auditory"}
 ADJECTIVES = "lynott_connell_2009_adjectives.csv"
 NOUNS = "lynott_connell_2013_nouns.csv"
+#: the lists are rebuilt into the checkout this script belongs to, wherever ``helpers`` is imported from
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "lexicons"
 COLUMNS = [
     "word",
     "pos",
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         default=shared_data_root() / "lexicons",
         help="folder with the norms (default: $PERCEIVE_SHARED/lexicons or ../shared/data/lexicons)",
     )
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "data" / "lexicons")
+    parser.add_argument("--out", type=Path, default=SHIPPED, help="where to write the lists (default: data/lexicons)")
     parser.add_argument("--threshold", type=float, default=3.5)
     parser.add_argument("--noun-threshold", type=float, default=4.5)
     parser.add_argument("--margin", type=float, default=1.0)

@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers.core.paths import PROJECT_ROOT
+from helpers.core.paths import resource_dir
 
 MODALITIES = ("visual", "auditory")
 #: every shipped list: the two sensory lexicons and the non-sensory control words (nouns people rate low
 #: in all five modalities), which random-word controls draw from
 WORD_LISTS = (*MODALITIES, "nonsensory")
-LEXICON_DIR = PROJECT_ROOT / "data" / "lexicons"
+#: ``data/lexicons`` of the checkout, or its copy inside the installed package
+LEXICON_DIR = resource_dir("lexicons")
 
 _WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
 _VOWELS = set("aeiou")

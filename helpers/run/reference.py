@@ -17,6 +17,10 @@ share of the cells) is "reproduced up to near-ties"; anything larger "differs".
 
     python -m helpers.run.reference [--run default] [--reference reference/default]    (make check-reference)
     python -m helpers.run.reference --write --run default    (refresh the reference from a run: make reference)
+    perceive-check-reference --run default    (the same check, as installed by the package)
+
+An installed package reads the reference runs it ships (see :mod:`helpers.core.paths`); ``--write`` there
+needs ``--reference DIR``, since the shipped copy is not the committed one.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.core.paths import PROJECT_ROOT
+from helpers.core.paths import INSTALLED, PROJECT_ROOT, resource_dir
 from helpers.core.runtime import ENCODER_PACKAGES, LLM_PACKAGES, package_versions
 
-REFERENCE_ROOT = PROJECT_ROOT / "reference"
+#: ``reference/`` of the checkout, or its copy inside the installed package
+REFERENCE_ROOT = resource_dir("reference")
 GENERATIONS = "generations.csv"
 VERSIONS = "versions.json"
 FIGURES = "figures"
@@ -361,12 +366,23 @@ def _run_inputs(run_name: str, outputs: Path | None) -> tuple[Path, pd.DataFrame
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Compare a run with the committed reference (or write the reference).")
+    """The ``perceive-check-reference`` command (also ``python -m helpers.run.reference``); returns the exit status."""
+    script = "perceive-check-reference"
+    prog = script if Path(sys.argv[0]).name == script else "python -m helpers.run.reference"
+    ap = argparse.ArgumentParser(
+        prog=prog, description="Compare a run with the committed reference (or write the reference)."
+    )
     ap.add_argument("--run", default="default", help="the run's name under outputs/ (default: default)")
     ap.add_argument("--reference", type=Path, help="reference folder (default: reference/<run>)")
     ap.add_argument("--outputs", type=Path, help="outputs root (default: PERCEIVE_OUTPUTS or outputs/)")
     ap.add_argument("--write", action="store_true", help="write the reference from this run instead of comparing")
     args = ap.parse_args(argv)
+    if args.write and INSTALLED and args.reference is None:
+        print(
+            "error: --write needs --reference DIR when the package is installed (its copy is read-only)",
+            file=sys.stderr,
+        )
+        return 2
     reference = args.reference or REFERENCE_ROOT / args.run
     results, gens, figures = _run_inputs(args.run, args.outputs)
     try:

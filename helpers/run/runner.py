@@ -8,11 +8,13 @@ notebook receives only the parameters its ``parameters`` cell declares.
     python -m helpers.run.runner --profile tiny
     python -m helpers.run.runner --profile default --param n_items=200 --only 05
     python -m helpers.run.runner --params-file outputs/params/default.yaml
+    perceive-run --profile tiny          (the same command, as installed by the package)
 
 Before any notebook starts, :func:`helpers.run.params.prepare` checks the merged parameters:
 a name no notebook declares, a value of the wrong type or out of range is an error (exit
 code 2); ``None``/``null``/``~`` mean None; relative paths are resolved against the
-directory the command runs in. Executed notebooks go to ``outputs/notebooks/<run>/``. A
+directory the command runs in. Executed notebooks go to ``outputs/notebooks/<run>/`` (see
+:mod:`helpers.core.paths` for where ``outputs/`` is in a checkout and when installed). A
 failing notebook stops the run with the notebook, the cell number and the error on one
 line (exit code 1).
 """
@@ -32,13 +34,13 @@ from typing import Any
 
 import yaml
 
-from helpers.core.paths import PROJECT_ROOT
+from helpers.core import paths
 from helpers.data import prompts
 from helpers.data.artifacts import RunPaths
 from helpers.run.params import declared_defaults, normalize_none, prepare
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+NOTEBOOKS_DIR = paths.resource_dir("notebooks")
 BASE_PROFILE = "default"
 
 
@@ -178,9 +180,10 @@ def run_notebooks(
     params = check_params(params, notebooks)
     run = RunPaths.of(str(params["run_name"]), outputs)
     run.notebooks.mkdir(parents=True, exist_ok=True)
-    kernel_env = {"PERCEIVE_HEADLESS": "1"}  # inherited by the kernels: text progress bars
+    # inherited by the kernels (started in the notebooks' folder): text progress bars, the roots as resolved here
+    kernel_env = {"PERCEIVE_HEADLESS": "1", **paths.root_environment()}
     if outputs is not None:
-        kernel_env["PERCEIVE_OUTPUTS"] = str(outputs)
+        kernel_env["PERCEIVE_OUTPUTS"] = str(Path(outputs).resolve())
     executed = []
     with _environ(kernel_env):
         for nb in notebooks:
@@ -280,16 +283,19 @@ def save_template_to_params(path: Path, name: str, template: str, base_cues: Map
 
 
 def rerun_command(path: Path, profile: str = "default") -> str:
-    """The command (run from the project root) that reruns the main notebooks with the saved parameters."""
-    from helpers.core.paths import PROJECT_ROOT
-
+    """The command that reruns the main notebooks with the saved parameters: ``make reproduce`` (run from
+    the project root) in a checkout, the ``perceive-run`` console script when the package is installed."""
     path = Path(path).resolve()
-    shown = path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
+    if paths.INSTALLED:
+        return f"perceive-run --profile {profile} --params-file {path}"
+    shown = path.relative_to(paths.PROJECT_ROOT) if path.is_relative_to(paths.PROJECT_ROOT) else path
     return f'make reproduce PROFILE={profile} PARAMS="--params-file {shown}"'
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.run.runner", description=__doc__.split("\n\n")[0])
+    """The ``perceive-run`` command (also ``python -m helpers.run.runner``); returns the exit status."""
+    prog = "perceive-run" if Path(sys.argv[0]).name == "perceive-run" else "python -m helpers.run.runner"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default=BASE_PROFILE, help=f"one of: {', '.join(profile_names())}")
     parser.add_argument(
         "--params-file",
@@ -300,7 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
     parser.add_argument("--only", nargs="*", default=[], metavar="NN", help="run only these notebooks (e.g. 04 05)")
-    parser.add_argument("--outputs", type=Path, default=None, help="outputs folder (default: outputs/)")
+    parser.add_argument(
+        "--outputs", type=Path, default=None, help="outputs folder (default: $PERCEIVE_OUTPUTS or outputs/)"
+    )
     parser.add_argument("--quiet", action="store_true", help="do not echo notebook output to the log")
     parser.add_argument(
         "--list-params", action="store_true", help="print every declared parameter and its default, then exit"
