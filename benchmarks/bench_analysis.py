@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers.analyses import tables  # noqa: E402
 from helpers.core.settings import AlignmentSettings  # noqa: E402

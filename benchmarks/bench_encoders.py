@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from helpers.core.paths import shared_data_root  # noqa: E402
 from helpers.data.media import load_audio  # noqa: E402
 from helpers.encoders.embedded import load_encoder  # noqa: E402

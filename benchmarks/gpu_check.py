@@ -42,8 +42,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PERCEIVE_HEADLESS", "1")  # plain-text progress, no transformers loading bars
 
 from helpers import lm  # noqa: E402
