@@ -33,6 +33,13 @@ PROFILES = ("paper-tiny", "paper-tiny-audiocaps", "paper-tiny-clotho")
 
 
 def _commit(repo_id: str) -> str:
+    """The commit a tiny stand-in is cached under: the paper profile's pinned ``llm_revision`` for its
+    ``llm`` (so the paper chain loads at the pin, as a GPU user's run does), a made-up one for the rest."""
+    from helpers.run.runner import load_profile
+
+    paper = load_profile("paper")
+    if repo_id == paper["llm"] and paper.get("llm_revision"):
+        return str(paper["llm_revision"])
     return hashlib.sha1(repo_id.encode()).hexdigest()
 
 

@@ -194,6 +194,45 @@ LONG_FUNCTIONS: dict[str, str] = {}
 MAX_FUNCTION_LINES = 80
 #: a module longer than this says in its docstring why it is one module (a line starting "One module because")
 MAX_MODULE_LINES = 500
+#: a function taking more parameters than this says why in its docstring (a line starting "Many parameters because")
+MAX_PARAMETERS = 8
+
+
+def _parameter_counts(root: Path = HELPERS):
+    """``(dotted name, parameters, docstring)`` of every function and method under ``root`` (``self``/``cls`` not counted)."""
+    for path in sorted(root.rglob("*.py")):
+        mod = _module_name(path, root).removeprefix("helpers.")
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
+                n = len(names) - (1 if names and names[0] in ("self", "cls") else 0)
+                yield f"{mod}.{node.name}", n, ast.get_docstring(node) or ""
+
+
+def test_long_parameter_lists_say_why():
+    unexplained = [
+        f"{name} ({n})"
+        for name, n, doc in _parameter_counts()
+        if n > MAX_PARAMETERS and not re.search(r"^Many parameters because", doc, flags=re.M)
+    ]
+    assert not unexplained, (
+        f"functions over {MAX_PARAMETERS} parameters (group them into a settings object, or say "
+        f"'Many parameters because ...' in the docstring): {unexplained}"
+    )
+
+
+def test_the_parameter_check_counts_methods_without_self(tmp_path):
+    pkg = tmp_path / "helpers"
+    pkg.mkdir()
+    source = (
+        'class C:\n    def f(self, a, *, b, c=1):\n        pass\n\n\ndef g(x):\n    """Many parameters because."""\n'
+    )
+    (pkg / "m.py").write_text(source)
+    got = {name: (n, doc) for name, n, doc in _parameter_counts(pkg)}
+    assert got == {"m.f": (3, ""), "m.g": (1, "Many parameters because.")}
+
+
 #: modules allowed over :data:`MAX_MODULE_LINES` without a reason for now; an entry that is no longer long fails the test
 LONG_MODULES: dict[str, str] = {}
 

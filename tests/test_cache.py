@@ -12,6 +12,7 @@ from helpers.core.cache import (
     atomic_dir,
     atomic_file,
     atomic_write_bytes,
+    counting_cache,
     file_fingerprint,
     map_cached,
     stable_hash,
@@ -63,6 +64,18 @@ def test_hit_miss_and_invalidation(tmp_path):
     map_cached(Store(tmp_path, "squares", {"version": 2}), keys, list(range(10)), changed, batch_size=4)
     assert sum(map(len, changed.calls)) == 10  # a config change misses everything
     assert json.loads((Store(tmp_path, "squares", {"version": 2}).dir / "config.json").read_text()) == {"version": 2}
+
+
+def test_counting_cache_counts_hits_and_computed_items_of_every_call_inside(tmp_path):
+    store = Store(tmp_path, "counted", {})
+    with counting_cache() as outer:
+        map_cached(store, ["a", "b"], [1, 2], Counter(), batch_size=2)  # both computed
+        with counting_cache() as inner:
+            map_cached(store, ["a", "b", "c", "c"], [1, 2, 3, 3], Counter(), batch_size=2)  # a, b hits; c once
+    assert (inner.cached, inner.computed) == (2, 1)
+    assert (outer.cached, outer.computed) == (2, 3)
+    map_cached(store, ["d"], [4], Counter())  # outside every block: counted nowhere
+    assert (outer.cached, outer.computed) == (2, 3)
 
 
 def test_duplicate_keys_are_computed_once(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from helpers.analyses import ablations, neighbours, tables
-from helpers.core.settings import DEFAULT_SETTINGS, AlignmentSettings
+from helpers.core.settings import DEFAULT_SETTINGS, AlignmentSettings, LMSettings
 from helpers.metrics.pairing import EncoderSpace, common_rows, encoder_spaces, usable
 from helpers.run.runner import PROFILES_DIR
 
@@ -87,6 +87,24 @@ def test_settings_defaults_are_the_default_profile():
     profile = yaml.safe_load((PROFILES_DIR / "default.yaml").read_text())
     for f in dataclasses.fields(AlignmentSettings):
         assert getattr(DEFAULT_SETTINGS, f.name) == profile[f.name], f.name
+    for f in dataclasses.fields(LMSettings):
+        assert getattr(LMSettings(), f.name) == profile[LMSettings.parameter(f.name)], f.name
+    assert (
+        AlignmentSettings.from_params(profile) == DEFAULT_SETTINGS and LMSettings.from_params(profile) == LMSettings()
+    )
+
+
+def test_settings_are_read_from_notebook_parameters_by_name():
+    params = {"llm": "gemma-3-270m", "llm_device": "cuda", "llm_dtype": "bfloat16", "llm_revision": "main", "k": 5}
+    params |= {"gen_batch_size": "auto", "run_name": "x", "include_embeddings": False}
+    got = LMSettings.from_params(params)
+    assert (got.llm, got.device, got.dtype, got.revision) == ("gemma-3-270m", "cuda", "bfloat16", "main")
+    assert got.gen_batch_size == "auto" and got.include_embeddings is False and got.rep_batch_size == 16
+    assert AlignmentSettings.from_params(params) == AlignmentSettings(k=5)
+    with pytest.raises(ValueError, match="gen_batch_size must be a positive integer or 'auto'"):
+        LMSettings(gen_batch_size=0)
+    with pytest.raises(TypeError, match="include_embeddings must be True or False"):
+        LMSettings(include_embeddings="yes")
 
 
 @pytest.mark.parametrize(

@@ -163,3 +163,53 @@ def test_decoding_cache_config():
         "top_p": None,
     }
     assert L.Decoding(do_sample=True, seed=3).cache_config()["seed"] == 3
+
+
+_LOAD_AT_REVISIONS = """
+import json, sys
+from helpers import lm
+out = {}
+for rev in (None, sys.argv[1], "0" * 40):
+    try:
+        llm = lm.load_llm("Qwen/Qwen3-0.6B", revision=rev)
+        out[str(rev)] = {"revision": llm.fingerprint["revision"], "note": lm.revision_note(llm)}
+    except Exception as e:
+        out[str(rev)] = {"error": type(e).__name__}
+print(json.dumps(out))
+"""
+
+
+def test_a_hub_model_loads_at_the_pinned_revision_and_records_it(thinking_dir, tmp_path):
+    """The paper's models by hub id: the cached snapshot's commit is recorded, a pinned commit loads that
+    snapshot, and a commit the cache does not hold is an error (offline), never another snapshot."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from paper_world import install_in_hub_cache
+
+    from helpers.core.paths import PROJECT_ROOT
+
+    snap = install_in_hub_cache(thinking_dir, "Qwen/Qwen3-0.6B", tmp_path / "hf" / "hub")
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env["PERCEIVE_CACHE"] = str(tmp_path / "cache")
+    run = subprocess.run(
+        [sys.executable, "-c", _LOAD_AT_REVISIONS, snap.name],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    assert got["None"]["revision"] == snap.name and got[snap.name]["revision"] == snap.name
+    assert f"--param llm_revision={snap.name}" in got["None"]["note"]
+    assert "error" in got["0" * 40]
+
+
+def test_a_revision_is_refused_for_a_model_not_from_the_hub(thinking_dir):
+    with pytest.raises(ValueError, match="does not come from the hub"):
+        L.load_llm(str(thinking_dir), revision="main")
+    assert L.revision_note(L.load_llm(str(thinking_dir))).startswith("weights: local folder")

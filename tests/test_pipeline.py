@@ -15,9 +15,11 @@ from helpers.analyses.pipeline import (
     run_representations,
     stored_representation,
 )
+from helpers.core.settings import LMSettings
 from helpers.data import prompts
 from helpers.data.artifacts import (
     RunPaths,
+    StoredRun,
     load_encoder_features,
     load_generations,
     save_arrays,
@@ -57,22 +59,25 @@ def test_stored_representation_is_the_shorter_greedy_generation(llms, tmp_cache)
         cue="SEE", template="{caption}", llm="tiny", max_new_tokens=8, do_sample=False, enable_thinking=False
     )
     arrays = {f"SEE/{kind}": arr for kind, arr in long.per_layer.items()}
-    kw = dict(llm="tiny", cue="SEE", template="{caption}", ids=ids)
+    settings = LMSettings(llm="tiny")
+    kw = dict(lm_settings=settings, cue="SEE", template="{caption}", ids=ids)
+    stored = StoredRun(gens, ids, arrays)
 
-    arr, key = stored_representation(gens, ids, arrays, decoding=Decoding(3), n_layers=model.n_layers + 1, **kw)
+    found = stored_representation(stored, decoding=Decoding(3), n_layers=model.n_layers + 1, **kw)
     short = cue_representations(model, ids, texts, Decoding(max_new_tokens=3))
-    assert key == "SEE/prefix_T3"
-    np.testing.assert_allclose(arr, short.per_layer["gen_mean"], rtol=1e-4, atol=1e-5)
-    full, key = stored_representation(gens, ids, arrays, decoding=Decoding(8), **kw)
-    assert key == "SEE/gen_mean" and np.array_equal(full, long.per_layer["gen_mean"])
-    back, _ = stored_representation(gens, ids, arrays, decoding=Decoding(3), **{**kw, "ids": ids[::-1]})
-    assert np.array_equal(back, arr[::-1])  # rows follow the ids asked for
+    assert found.key == "SEE/prefix_T3" and found.why_not == ""
+    np.testing.assert_allclose(found.array, short.per_layer["gen_mean"], rtol=1e-4, atol=1e-5)
+    full = stored_representation(stored, decoding=Decoding(8), **kw)
+    assert full.key == "SEE/gen_mean" and np.array_equal(full.array, long.per_layer["gen_mean"])
+    back = stored_representation(stored, decoding=Decoding(3), **{**kw, "ids": ids[::-1]})
+    assert np.array_equal(back.array, found.array[::-1])  # rows follow the ids asked for
 
     refusals = {
         "sampled decoding": dict(decoding=Decoding(3, do_sample=True)),
         "not recorded as greedy": dict(gens=gens.assign(do_sample=True)),
         "another model or template": dict(template="see {caption}"),
-        "thinking mode": dict(enable_thinking=True),
+        "thinking mode": dict(lm_settings=settings.replace(enable_thinking=True)),
+        "from another model": dict(lm_settings=settings.replace(llm="other")),
         "no SEE/prefix_T5": dict(decoding=Decoding(5)),
         "layers, not": dict(n_layers=model.n_layers),
         "no SEE/prefix_T3 for these items": dict(ids=["a", "zzz"]),
@@ -80,10 +85,10 @@ def test_stored_representation_is_the_shorter_greedy_generation(llms, tmp_cache)
     }
     for why, change in refusals.items():
         args = {"gens": gens, "decoding": Decoding(3), **kw, **change}
-        got, reason = stored_representation(args.pop("gens"), ids, arrays, **args)
-        assert got is None and why in reason, (why, reason)
-    got, reason = stored_representation(gens.drop(columns="do_sample"), ids, arrays, decoding=Decoding(3), **kw)
-    assert got is None and "not recorded as greedy" in reason  # runs made before 02 recorded it
+        got = stored_representation(StoredRun(args.pop("gens"), ids, arrays), **args)
+        assert got.array is None and got.key is None and why in got.why_not, (why, got.why_not)
+    got = stored_representation(StoredRun(gens.drop(columns="do_sample"), ids, arrays), decoding=Decoding(3), **kw)
+    assert got.array is None and "not recorded as greedy" in got.why_not  # runs made before 02 recorded it
 
 
 def test_load_encoder_features_skips_or_names_missing(tmp_path):
@@ -113,9 +118,12 @@ def test_condition_representation_reads_the_run_or_generates(llms, tmp_cache):
         gen_ids=[g["gen_ids"] for g in gen_rows],
     )
     arrays = {f"SEE/{kind}": arr for kind, arr in long.per_layer.items()}
-    kw = dict(llm="tiny", cue="SEE", template="{caption}", ids=ids, user_texts=texts, first_layer=1)
+    kw = dict(
+        lm_settings=LMSettings(llm="tiny"), cue="SEE", template="{caption}", ids=ids, user_texts=texts, first_layer=1
+    )
+    stored = StoredRun(gens, ids, arrays)
 
-    got = condition_representation(model, gens, ids, arrays, decoding=Decoding(3), **kw)
+    got = condition_representation(model, stored, decoding=Decoding(3), **kw)
     assert got.stored_key == "SEE/prefix_T3" and got.result is None
     np.testing.assert_array_equal(got.vector, long.per_layer["prefix_T3"][:, 1:].mean(axis=1))
     shown = condition_examples(got, gens, model.tokenizer, 3)
@@ -124,7 +132,7 @@ def test_condition_representation_reads_the_run_or_generates(llms, tmp_cache):
         model.tokenizer.decode(g["gen_ids"][:3], skip_special_tokens=True) for g in gen_rows[:2]
     ]
 
-    new = condition_representation(model, gens, ids, arrays, decoding=Decoding(5), **kw)  # no T=5 prefix in the run
+    new = condition_representation(model, stored, decoding=Decoding(5), **kw)  # no T=5 prefix in the run
     direct = cue_representations(model, ids, texts, Decoding(max_new_tokens=5))
     assert new.stored_key is None and "no SEE/prefix_T5" in new.why_not_stored
     np.testing.assert_allclose(new.vector, direct.vector("gen_mean", 1), rtol=1e-5, atol=1e-6)
@@ -192,8 +200,8 @@ def test_load_generations_names_the_other_model_and_the_fix(tmp_path):
 
 def test_run_results_carry_the_run_name_and_stored_arrays_may_be_absent(tmp_path):
     run = RunPaths.of("myrun", tmp_path)
-    gens, rep_ids, rep_arrays = stored_representations(run)
-    assert gens.empty and rep_ids == [] and rep_arrays == {}
+    gens, rep_ids, rep_arrays = stored = stored_representations(run)
+    assert stored.gens is gens and gens.empty and rep_ids == [] and rep_arrays == {}
     saved = run.save_results(pd.DataFrame({"score": [0.5]}), "t")
     assert saved.columns.tolist() == ["run", "score"] and saved["run"].tolist() == ["myrun"]
     assert pd.read_csv(run.results / "t.csv").equals(saved) and (run.results / "t.json").is_file()
@@ -212,8 +220,10 @@ def test_model_size_generates_what_the_run_does_not_hold(llms, model_dirs, tmp_c
         loaded.append(name)
         return L.load_llm(name)
 
-    empty = (pd.DataFrame(columns=["cue", "llm"]), [], {})
-    reps, models, examples = model_size_representations([name], table, cues, empty, load_model=load, T=3)
+    empty = StoredRun(pd.DataFrame(columns=["cue", "llm"]), [], {})
+    reps, models, examples = model_size_representations(
+        [name], table, cues, empty, load_model=load, T=3, lm_settings=LMSettings(gen_batch_size=2)
+    )
     assert loaded == [name] and list(reps) == [f"{name}|SEE"]
     ids, x = reps[f"{name}|SEE"]
     assert ids == ["a", "b", "c"] and x.shape == (3, model.hidden_size)

@@ -14,6 +14,8 @@ import pytest
 
 from helpers import lm as L
 from helpers.analyses import rephrasing as R
+from helpers.core.settings import LMSettings
+from helpers.data.artifacts import StoredRun
 
 CUES = {
     "SEE": "Imagine what it would look like to see {caption}.",
@@ -60,8 +62,9 @@ def test_unchanged_prompts_reuse_the_papers_representation(llms):
     manifest = pd.DataFrame(
         {"id": [f"i{j}" for j in range(6)], "caption": ["a cat", "a dog", "rain", "a bell", "the sea", "a car"]}
     )
+    empty = StoredRun(pd.DataFrame(), [], {})
     reps, made = R.variant_representations(
-        llm, manifest, CUES, (pd.DataFrame(), [], {}), llm="tiny", T=3, gen_batch_size=3
+        llm, manifest, CUES, empty, T=3, lm_settings=LMSettings(llm="tiny", gen_batch_size=3)
     )
     source = made.set_index(["variant", "cue"])["source"]
     assert (source[R.PAPER] == "generated").all() and (source["caption capitalised"] == "generated").all()

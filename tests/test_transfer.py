@@ -14,7 +14,7 @@ from tiny_models import PROMPTS  # noqa: E402
 
 from helpers import lm as L
 from helpers.analyses import transfer as X
-from helpers.core.settings import AlignmentSettings
+from helpers.core.settings import AlignmentSettings, LMSettings
 
 N, D = 600, 12
 IDS = [f"i{j:03d}" for j in range(N)]
@@ -116,7 +116,7 @@ def test_reading_ones_own_text_gives_ones_own_representation(llms):
             "text": [g["text"] for g in gens],
         }
     )
-    reps = X.read_texts(llm, texts, reader="r")
+    reps = X.read_texts(llm, texts, reader="r", lm_settings=LMSettings(llm="r", rep_batch_size=2))
     ids, got = reps[X.name("r", "w", "SEE")]
     want = np.stack([g["representation"]["gen_mean"].mean(0) for g in gens])
     same = [
@@ -128,4 +128,4 @@ def test_reading_ones_own_text_gives_ones_own_representation(llms):
 
 def test_two_models_are_needed():
     with pytest.raises(ValueError, match="two or more different LLMs"):
-        X.transfer_representations(["a", "a"], pd.DataFrame(), {}, None, load_model=None, T=4)
+        X.transfer_representations(["a", "a"], pd.DataFrame(), {}, None, load_model=None, T=4, lm_settings=LMSettings())

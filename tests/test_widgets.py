@@ -11,8 +11,9 @@ import yaml
 from playground_run import MAX_NEW_TOKENS, make_run
 
 from helpers.analyses import neighbours, playground as PG, tables
-from helpers.core.settings import AlignmentSettings as S
+from helpers.core.settings import AlignmentSettings as S, LMSettings
 from helpers.data.artifacts import load_table
+from helpers.lm import Decoding
 from helpers.metrics import alignment
 from helpers.report import views, widgets as Wd
 from helpers.run import runner
@@ -142,12 +143,11 @@ def tiny_run(tmp_path_factory, model_dirs):
 def playground(tiny_run, model_dirs):
     return Wd.Playground(
         tiny_run,
-        llm=str(model_dirs["qwen3"]),
+        lm_settings=LMSettings(llm=str(model_dirs["qwen3"]), gen_batch_size=5),
+        decoding=Decoding(max_new_tokens=MAX_NEW_TOKENS),
         vision_encoders=["toyvision"],
         audio_encoders=["toyaudio", "absent"],
-        max_new_tokens=MAX_NEW_TOKENS,
         playground_items=12,
-        gen_batch_size=5,
         lexicons=LEX,
         colours=COLOURS,
         profile="tiny",
@@ -401,7 +401,11 @@ def test_picking_a_short_label_loads_the_registry_name(tiny_run):
         raise RuntimeError("not loaded in this test")
 
     pg = Wd.Playground(
-        tiny_run, llm="smollm2-135m-instruct", vision_encoders=["toyvision"], settings=S(k=3), load_model=load
+        tiny_run,
+        lm_settings=LMSettings(llm="smollm2-135m-instruct"),
+        vision_encoders=["toyvision"],
+        settings=S(k=3),
+        load_model=load,
     )
     assert pg.model.label == "SmolLM2-135M-Instruct"
     pg.model.label = "Qwen3-0.6B"

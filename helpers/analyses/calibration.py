@@ -118,6 +118,12 @@ def _dyadic(e, x, y, k, q, level, rng):
 
 
 def _per_item(e, x, y, k, q, level, rng, n_boot=1000, n_flip=2000):
+    """The per-item bootstrap interval and sign-flip p of two conditions' difference (the baselines the
+    dyadic-robust tests replace): ``(difference, ci_low, ci_high, p, bootstrap standard error)``.
+
+    Many parameters because it runs both baselines on one world's draw, each with its own resample count,
+    at one k, clamp and level.
+    """
     ke, (kx, ky) = _graphs(e, (x, y), k, q)
     d = overlap_from_knn(kx, ke) - overlap_from_knn(ky, ke)
     means = d[rng.integers(0, d.size, (n_boot, d.size))].mean(axis=1)
@@ -226,7 +232,11 @@ def calibrate(
     """One row per method: ``reject`` (share of p < α), ``coverage`` (of the truth), ``se_ratio``
     (mean standard error / oracle sd), ``seconds`` per test, with the world, n, k, effect, truth and
     oracle sd. ``truth``: (truth, sd) from :func:`oracle` (computed when None; for a null world the
-    truth is 0 by construction and only the sd is used)."""
+    truth is 0 by construction and only the sd is used).
+
+    Many parameters because each is a factor of the simulation design (world, n, k, methods, replications,
+    clamp, level, seed, truth) that the calibration tables vary.
+    """
     truth_value, sd = truth if truth is not None else oracle(world, n, k, q)
     if world.effect == 0:
         truth_value = 0.0

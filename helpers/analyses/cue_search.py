@@ -29,7 +29,8 @@ from helpers import lm
 from helpers.analyses.ablations import paired_alignment
 from helpers.analyses.pipeline import cue_conditions
 from helpers.analyses.tables import with_holm
-from helpers.core.settings import DEFAULT_SETTINGS, AlignmentSettings
+from helpers.core.settings import DEFAULT_SETTINGS, AlignmentSettings, LMSettings
+from helpers.data.artifacts import StoredRun
 from helpers.data.prompts import BASELINE_CUE, build_prompts
 from helpers.metrics.knn_inference import Overlaps, max_mean_null
 from helpers.metrics.pairing import EncoderFeatures, encoder_spaces
@@ -108,30 +109,16 @@ def candidate_representations(
     model: lm.LLM,
     manifest: pd.DataFrame,
     cues: Mapping[str, str],
-    stored,
+    stored: StoredRun,
     *,
     ids: Sequence[str],
-    llm: str,
     T: int,
+    lm_settings: LMSettings,
     first_layer: int = 0,
-    gen_batch_size: int | str = 32,
-    rep_batch_size: int | str = 16,
-    enable_thinking: bool = False,
 ) -> tuple[Reps, pd.DataFrame]:
     """Every cue's representation on ``ids`` (``name -> (ids, [items, hidden])``) and where each came from."""
     table = build_prompts(manifest[manifest["id"].isin(set(ids))], cues)
-    conds = cue_conditions(
-        model,
-        table,
-        cues,
-        stored,
-        llm=llm,
-        T=T,
-        enable_thinking=enable_thinking,
-        first_layer=first_layer,
-        gen_batch_size=gen_batch_size,
-        rep_batch_size=rep_batch_size,
-    )
+    conds = cue_conditions(model, table, cues, stored, T=T, lm_settings=lm_settings, first_layer=first_layer)
     reps, rows = {}, []
     for cue, cond in conds.items():
         reps[cue] = (cond.ids, cond.vector)

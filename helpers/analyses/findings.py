@@ -187,7 +187,10 @@ def finding(
     settings: int = 0,
     note: str = "",
 ) -> dict:
-    """One row of a findings table, before correction: :func:`table` adjusts the family's p-values and judges."""
+    """One row of a findings table, before correction: :func:`table` adjusts the family's p-values and judges.
+
+    Many parameters because it builds one row of the findings table and each parameter is one of its columns.
+    """
     if family not in ("confirmatory", "exploratory"):
         raise ValueError(f"family must be confirmatory or exploratory, got {family!r}")
     low, high = float(ci[0]), float(ci[1])

@@ -23,7 +23,9 @@ import pandas as pd
 
 from helpers import lm
 from helpers.analyses.ablations import edited_generations
+from helpers.core.settings import DEFAULT_LM_SETTINGS, LMSettings
 from helpers.data import prompts
+from helpers.data.artifacts import StoredRun
 from helpers.lm import Decoding
 from helpers.metrics.alignment import layer_mean
 
@@ -53,9 +55,7 @@ def cue_representations(
     user_texts: Sequence[str],
     decoding: Decoding = Decoding(),
     *,
-    gen_batch_size: int | str = 32,
-    rep_batch_size: int | str = 16,
-    include_embeddings: bool = True,
+    lm_settings: LMSettings = DEFAULT_LM_SETTINGS,
     prefix_lengths: Sequence[int] = (),
     system: str | None = None,
 ) -> CueResult:
@@ -63,15 +63,17 @@ def cue_representations(
     when given: :func:`helpers.lm.format_prompt`) and represent them.
 
     ``ids[i]`` names the item of ``user_texts[i]``. Empty generations are an error (they have
-    no generative representation) naming the item. Batch sizes may be ``"auto"``
-    (:func:`helpers.lm.resolve_batch_size`, from free accelerator memory).
+    no generative representation) naming the item. ``lm_settings`` gives the batch sizes (may be
+    ``"auto"``: :func:`helpers.lm.resolve_batch_size`, from free accelerator memory) and
+    ``include_embeddings``.
     """
+    include_embeddings = lm_settings.include_embeddings
     if len(ids) != len(user_texts):
         raise ValueError(f"{len(ids)} ids but {len(user_texts)} texts")
     prompts = [lm.format_prompt(model, t, system) for t in user_texts]
     longest = max((len(p) for p in lm.encode_prompts(model, prompts)), default=1) + decoding.max_new_tokens
-    gen_batch_size = lm.resolve_batch_size(gen_batch_size, model, longest, "generate")
-    rep_batch_size = lm.resolve_batch_size(rep_batch_size, model, longest, "represent")
+    gen_batch_size = lm.resolve_batch_size(lm_settings.gen_batch_size, model, longest, "generate")
+    rep_batch_size = lm.resolve_batch_size(lm_settings.rep_batch_size, model, longest, "represent")
     reduction = lm.Reduction(include_embeddings, tuple(prefix_lengths))  # represented while generated
     gens = lm.generate_cached(model, prompts, decoding, batch_size=gen_batch_size, reduction=reduction)
     empty = [i for i, g in zip(ids, gens) if not g["gen_ids"]]
@@ -194,51 +196,61 @@ def stack_representations(
     return out
 
 
+@dataclass(frozen=True)
+class StoredLookup:
+    """Whether a run already holds a condition's representation: ``array`` ``[items, layers, hidden]``
+    and the ``key`` it was read from, or ``array`` and ``key`` None and ``why_not`` saying why."""
+
+    array: np.ndarray | None
+    key: str | None
+    why_not: str = ""
+
+
 def stored_representation(
-    gens: pd.DataFrame,
-    rep_ids: Sequence[str],
-    rep_arrays: Mapping[str, np.ndarray],
+    stored: StoredRun,
     *,
-    llm: str,
     cue: str,
     template: str,
     decoding: Decoding,
     ids: Sequence[str],
-    enable_thinking: bool = False,
+    lm_settings: LMSettings,
     n_layers: int | None = None,
-) -> tuple[np.ndarray | None, str]:
+) -> StoredLookup:
     """The run's own ``[items, layers, hidden]`` representation of a condition, if 02/03 already made it.
 
     Under greedy decoding a T-token generation is the first T tokens of 02's longer one, and 03
     keeps the mean over the first T tokens (``{cue}/prefix_T{T}``; ``{cue}/gen_mean`` when T is
-    02's ``max_new_tokens``), so a condition with the run's model, cue template and thinking mode
-    at such a T needs no new generation and no forward pass. ``gens`` is the run's generations
-    table (02), ``rep_ids`` / ``rep_arrays`` its representations (03, :func:`helpers.data.artifacts.load_arrays`).
+    02's ``max_new_tokens``), so a condition with the run's model (``lm_settings.llm``), cue template
+    and thinking mode at such a T needs no new generation and no forward pass. ``stored``: the run's
+    generations (02) and representations (03), :func:`helpers.data.artifacts.stored_representations`.
     ``n_layers`` (when given) must match the stored layer count (it differs when 03 ran with
     another ``include_embeddings``).
-
-    Returns ``(array in ids order, key)`` or ``(None, why not)``.
     """
+    gens, rep_ids, rep_arrays = stored
+
+    def absent(why: str) -> StoredLookup:
+        return StoredLookup(None, None, why)
+
     if decoding.do_sample:
-        return None, "sampled decoding (the prefix shortcut needs greedy)"
+        return absent("sampled decoding (the prefix shortcut needs greedy)")
     if "do_sample" not in gens or gens["do_sample"].astype(bool).any():
-        return None, "the run's generations were not recorded as greedy"
+        return absent("the run's generations were not recorded as greedy")
     sub = gens[gens["cue"] == cue]
     if sub.empty:
-        return None, f"the run has no {cue} cue"
-    if set(gens["llm"]) != {llm} or set(sub["template"]) != {template}:
-        return None, f"the run's {cue} generations come from another model or template"
-    if "enable_thinking" in gens and set(gens["enable_thinking"].astype(bool)) != {bool(enable_thinking)}:
-        return None, "the run used another thinking mode"
+        return absent(f"the run has no {cue} cue")
+    if set(gens["llm"]) != {lm_settings.llm} or set(sub["template"]) != {template}:
+        return absent(f"the run's {cue} generations come from another model or template")
+    if "enable_thinking" in gens and set(gens["enable_thinking"].astype(bool)) != {bool(lm_settings.enable_thinking)}:
+        return absent("the run used another thinking mode")
     T, T_full = int(decoding.max_new_tokens), int(gens["max_new_tokens"].iloc[0])
     key = f"{cue}/gen_mean" if T == T_full else f"{cue}/prefix_T{T}"
     pos = {i: j for j, i in enumerate(rep_ids)}
     if key not in rep_arrays or any(i not in pos for i in ids):
-        return None, f"no {key} for these items in the run's representations"
+        return absent(f"no {key} for these items in the run's representations")
     arr = rep_arrays[key][[pos[i] for i in ids]]
     if n_layers is not None and arr.shape[1] != n_layers:
-        return None, f"{key} has {arr.shape[1]} layers, not {n_layers} (03 ran with another include_embeddings)"
-    return arr, key
+        return absent(f"{key} has {arr.shape[1]} layers, not {n_layers} (03 ran with another include_embeddings)")
+    return StoredLookup(arr, key)
 
 
 # ----------------------------------------------------------------------------- conditions of 08 and 09
@@ -262,48 +274,29 @@ class Condition:
 
 def condition_representation(
     model: lm.LLM,
-    gens: pd.DataFrame,
-    rep_ids: Sequence[str],
-    rep_arrays: Mapping[str, np.ndarray],
+    stored: StoredRun,
     *,
-    llm: str,
     cue: str,
     template: str,
     ids: Sequence[str],
     user_texts: Sequence[str],
     decoding: Decoding,
-    enable_thinking: bool = False,
-    include_embeddings: bool = True,
+    lm_settings: LMSettings,
     first_layer: int = 0,
-    gen_batch_size: int | str = 32,
-    rep_batch_size: int | str = 16,
 ) -> Condition:
     """A condition's representation: the run's own (:func:`stored_representation`) when 02/03
-    made it, else generated with :func:`cue_representations` from ``user_texts``."""
-    stored, key = stored_representation(
-        gens,
-        rep_ids,
-        rep_arrays,
-        llm=llm,
-        cue=cue,
-        template=template,
-        decoding=decoding,
-        ids=ids,
-        enable_thinking=enable_thinking,
-        n_layers=model.n_layers + int(include_embeddings),
+    made it, else generated with :func:`cue_representations` from ``user_texts``.
+
+    Many parameters because a condition is named by its cue and template (what the run's stored
+    arrays are checked against), its items and their texts, and its decoding, and each is needed."""
+    n_layers = model.n_layers + int(lm_settings.include_embeddings)
+    found = stored_representation(
+        stored, cue=cue, template=template, decoding=decoding, ids=ids, lm_settings=lm_settings, n_layers=n_layers
     )
-    if stored is not None:
-        return Condition(list(ids), layer_mean(stored, first_layer), key)
-    res = cue_representations(
-        model,
-        ids,
-        user_texts,
-        decoding,
-        gen_batch_size=gen_batch_size,
-        rep_batch_size=rep_batch_size,
-        include_embeddings=include_embeddings,
-    )
-    return Condition(res.ids, res.vector("gen_mean", first_layer), None, key, res)
+    if found.array is not None:
+        return Condition(list(ids), layer_mean(found.array, first_layer), found.key)
+    res = cue_representations(model, ids, user_texts, decoding, lm_settings=lm_settings)
+    return Condition(res.ids, res.vector("gen_mean", first_layer), None, found.why_not, res)
 
 
 def condition_examples(cond: Condition, gens: pd.DataFrame, tokenizer, max_new_tokens: int, n: int = 2) -> pd.DataFrame:
@@ -322,37 +315,28 @@ def cue_conditions(
     model: lm.LLM,
     table: pd.DataFrame,
     cues: Mapping[str, str],
-    stored,
+    stored: StoredRun,
     *,
-    llm: str,
     T: int,
-    enable_thinking: bool = False,
+    lm_settings: LMSettings,
     first_layer: int = 0,
-    gen_batch_size: int | str = 32,
-    rep_batch_size: int | str = 16,
 ) -> dict[str, Condition]:
     """:func:`condition_representation` of every cue of ``cues`` over its rows of ``table``
     (:func:`helpers.data.prompts.build_prompts`) at ``T`` greedy tokens; ``stored``: the run's generations,
     representation ids and arrays (:func:`helpers.data.artifacts.stored_representations`). 09, 12 and 14 use it."""
-    gens, rep_ids, rep_arrays = stored
     out = {}
     for cue, template in cues.items():
         sub = table[table["cue"] == cue]
         out[cue] = condition_representation(
             model,
-            gens,
-            rep_ids,
-            rep_arrays,
-            llm=llm,
+            stored,
             cue=cue,
             template=template,
             ids=list(sub["id"]),
             user_texts=list(sub["user_text"]),
             decoding=Decoding(max_new_tokens=T),
-            enable_thinking=enable_thinking,
+            lm_settings=lm_settings,
             first_layer=first_layer,
-            gen_batch_size=gen_batch_size,
-            rep_batch_size=rep_batch_size,
         )
     return out
 
@@ -361,20 +345,19 @@ def model_size_representations(
     names: Sequence[str],
     table: pd.DataFrame,
     cues: Mapping[str, str],
-    stored: tuple[pd.DataFrame, Sequence[str], Mapping[str, np.ndarray]],
+    stored: StoredRun,
     *,
     load_model: Callable[[str], lm.LLM],
     T: int,
-    enable_thinking: bool = False,
+    lm_settings: LMSettings,
     first_layer: int = 0,
-    gen_batch_size: int | str = 32,
-    rep_batch_size: int | str = 16,
 ) -> tuple[dict[str, tuple[list[str], np.ndarray]], pd.DataFrame, pd.DataFrame]:
     """Notebook 09: every LLM of ``names`` under every cue at ``T`` generated tokens, one model in memory at a time.
 
     ``table``: the run's prompts (:func:`helpers.data.prompts.build_prompts`); ``stored``: the run's
     generations, representation ids and arrays (:func:`helpers.data.artifacts.stored_representations`),
-    so the run's own model is read from 03's prefix means (:func:`condition_representation`).
+    so the run's own model is read from 03's prefix means (:func:`condition_representation`);
+    ``lm_settings``: the run's (its ``llm`` is replaced by each name in turn).
     Returns ``"<llm>|<cue>" -> (ids, [items, hidden])``, one row per model (``llm``, ``n_params``,
     ``n_layers``, ``hidden_size``, ``chat_template``, ``dtype``, ``cues_from_03``, ``seconds``) and
     two example generations per (model, cue).
@@ -394,16 +377,7 @@ def model_size_representations(
             "cues_from_03": 0,
         }
         conds = cue_conditions(
-            model,
-            table,
-            cues,
-            stored,
-            llm=name,
-            T=T,
-            enable_thinking=enable_thinking,
-            first_layer=first_layer,
-            gen_batch_size=gen_batch_size,
-            rep_batch_size=rep_batch_size,
+            model, table, cues, stored, T=T, lm_settings=lm_settings.replace(llm=name), first_layer=first_layer
         )
         for cue, cond in conds.items():
             llm_reps[f"{name}|{cue}"] = (cond.ids, cond.vector)

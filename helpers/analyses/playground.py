@@ -17,7 +17,7 @@ import pandas as pd
 
 from helpers.analyses import tables
 from helpers.analyses.pipeline import cue_representations
-from helpers.core.settings import DEFAULT_SETTINGS, AlignmentSettings
+from helpers.core.settings import DEFAULT_LM_SETTINGS, DEFAULT_SETTINGS, AlignmentSettings, LMSettings
 from helpers.data import prompts
 from helpers.data.artifacts import RunPaths, load_arrays, load_encoder_features, load_table
 from helpers.lm import Decoding
@@ -96,9 +96,7 @@ def evaluate_template(
     encoder_feats: EncoderFeatures,
     decoding: Decoding = Decoding(),
     *,
-    gen_batch_size: int = 32,
-    rep_batch_size: int = 16,
-    include_embeddings: bool = True,
+    lm_settings: LMSettings = DEFAULT_LM_SETTINGS,
     on_progress: Callable[[int, int, str], None] | None = None,
     settings: AlignmentSettings = DEFAULT_SETTINGS,
 ) -> pd.DataFrame:
@@ -106,7 +104,8 @@ def evaluate_template(
 
     Each cue's prompts are generated and represented through :func:`cue_representations` (so
     conditions the run or an earlier evaluation computed at the same model and decoding are
-    cache hits), in chunks of ``gen_batch_size`` items; ``on_progress(done, total, label)`` is
+    cache hits), in chunks of ``lm_settings.gen_batch_size`` items (one chunk when it is ``"auto"``);
+    ``on_progress(done, total, label)`` is
     called after each chunk. Returns one row per (cue, encoder): ``cue``, ``template``,
     ``encoder``, ``modality``, ``n_items``, ``k``, ``score``, ``ci_low``, ``ci_high``, ``chance``.
     """
@@ -115,7 +114,8 @@ def evaluate_template(
     for name, template in cues.items():
         prompts.check_template(name, template)
     ids = [str(i) for i in manifest["id"]]
-    chunk = max(1, int(gen_batch_size))
+    size = lm_settings.gen_batch_size
+    chunk = size if isinstance(size, int) else max(1, len(ids))
     starts = list(range(0, len(ids), chunk))
     total, done = len(starts) * len(cues), 0
     reps: dict[str, tuple[list[str], np.ndarray]] = {}
@@ -128,9 +128,7 @@ def evaluate_template(
                 ids[s : s + chunk],
                 texts[s : s + chunk],
                 decoding,
-                gen_batch_size=gen_batch_size,
-                rep_batch_size=rep_batch_size,
-                include_embeddings=include_embeddings,
+                lm_settings=lm_settings,
             )
             parts.append(res.vector("gen_mean", settings.first_layer))
             done += 1

@@ -26,7 +26,8 @@ from helpers.analyses.ablations import paired_alignment
 from helpers.analyses.findings import llm_cue_pairs
 from helpers.analyses.pipeline import condition_representation, cue_representations
 from helpers.analyses.tables import with_holm
-from helpers.core.settings import DEFAULT_SETTINGS, AlignmentSettings
+from helpers.core.settings import DEFAULT_SETTINGS, AlignmentSettings, LMSettings
+from helpers.data.artifacts import StoredRun
 from helpers.data.prompts import BASELINE_CUE, MATCHED_CUE, build_prompts
 from helpers.lm import Decoding
 
@@ -85,14 +86,11 @@ def variant_representations(
     model: lm.LLM,
     manifest: pd.DataFrame,
     cues: Mapping[str, str],
-    stored,
+    stored: StoredRun,
     *,
-    llm: str,
     T: int,
+    lm_settings: LMSettings,
     first_layer: int = 0,
-    gen_batch_size: int | str = 32,
-    rep_batch_size: int | str = 16,
-    enable_thinking: bool = False,
 ) -> tuple[Reps, pd.DataFrame]:
     """Every variant's representation of every cue on ``manifest``'s items, and what each cost.
 
@@ -102,7 +100,6 @@ def variant_representations(
     hidden])`` for every variant and cue, and one row per (variant, cue): ``source`` (``stored``,
     ``generated`` or ``the paper's``) and an example prompt.
     """
-    gens, rep_ids, rep_arrays = stored
     ids = list(manifest["id"])
     reps: Reps = {}
     rows = []
@@ -120,19 +117,14 @@ def variant_representations(
             if v.name == PAPER:  # the run's own generations where they match, else generated
                 cond = condition_representation(
                     model,
-                    gens,
-                    rep_ids,
-                    rep_arrays,
-                    llm=llm,
+                    stored,
                     cue=cue,
                     template=tpl,
                     ids=ids,
                     user_texts=user,
                     decoding=Decoding(max_new_tokens=T),
-                    enable_thinking=enable_thinking,
+                    lm_settings=lm_settings,
                     first_layer=first_layer,
-                    gen_batch_size=gen_batch_size,
-                    rep_batch_size=rep_batch_size,
                 )
                 reps[key(v.name, cue)] = (cond.ids, cond.vector)
                 source = "stored" if cond.stored_key else "generated"
@@ -142,8 +134,7 @@ def variant_representations(
                     ids,
                     user,
                     Decoding(max_new_tokens=T),
-                    gen_batch_size=gen_batch_size,
-                    rep_batch_size=rep_batch_size,
+                    lm_settings=lm_settings,
                     system=v.system,
                 )
                 reps[key(v.name, cue)] = (res.ids, res.vector("gen_mean", first_layer))

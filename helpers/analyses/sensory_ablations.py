@@ -33,7 +33,9 @@ from helpers.analyses.pipeline import (
     removal_conditions,
     stored_representation,
 )
+from helpers.core.settings import LMSettings
 from helpers.data import prompts
+from helpers.data.artifacts import StoredRun
 from helpers.data.manifest import modality_subset
 from helpers.lm import Decoding
 
@@ -75,14 +77,8 @@ class RunRepresentations:
     """What 02 and 03 stored for the run (its generations table, representation ids and arrays)
     and the settings they were made with; conditions they already cover are read, not recomputed."""
 
-    gens: pd.DataFrame
-    rep_ids: list[str]
-    rep_arrays: Mapping[str, np.ndarray]
-    llm: str
-    enable_thinking: bool = False
-    include_embeddings: bool = True
-    gen_batch_size: int | str = 32
-    rep_batch_size: int | str = 16
+    stored: StoredRun
+    settings: LMSettings
 
 
 @dataclass
@@ -117,27 +113,23 @@ def random_word_conditions(
 
     Returns the conditions and the first ``n_examples`` new generations of each (``cue``,
     ``condition``, ``user_text``, ``text``, ...).
+
+    Many parameters because the ablation's design is its parameters: how many words are appended or replace the
+    caption, the seed that draws them, the control lexicon and how many examples to show.
     """
     out, examples, T = Conditions(), [], int(decoding.max_new_tokens)
-    batches = dict(
-        gen_batch_size=run.gen_batch_size, rep_batch_size=run.rep_batch_size, include_embeddings=run.include_embeddings
-    )
     for cue, lexicon in items.lexicon.items():
         ids, sub = items.ids[cue], items.generations[cue]
         template = sub["template"].iloc[0]
         base = condition_representation(
             model,
-            run.gens,
-            run.rep_ids,
-            run.rep_arrays,
-            llm=run.llm,
-            enable_thinking=run.enable_thinking,
+            run.stored,
             cue=cue,
             template=template,
             ids=ids,
             user_texts=list(sub["user_text"]),
             decoding=decoding,
-            **batches,
+            lm_settings=run.settings,
         )
         out.notes.append(
             f"{cue}: baseline at T={T} "
@@ -157,7 +149,7 @@ def random_word_conditions(
         for name, words, mode, n in variants:
             caps = ablations.random_word_captions(ids, sub["caption"], words, mode, n, seed)
             user_texts = [prompts.fill(template, c) for c in caps["new_caption"]]
-            res = cue_representations(model, ids, user_texts, decoding, **batches)
+            res = cue_representations(model, ids, user_texts, decoding, lm_settings=run.settings)
             out.reps[f"{cue}/{name}"] = (ids, res.vector())
             out.comparisons[f"{cue}/{name}"] = f"{cue}/T{T}"
             examples.append(res.table.assign(cue=cue, condition=name).head(n_examples))
@@ -188,35 +180,33 @@ def removal_ablation(
 
     The unedited generations' representations are 03's when the run has them at
     ``full_decoding`` (02's settings), else re-encoded; items an edit leaves empty drop out (noted).
-    The re-encoding batch size is ``run.rep_batch_size`` (``"auto"``: from free memory for the
+    The re-encoding batch size is ``run.settings.rep_batch_size`` (``"auto"``: from free memory for the
     run's longest generation).
     """
     out, tables, counts = Conditions(), {}, []
-    longest = int((run.gens["prompt_ids"].map(len) + run.gens["n_gen_tokens"]).max())
-    batch_size = lm.resolve_batch_size(run.rep_batch_size, model, longest, "represent")
-    n_layers = model.n_layers + int(run.include_embeddings)
+    gens, include_embeddings = run.stored.gens, run.settings.include_embeddings
+    longest = int((gens["prompt_ids"].map(len) + gens["n_gen_tokens"]).max())
+    batch_size = lm.resolve_batch_size(run.settings.rep_batch_size, model, longest, "represent")
+    n_layers = model.n_layers + int(include_embeddings)
     for cue, lexicon in items.lexicon.items():
         sub = items.generations[cue]
         tables[cue] = table = ablations.removal_table(items.ids[cue], sub["text"], lexicons[lexicon], seed)
         counts.append(ablations.removal_counts(table, label=f"{cue}: {lexicon} words"))
         fidelity = ablations.retokenization_fidelity(model.tokenizer, sub["text"], sub["gen_ids"])
         out.notes.append(f"{cue}: retokenisation fidelity {fidelity:.1%}")
-        full, key = stored_representation(
-            run.gens,
-            run.rep_ids,
-            run.rep_arrays,
-            llm=run.llm,
+        full = stored_representation(
+            run.stored,
             cue=cue,
             template=sub["template"].iloc[0],
             decoding=full_decoding,
             ids=items.ids[cue],
-            enable_thinking=run.enable_thinking,
+            lm_settings=run.settings,
             n_layers=n_layers,
         )
-        if full is None:  # 03's pass over these very generations is not in the run
-            out.notes.append(f"{cue}: {key}; re-encoding the unedited generations")
+        if full.array is None:  # 03's pass over these very generations is not in the run
+            out.notes.append(f"{cue}: {full.why_not}; re-encoding the unedited generations")
         removed = removal_conditions(
-            model, sub, table, full, include_embeddings=run.include_embeddings, batch_size=batch_size
+            model, sub, table, full.array, include_embeddings=include_embeddings, batch_size=batch_size
         )
         if removed.dropped:
             out.notes.append(

@@ -26,7 +26,8 @@ from helpers.analyses.ablations import edited_generations, paired_alignment
 from helpers.analyses.findings import equivalence_p, llm_cue_pairs
 from helpers.analyses.pipeline import condition_examples, cue_conditions, stack_representations
 from helpers.analyses.tables import with_holm
-from helpers.core.settings import DEFAULT_SETTINGS, AlignmentSettings
+from helpers.core.settings import DEFAULT_SETTINGS, AlignmentSettings, LMSettings
+from helpers.data.artifacts import StoredRun
 from helpers.data.prompts import BASELINE_CUE, CUE_SENSES, MATCHED_CUE
 from helpers.metrics.alignment import layer_mean
 from helpers.metrics.knn_inference import Overlaps, effective_df, sampling_covariance, standard_error
@@ -50,38 +51,25 @@ def split_name(key: str) -> tuple[str, str, str]:
 
 def own_texts(
     model: lm.LLM,
-    stored,
+    stored: StoredRun,
     *,
-    llm: str,
     table: pd.DataFrame,
     cues: Mapping[str, str],
     T: int,
+    lm_settings: LMSettings,
     first_layer: int = 0,
-    gen_batch_size: int | str = 32,
-    rep_batch_size: int | str = 16,
-    enable_thinking: bool = False,
 ) -> tuple[Reps, pd.DataFrame]:
-    """The writer's own representations ``llm<llm|cue`` and its texts (``id``, ``cue``, ``user_text``, ``text``).
+    """The writer's own representations ``llm<llm|cue`` and its texts (``id``, ``cue``, ``user_text``, ``text``);
+    the writer is ``lm_settings.llm``.
 
     Read from 03's prefix means (the run's model) or 09's cache (the others) when they exist,
     generated and cached otherwise (:func:`helpers.analyses.pipeline.cue_conditions`).
     """
-    reps, texts = {}, []
-    conds = cue_conditions(
-        model,
-        table,
-        cues,
-        stored,
-        llm=llm,
-        T=T,
-        enable_thinking=enable_thinking,
-        first_layer=first_layer,
-        gen_batch_size=gen_batch_size,
-        rep_batch_size=rep_batch_size,
-    )
+    reps, texts, llm = {}, [], lm_settings.llm
+    conds = cue_conditions(model, table, cues, stored, T=T, lm_settings=lm_settings, first_layer=first_layer)
     for cue, cond in conds.items():
         reps[name(llm, llm, cue)] = (cond.ids, cond.vector)
-        written = condition_examples(cond, stored[0], model.tokenizer, T, n=len(cond.ids))
+        written = condition_examples(cond, stored.gens, model.tokenizer, T, n=len(cond.ids))
         sub = table[table["cue"] == cue]
         user = dict(zip(sub["id"], sub["user_text"]))
         texts.append(written.assign(writer=llm, cue=cue, user_text=[user[i] for i in written["id"]]))
@@ -93,15 +81,15 @@ def read_texts(
     texts: pd.DataFrame,
     *,
     reader: str,
+    lm_settings: LMSettings,
     first_layer: int = 0,
-    rep_batch_size: int | str = 16,
-    include_embeddings: bool = True,
 ) -> Reps:
     """``reader``'s representations of every (writer, cue) in ``texts`` (:func:`own_texts`'s tables).
 
     The reader's prompt for the same caption and cue (its own chat template, or none), then the
     writer's text re-tokenised by the reader's tokenizer; one cached teacher-forced pass
-    (:func:`helpers.lm.represent_cached`), the mean over the text's positions and all layers.
+    (:func:`helpers.lm.represent_cached`), the mean over the text's positions and all layers
+    (``lm_settings``: the batch size and ``include_embeddings``).
     """
     reps: Reps = {}
     for (writer, cue), sub in texts.groupby(["writer", "cue"], sort=False):
@@ -112,9 +100,12 @@ def read_texts(
         if empty:
             raise ValueError(f"{writer}'s {cue} text of item(s) {empty[:3]} is empty after re-tokenisation by {reader}")
         batch = lm.resolve_batch_size(
-            rep_batch_size, model, max(len(p) + len(g["gen_ids"]) for p, g in zip(prompt_ids, gens)), "represent"
+            lm_settings.rep_batch_size,
+            model,
+            max(len(p) + len(g["gen_ids"]) for p, g in zip(prompt_ids, gens)),
+            "represent",
         )
-        out = lm.represent_cached(model, gens, include_embeddings=include_embeddings, batch_size=batch)
+        out = lm.represent_cached(model, gens, include_embeddings=lm_settings.include_embeddings, batch_size=batch)
         reps[name(reader, writer, cue)] = (
             list(sub["id"]),
             layer_mean(stack_representations(out)["gen_mean"], first_layer),
@@ -126,17 +117,18 @@ def transfer_representations(
     names: Sequence[str],
     table: pd.DataFrame,
     cues: Mapping[str, str],
-    stored,
+    stored: StoredRun,
     *,
     load_model: Callable[[str], lm.LLM],
     T: int,
-    **kw,
+    lm_settings: LMSettings,
+    first_layer: int = 0,
 ) -> tuple[Reps, pd.DataFrame]:
     """Every model's own representations and every model's reading of every other's texts.
 
     Two passes over ``names`` with one model in memory at a time: each writes (its own texts and
     representations, :func:`own_texts`), then each reads the others' texts (:func:`read_texts`).
-    ``kw`` goes to :func:`own_texts` (batch sizes, ``first_layer``, ``enable_thinking``).
+    ``lm_settings``: the run's (its ``llm`` is replaced by each name in turn).
     Returns the representations (:func:`name` keys) and all writers' texts.
     """
     if len(set(names)) < 2:
@@ -145,7 +137,10 @@ def transfer_representations(
     texts = []
     for llm in names:
         model = load_model(llm)
-        own, written = own_texts(model, stored, llm=llm, table=table, cues=cues, T=T, **kw)
+        settings = lm_settings.replace(llm=llm)
+        own, written = own_texts(
+            model, stored, table=table, cues=cues, T=T, lm_settings=settings, first_layer=first_layer
+        )
         reps.update(own)
         texts.append(written)
         lm.free_llm(model)
@@ -158,8 +153,8 @@ def transfer_representations(
                 model,
                 others,
                 reader=reader,
-                first_layer=kw.get("first_layer", 0),
-                rep_batch_size=kw.get("rep_batch_size", 16),
+                lm_settings=lm_settings.replace(llm=reader),
+                first_layer=first_layer,
             )
         )
         lm.free_llm(model)

@@ -13,6 +13,7 @@ the step's code (``STEP_VERSION`` constants in the modules that use the cache).
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import hashlib
 import json
@@ -23,6 +24,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -253,6 +255,33 @@ def _batches(items: list[Any], batch_size: int, balanced: bool) -> list[list[Any
     return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+@dataclass
+class CacheCounts:
+    """Items :func:`map_cached` found in a cache (``cached``) and computed (``computed``)."""
+
+    cached: int = 0
+    computed: int = 0
+
+
+_COUNTERS: contextvars.ContextVar[tuple[CacheCounts, ...]] = contextvars.ContextVar("cache_counters", default=())
+
+
+@contextmanager
+def counting_cache() -> Iterator[CacheCounts]:
+    """Count what every :func:`map_cached` call inside the block found and computed (nested blocks each count)::
+
+    with counting_cache() as counts:
+        evaluate_template(...)
+    counts.cached, counts.computed
+    """
+    counts = CacheCounts()
+    token = _COUNTERS.set(_COUNTERS.get() + (counts,))
+    try:
+        yield counts
+    finally:
+        _COUNTERS.reset(token)
+
+
 def map_cached(
     store: Store,
     keys: Sequence[str],
@@ -273,6 +302,7 @@ def map_cached(
     With ``balanced``, the items to compute are split into as few batches as ``batch_size``
     allows, of sizes that differ by at most one (900 items at 128: eight of 113 and 112, not
     seven of 128 and one of 4): a batched decoder pays each batch's full length whatever its size.
+    The counts of items found and computed are printed and added to every enclosing :func:`counting_cache`.
     """
     if len(keys) != len(inputs):
         raise ValueError(f"{len(keys)} keys but {len(inputs)} inputs")
@@ -293,6 +323,9 @@ def map_cached(
             todo[k] = x
         else:
             found[k] = value
+    for counts in _COUNTERS.get():
+        counts.cached += len(found)
+        counts.computed += len(todo)
     # printed, not logged: the count belongs in the notebook's narrative and the run log
     print(f"{desc or store.dir.parent.name}: {len(found)} cached, {len(todo)} to compute", flush=True)
     pending = list(todo.items())

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -281,12 +281,21 @@ def load_generations(run: RunPaths, llm: str | None = None) -> pd.DataFrame:
     return gens
 
 
-def stored_representations(run: RunPaths) -> tuple[pd.DataFrame, list[str], dict[str, np.ndarray]]:
-    """What 02 and 03 stored for the run, where they did: the generations table and the
-    representation ids and arrays (empty when a notebook has not run; 08 and 09 then generate)."""
+class StoredRun(NamedTuple):
+    """What 02 and 03 stored for a run: the generations table (``gens``), and the representation
+    ids and ``"<cue>/<kind>" -> [items, layers, hidden]`` arrays (``rep_ids``, ``rep_arrays``)."""
+
+    gens: pd.DataFrame
+    rep_ids: list[str]
+    rep_arrays: dict[str, np.ndarray]
+
+
+def stored_representations(run: RunPaths) -> StoredRun:
+    """What 02 and 03 stored for the run, where they did (empty when a notebook has not run;
+    08, 09 and 12–14 then generate)."""
     gens = load_table(run.generations) if run.generations.is_file() else pd.DataFrame(columns=["cue", "llm"])
     rep_ids, rep_arrays = load_arrays(run.representations) if run.representations.is_file() else ([], {})
-    return gens, rep_ids, rep_arrays
+    return StoredRun(gens, list(rep_ids), dict(rep_arrays))
 
 
 def analysis_inputs(

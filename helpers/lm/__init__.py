@@ -12,7 +12,8 @@ One module per concern, each importing only the ones above it (no cycles):
 ==================  ======================================================================
 ``registry``        the known names (:data:`MODEL_REGISTRY`, :class:`ModelSpec`); no torch
 ``gguf``            the embedded models' GGUF files from PyPI: locate, assemble, convert once
-``loading``         :func:`load_llm` (registry name, local folder or HF id) -> :class:`LLM`,
+``loading``         :func:`load_llm` (registry name, local folder or HF id, hub revision) -> :class:`LLM`,
+                    :func:`load_configured` (from a run's ``LMSettings``), :func:`revision_note`,
                     :func:`format_prompt`, :func:`encode_prompts`, :func:`system_prompt_note`
 ``generation``      :func:`generate`, :class:`Decoding`, :func:`item_seed` (a batch's shared prompt prefix computed once)
 ``head``            :func:`chunked_head`: the decoding loop's LM head in vocabulary chunks on the CPU (same logits)
@@ -54,7 +55,9 @@ from helpers.lm.loading import (
     encode_prompts,
     format_prompt,
     free_llm,
+    load_configured,
     load_llm,
+    revision_note,
     system_prompt_note,
     template_system_prompt,
 )
@@ -84,7 +87,9 @@ __all__ = [
     "generate_cached",
     "item_seed",
     "known_models",
+    "load_configured",
     "load_llm",
+    "revision_note",
     "represent",
     "represent_cached",
     "resolve_batch_size",

@@ -336,6 +336,9 @@ def generate(
     differences between batch shapes). Per item: ``prompt``, ``text`` (decoded, special
     tokens skipped), ``prompt_ids``, ``gen_ids`` (cut at the first EOS, EOS excluded) and
     ``stopped_at_eos``.
+
+    Many parameters because it takes :class:`Decoding`'s fields as keywords, the low-level call for code that
+    has no Decoding (:func:`generate_cached` takes one).
     """
     decoding = Decoding(max_new_tokens, do_sample, seed, temperature, top_p)
     return _generate(llm, prompts, decoding, batch_size, show_progress)

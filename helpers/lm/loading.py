@@ -24,6 +24,7 @@ from helpers.core.cache import file_fingerprint, quarantine, stable_hash
 from helpers.core.paths import cache_root as default_cache_root
 from helpers.core.progress import is_headless
 from helpers.core.runtime import dtype_name, resolve_dtype
+from helpers.core.settings import LMSettings
 from helpers.lm.gguf import assemble_gguf, convert_gguf, embedded_gguf_path
 from helpers.lm.registry import MODEL_REGISTRY, ModelSpec
 
@@ -175,8 +176,9 @@ def _from_pretrained(src: _Source, load_kwargs: dict[str, Any]) -> tuple[Any, An
     """(tokenizer, model) from ``src``; a damaged converted checkpoint is quarantined and rebuilt once."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    revision = {"revision": load_kwargs["revision"]} if "revision" in load_kwargs else {}
     try:
-        return AutoTokenizer.from_pretrained(src.location), AutoModelForCausalLM.from_pretrained(
+        return AutoTokenizer.from_pretrained(src.location, **revision), AutoModelForCausalLM.from_pretrained(
             src.location, **load_kwargs
         )
     except Exception as e:
@@ -196,9 +198,18 @@ def _from_pretrained(src: _Source, load_kwargs: dict[str, Any]) -> tuple[Any, An
         raise
 
 
-def _pin_revision(src: _Source, model: Any) -> None:
-    """Record the hub commit of a Hugging Face model in its fingerprint (refuse to go on without one)."""
-    revision = _hub_revision(src.location) or getattr(model.config, "_commit_hash", None)
+def _pin_revision(src: _Source, model: Any, requested: str | None = None) -> None:
+    """Record the hub commit of a Hugging Face model in its fingerprint (refuse to go on without one).
+
+    With a ``requested`` revision the commit is the one ``from_pretrained`` loaded (a branch or tag
+    resolves to its commit); a requested full commit hash that was not what loaded is an error."""
+    loaded = getattr(model.config, "_commit_hash", None)
+    if requested is not None:
+        if re.fullmatch(r"[0-9a-f]{40}", requested) and loaded and loaded != requested:
+            raise RuntimeError(f"asked for {src.location!r} at commit {requested} but loaded {loaded}")
+        revision = loaded or (requested if re.fullmatch(r"[0-9a-f]{40}", requested) else None)
+    else:
+        revision = _hub_revision(src.location) or loaded
     if not revision:  # never key results on "whatever the hub had": they could not be told apart later
         raise RuntimeError(
             f"loaded {src.location!r} but could not resolve which hub commit its weights are; save the model "
@@ -214,6 +225,7 @@ def load_llm(
     *,
     enable_thinking: bool = False,
     models_dir: str | Path | None = None,
+    revision: str | None = None,
 ) -> LLM:
     """Load a causal LM by registry name, local directory or Hugging Face id.
 
@@ -223,6 +235,9 @@ def load_llm(
     ``enable_thinking`` is passed to the chat template of models that support it (Qwen3;
     it changes the exact prompt string, see :func:`format_prompt`). ``models_dir`` is where
     assembled/converted GGUF checkpoints are cached (default ``cache_root()/models``).
+    ``revision``: the hub commit (or branch or tag) of a Hugging Face model to load; None loads the
+    cached snapshot. Either way the commit loaded is recorded in ``fingerprint["revision"]`` (and so
+    in every cache key and 02's generations table). A model that is not from the hub takes none.
     """
     if is_headless():  # transformers' own conversion/loading bars are noise in logs and executed notebooks
         from transformers.utils import logging as hf_logging
@@ -233,9 +248,16 @@ def load_llm(
     if not str(device).startswith("cpu"):
         load_kwargs["device_map"] = device  # load straight onto the accelerator(s); "auto" shards
     src = _resolve_source(name, enable_thinking=enable_thinking, models_dir=models_dir)
+    if revision is not None:
+        if src.fingerprint["source"] != "hf":
+            raise ValueError(
+                f"llm_revision={revision!r} names a hub commit, but {name!r} does not come from the hub "
+                f"({src.fingerprint['source']}): set llm_revision to null"
+            )
+        load_kwargs["revision"] = revision
     tokenizer, model = _from_pretrained(src, load_kwargs)
     if src.fingerprint["source"] == "hf":
-        _pin_revision(src, model)
+        _pin_revision(src, model, revision)
     src.fingerprint["dtype"] = dtype_name(torch_dtype)
     if str(device).startswith("cpu"):
         model.to(device)
@@ -257,6 +279,30 @@ def load_llm(
         eos_token_ids=_eos_ids(model, tokenizer),
         chat_template_kwargs=src.chat_kwargs,
     )
+
+
+def load_configured(settings: LMSettings, name: str | None = None) -> LLM:
+    """:func:`load_llm` with a run's :class:`~helpers.core.settings.LMSettings` (``name`` instead of
+    ``settings.llm`` for the other models 09 and 12 load; the revision applies to ``settings.llm`` only)."""
+    return load_llm(
+        name or settings.llm,
+        settings.device,
+        settings.dtype,
+        enable_thinking=settings.enable_thinking,
+        revision=settings.revision if name in (None, settings.llm) else None,
+    )
+
+
+def revision_note(llm: LLM) -> str:
+    """Which weights were loaded, in one line: a hub model's commit (and how to pin a rerun to it),
+    an embedded model's package and GGUF hash, or a local folder's content hash."""
+    fp = llm.fingerprint
+    if fp.get("source") == "hf":
+        rev = fp.get("revision", "?")
+        return f"weights: {fp.get('hf_id', llm.name)} at hub commit {rev} (a rerun pins it with --param llm_revision={rev})"
+    if "gguf_sha256" in fp:
+        return f"weights: {fp.get('gguf_file')} from {fp.get('package')} (SHA-256 {str(fp['gguf_sha256'])[:12]}…)"
+    return f"weights: local folder {llm.name} (content hash {str(fp.get('files_sha256', '?'))[:12]}…)"
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:

@@ -179,6 +179,9 @@ def represent(
     (its input), the decoder layers and the final norm reduce each ``[batch, seq, hidden]``
     activation to these means in float32 as it is produced; nothing else is kept.
     ``padding_side`` only changes how batches are laid out, not the results.
+
+    Many parameters because it is the low-level pass every cached reduction calls: the token ids, the
+    reduction's options (embeddings, prefixes, padding, empty generations) and the batch.
     """
     prefix_lengths = _check_inputs(prompt_ids, gen_ids, prefix_lengths, padding_side, on_empty)
     base, layers, norm = decoder_parts(llm.model)

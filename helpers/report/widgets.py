@@ -24,7 +24,6 @@ import contextlib
 import html
 import io
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,9 @@ import pandas as pd
 
 from helpers.analyses.neighbours import item_neighbours
 from helpers.analyses.playground import RunData, evaluate_template, model_label, model_options, playground_subset
+from helpers.core.cache import counting_cache
 from helpers.core.progress import is_headless
-from helpers.core.settings import DEFAULT_SETTINGS, AlignmentSettings
+from helpers.core.settings import DEFAULT_LM_SETTINGS, DEFAULT_SETTINGS, AlignmentSettings, LMSettings
 from helpers.data import prompts
 from helpers.data.artifacts import RunPaths
 from helpers.lm import Decoding
@@ -90,20 +90,13 @@ class Playground:
         self,
         run: RunPaths,
         *,
-        llm: str,
+        lm_settings: LMSettings = DEFAULT_LM_SETTINGS,
+        decoding: Decoding = Decoding(),
+        settings: AlignmentSettings = DEFAULT_SETTINGS,
         vision_encoders: Sequence[str] = (),
         audio_encoders: Sequence[str] = (),
         models: Sequence[str] = (),
-        max_new_tokens: int = 128,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        seed: int = 0,
-        settings: AlignmentSettings = DEFAULT_SETTINGS,
         playground_items: int | None = 60,
-        gen_batch_size: int = 32,
-        rep_batch_size: int = 16,
-        include_embeddings: bool = True,
         custom_cue: str = "CUSTOM",
         lexicons: Mapping[str, Any] | None = None,
         colours: Mapping[str, str] | None = None,
@@ -111,22 +104,30 @@ class Playground:
         params_file: Path | None = None,
         load_model: Callable[[str], Any] | None = None,
     ):
+        """The playground over ``run``: its model (``lm_settings.llm``, loaded with those settings) and
+        ``models`` to pick from, the Generate button's starting ``decoding``, the Evaluate button's
+        alignment ``settings`` over ``playground_items`` items (``settings.seed`` picks them) and the
+        run's encoders; ``lexicons`` / ``colours`` for the highlighting, the cue name ``custom_cue`` an
+        edited template gets, ``profile`` / ``params_file`` for what Save writes, and ``load_model``
+        (name → model) in place of :func:`helpers.lm.load_configured` (tests pass tiny models).
+
+        Many parameters because a widget takes what it shows and edits: three settings objects and the
+        choices of its pickers, highlighting and Save button, each with a working default.
+        """
         self.run = run
         self.data = RunData(run, vision_encoders, audio_encoders)
-        self.settings, self.seed, self.playground_items = settings, int(seed), playground_items
-        self.gen_batch_size, self.rep_batch_size, self.include_embeddings = (
-            gen_batch_size,
-            rep_batch_size,
-            include_embeddings,
-        )
+        self.settings, self.seed, self.playground_items = settings, int(settings.seed), playground_items
+        self.lm_settings = lm_settings
         self.lexicons = dict(default_lexicons() if lexicons is None else lexicons)
         self.colours = {**HIGHLIGHT_COLOURS, **(colours or {})}
         self.profile = profile
         self.params_file = Path(params_file) if params_file else params_path(run)
         if load_model is None:
-            from helpers.lm import load_llm
+            from helpers.lm import load_configured
 
-            load_model = load_llm
+            def load_model(name: str) -> Any:
+                return load_configured(lm_settings, name)
+
         self._load_model = load_model
         self._models: dict[str, Any] = {}
         self._eval_cache: dict[tuple, pd.DataFrame] = {}
@@ -135,9 +136,7 @@ class Playground:
         self.last_evaluation: pd.DataFrame | None = None
         self.last_saved: Path | None = None
 
-        self._make_controls(
-            llm, models, max_new_tokens, do_sample, temperature, top_p, seed, custom_cue, playground_items
-        )
+        self._make_controls(lm_settings.llm, models, decoding, custom_cue, playground_items)
         self.widget = self._layout()
         self.on_item()
 
@@ -147,11 +146,7 @@ class Playground:
         self,
         llm: str,
         models: Sequence[str],
-        max_new_tokens: int,
-        do_sample: bool,
-        temperature: float,
-        top_p: float,
-        seed: int,
+        decoding: Decoding,
         custom_cue: str,
         playground_items: int | None,
     ) -> None:
@@ -173,19 +168,21 @@ class Playground:
             options=model_options([llm, *models, *known_models()]), value=llm, description="model", layout=wide
         )
         self.T = W.IntSlider(
-            value=int(max_new_tokens),
+            value=int(decoding.max_new_tokens),
             min=1,
-            max=max(512, int(max_new_tokens)),
+            max=max(512, int(decoding.max_new_tokens)),
             description="T (tokens)",
             style={"description_width": "initial"},
         )
         label = {"description_width": "initial"}
-        self.do_sample = W.Checkbox(value=bool(do_sample), description="sample (else greedy)", style=label)
+        self.do_sample = W.Checkbox(value=bool(decoding.do_sample), description="sample (else greedy)", style=label)
         self.temperature = W.FloatSlider(
-            value=float(temperature), min=0.05, max=2.0, step=0.05, description="temperature", style=label
+            value=float(decoding.temperature), min=0.05, max=2.0, step=0.05, description="temperature", style=label
         )
-        self.top_p = W.FloatSlider(value=float(top_p), min=0.05, max=1.0, step=0.05, description="top-p", style=label)
-        self.gen_seed = W.IntText(value=int(seed), description="seed")
+        self.top_p = W.FloatSlider(
+            value=float(decoding.top_p), min=0.05, max=1.0, step=0.05, description="top-p", style=label
+        )
+        self.gen_seed = W.IntText(value=int(decoding.seed), description="seed")
         self.generate_button = W.Button(description="Generate", button_style="primary", icon="play")
         self.media = W.HTML()
         self.generation = W.HTML()
@@ -345,27 +342,23 @@ class Playground:
                 def step(done: int, total: int, label: str) -> None:
                     self.progress.max, self.progress.value, self.progress.description = total, done, label
 
-                with _captured_progress() as log:
+                with _captured_progress() as log, counting_cache() as counts:
                     table = evaluate_template(
                         model,
                         subset,
                         cues,
                         self.data.encoder_feats,
                         self.decoding(),
+                        lm_settings=self.lm_settings,
                         settings=self.settings,
-                        gen_batch_size=self.gen_batch_size,
-                        rep_batch_size=self.rep_batch_size,
-                        include_embeddings=self.include_embeddings,
                         on_progress=step,
                     )
-                table.attrs["log"] = log.getvalue()
+                table.attrs["log"], table.attrs["cache"] = log.getvalue(), counts
                 self._eval_cache[key] = table
             table = self._eval_cache[key]
             self.progress.bar_style = "success"
             self.last_evaluation = table
-            cache_lines = [line for line in table.attrs.get("log", "").splitlines() if " cached, " in line]
-            hits = sum(int(m.group(1)) for m in (re.search(r": (\d+) cached", line) for line in cache_lines) if m)
-            todo = sum(int(m.group(1)) for m in (re.search(r"(\d+) to compute", line) for line in cache_lines) if m)
+            hits, todo = table.attrs["cache"].cached, table.attrs["cache"].computed
             shown = table[["cue", "encoder", "modality", "n_items", "score", "ci_low", "ci_high", "chance"]].round(3)
             self.evaluation.value = (
                 f'<div class="pg-evaluation">{len(subset)} items · model <code>{html.escape(model_label(self.model.value))}</code> · '
