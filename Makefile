@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PROFILE ?= default
 PARAMS ?=
 
-.PHONY: setup reproduce tiny paper check-reference reference test test-fast lint format test-browser bench clean-outputs
+.PHONY: setup reproduce tiny paper check-reference reference test test-fast test-functional test-slow lint format test-browser bench clean-outputs
 
 setup: $(VENV)/.installed
 
@@ -50,13 +50,21 @@ check-reference: setup
 reference: setup
 	$(PY) -m helpers.run.reference --write --run $(RUN)
 
-## The full test suite, notebooks included (what CI runs)
+## The full test suite: the unit, functional and slow tiers (what CI runs; tests/README.md has each tier's time)
 test: setup
 	$(PY) -m pytest
 
-## Unit tests only (no real models, no notebook chain)
+## The unit tier: functions on constructed data and tiny in-process models; no notebook, subprocess or real model
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not functional and not slow"
+
+## The functional tier: notebooks through papermill, the runner and other commands in subprocesses, the wheel
+test-functional: setup
+	$(PY) -m pytest -m "functional and not slow"
+
+## The slow tier: the embedded models, the whole notebook chains (tiny, paper-tiny, installed), the calibration worlds
+test-slow: setup
+	$(PY) -m pytest -m slow
 
 ## ruff's lint and format check (part of test-fast through tests/test_style.py); `make format` rewrites in place
 RUFF_PATHS := helpers tests benchmarks notebooks scripts

@@ -326,6 +326,7 @@ def _executed_text(path):
     return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stdout")
 
 
+@pytest.mark.functional
 def test_notebook_11_combines_constructed_runs(two_runs):
     nb11 = [p for p in runner.numbered_notebooks() if p.name.startswith("11_")]
     assert [p.name for p in nb11] == ["11_paper_figures.ipynb"]
@@ -357,6 +358,7 @@ def test_notebook_11_combines_constructed_runs(two_runs):
             assert (figures / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext}"
 
 
+@pytest.mark.functional
 def test_notebook_11_on_a_single_modality_run_draws_what_it_can(tmp_path):
     make_run(tmp_path, "paper", ["vision"])
     nb11 = [p for p in runner.numbered_notebooks() if p.name.startswith("11_")]
@@ -371,6 +373,7 @@ def test_notebook_11_on_a_single_modality_run_draws_what_it_can(tmp_path):
         assert (figures / f"{stem}.png").stat().st_size > 1000, stem
 
 
+@pytest.mark.functional
 def test_notebook_11_refuses_incompatible_runs(tmp_path):
     make_run(tmp_path, "vis", ["vision"])
     make_run(tmp_path, "aud", ["audio"], T=64)

@@ -349,6 +349,7 @@ def effnet():
     return load_encoder("efficientnet-lite2", batch_size=4)
 
 
+@pytest.mark.slow
 def test_efficientnet_shape_determinism_and_similarity(effnet, tmp_path):
     paths = []
     for seed in range(3):
@@ -365,6 +366,7 @@ def test_efficientnet_shape_determinism_and_similarity(effnet, tmp_path):
         assert a @ shifted > 0.9
 
 
+@pytest.mark.slow
 def test_efficientnet_classifier_recognises_a_crossword(effnet, tmp_path):
     p = tmp_path / "crossword.jpg"
     _crossword().save(p, quality=95)
@@ -381,6 +383,7 @@ def aisfx():
     return load_encoder("aisfx", max_seconds=10.0)
 
 
+@pytest.mark.slow
 def test_aisfx_shape_determinism_and_batching(aisfx, tmp_path):
     clips = audiocaps_clips(3)
     short = tmp_path / "short.wav"  # 0.3 s: shorter than one 2.3 s block
@@ -393,6 +396,7 @@ def test_aisfx_shape_determinism_and_batching(aisfx, tmp_path):
     np.testing.assert_allclose(again, emb, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_aisfx_same_clip_crops_are_closer_than_other_clips(aisfx, tmp_path):
     heads, tails = crops(audiocaps_clips(), tmp_path)
     s = unit(aisfx.embed(heads)) @ unit(aisfx.embed(tails)).T
@@ -427,6 +431,7 @@ def whisper(tmp_path_factory):
     return load_encoder("whisper-base", model_root=tmp_path_factory.mktemp("whisper-models"))
 
 
+@pytest.mark.slow
 def test_whisper_shape_and_determinism(whisper, tmp_path):
     clip = audiocaps_clips(1)[0]
     short = tmp_path / "short.wav"
@@ -495,6 +500,7 @@ def test_embed_cached_hits_renamed_and_misses_edited(tmp_path):
         embed_cached(enc, [files[0], tmp_path / "missing.bin"], cache_root=root)
 
 
+@pytest.mark.slow
 def test_embed_cached_with_a_real_encoder_loads_no_model_on_hits(tmp_path):
     paths = []
     for seed in range(3):

@@ -29,6 +29,8 @@ from helpers.core.cache import Store, map_cached
 from helpers.core.paths import PROJECT_ROOT
 from helpers.encoders.embedded import Encoder, embed_cached
 
+pytestmark = pytest.mark.functional
+
 #: float32 agreement of a representation recomputed in another batch shape (summation order differs)
 FLOAT_RTOL, FLOAT_ATOL = 1e-4, 1e-5
 WORDS = ["hello world", "imagine a red apple", "see a cat", "a dog w1 w2", "look a sound", "w3 w4 w5 w6", "red red"]

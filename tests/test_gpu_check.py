@@ -7,7 +7,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from helpers.core.paths import PROJECT_ROOT
+
+pytestmark = pytest.mark.functional
 
 SCRIPT = PROJECT_ROOT / "benchmarks" / "gpu_check.py"
 LLM_COLUMNS = [

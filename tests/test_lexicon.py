@@ -24,6 +24,7 @@ from helpers.data.lexicon import (
 SCRIPT = PROJECT_ROOT / "scripts" / "build_lexicons.py"
 
 
+@pytest.mark.functional
 def test_build_script_reproduces_shipped_lists(shared_data, tmp_path):
     source = shared_data / "lexicons"
     if not (source / "lynott_connell_2009_adjectives.csv").is_file():

@@ -20,6 +20,8 @@ import pytest
 from helpers.core.paths import CHECKOUT_RESOURCES, PROJECT_ROOT
 from helpers.run.runner import numbered_notebooks
 
+pytestmark = pytest.mark.functional
+
 #: what a checkout holds that the wheel does not need
 JUNK = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.pyc")
 #: declared dependencies that nothing imports, and who uses them (the same notes as in pyproject.toml)

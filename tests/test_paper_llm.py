@@ -179,6 +179,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.functional
 def test_a_hub_model_loads_at_the_pinned_revision_and_records_it(thinking_dir, tmp_path):
     """The paper's models by hub id: the cached snapshot's commit is recorded, a pinned commit loads that
     snapshot, and a commit the cache does not hold is an error (offline), never another snapshot."""

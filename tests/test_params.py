@@ -149,6 +149,7 @@ def _runner(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.functional
 def test_command_line_rejects_bad_params_before_any_notebook(tmp_path):
     out = tmp_path / "out"
     res = _runner("--profile", "tiny", "--param", "n_itmes=5", "--outputs", str(out), cwd=tmp_path)

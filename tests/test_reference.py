@@ -142,6 +142,7 @@ def test_many_near_ties_are_not_reproduced(tmp_path, ref):
     assert _compare(_run(tmp_path / "out", alignment=a), ref).verdict == "differs"
 
 
+@pytest.mark.functional
 def test_the_command_compares_and_exits_by_verdict(tmp_path, ref, capsys):
     _run(tmp_path / "out")
     assert R.main(["--run", "mine", "--outputs", str(tmp_path / "out"), "--reference", str(ref)]) == 0

@@ -70,6 +70,7 @@ def test_every_profile_key_is_a_notebook_parameter(profile):
     assert not unknown, f"profile {profile} sets parameters no notebook declares: {unknown}"
 
 
+@pytest.mark.functional
 def test_failing_notebook_is_named_with_its_cell(tmp_path):
     nb = new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
