@@ -362,7 +362,7 @@ def model_size_representations(
     ``n_layers``, ``hidden_size``, ``chat_template``, ``dtype``, ``cues_from_03``, ``seconds``) and
     two example generations per (model, cue).
     """
-    gens = stored[0]
+    gens = stored.gens
     llm_reps, models, examples = {}, [], []
     for name in names:
         t0 = time.perf_counter()

@@ -73,7 +73,7 @@ class LMSettings:
     ``llm``: a registry name, Hugging Face id or local folder. ``device`` / ``dtype``: where and in
     what precision it runs (:func:`helpers.core.runtime.resolve_device`; ``dtype`` None is float32 on
     CPU, bfloat16 elsewhere). ``revision``: the hub commit to load (None: the cached snapshot, recorded
-    in the cache keys and the run's generations). ``enable_thinking``: the Qwen3 chat template's thinking
+    in the cache keys and printed by notebook 02). ``enable_thinking``: the Qwen3 chat template's thinking
     mode. ``gen_batch_size`` / ``rep_batch_size``: prompts per generation / representation batch, or
     ``"auto"`` (from free accelerator memory). ``include_embeddings``: the embedding output counts as
     layer 0 of the representations. Defaults are those of ``default.yaml`` (a test checks).

@@ -205,9 +205,10 @@ def _pin_revision(src: _Source, model: Any, requested: str | None = None) -> Non
     resolves to its commit); a requested full commit hash that was not what loaded is an error."""
     loaded = getattr(model.config, "_commit_hash", None)
     if requested is not None:
-        if re.fullmatch(r"[0-9a-f]{40}", requested) and loaded and loaded != requested:
-            raise RuntimeError(f"asked for {src.location!r} at commit {requested} but loaded {loaded}")
-        revision = loaded or (requested if re.fullmatch(r"[0-9a-f]{40}", requested) else None)
+        commit = requested if re.fullmatch(r"[0-9a-f]{40}", requested) else None  # not a branch or tag
+        if commit and loaded and loaded != commit:
+            raise RuntimeError(f"asked for {src.location!r} at commit {commit} but loaded {loaded}")
+        revision = loaded or commit
     else:
         revision = _hub_revision(src.location) or loaded
     if not revision:  # never key results on "whatever the hub had": they could not be told apart later
@@ -237,7 +238,7 @@ def load_llm(
     assembled/converted GGUF checkpoints are cached (default ``cache_root()/models``).
     ``revision``: the hub commit (or branch or tag) of a Hugging Face model to load; None loads the
     cached snapshot. Either way the commit loaded is recorded in ``fingerprint["revision"]`` (and so
-    in every cache key and 02's generations table). A model that is not from the hub takes none.
+    in every cache key; notebook 02 prints it, :func:`revision_note`). A model that is not from the hub takes none.
     """
     if is_headless():  # transformers' own conversion/loading bars are noise in logs and executed notebooks
         from transformers.utils import logging as hf_logging

@@ -116,7 +116,7 @@ class Playground:
         """
         self.run = run
         self.data = RunData(run, vision_encoders, audio_encoders)
-        self.settings, self.seed, self.playground_items = settings, int(settings.seed), playground_items
+        self.settings, self.playground_items = settings, playground_items
         self.lm_settings = lm_settings
         self.lexicons = dict(default_lexicons() if lexicons is None else lexicons)
         self.colours = {**HIGHLIGHT_COLOURS, **(colours or {})}
@@ -332,7 +332,7 @@ class Playground:
             subset = playground_subset(
                 self.data.manifest[self.data.manifest["id"].isin(self.data.rep_ids or self.data.manifest["id"])],
                 self.playground_items,
-                self.seed,
+                self.settings.seed,
             )
             key = (self.model.value, tuple(cues.items()), self.decoding(), tuple(subset["id"]), self.settings)
             if key not in self._eval_cache:
