@@ -557,19 +557,12 @@ def model_size_effects(paired: pd.DataFrame, models: pd.DataFrame, notebook: str
     df = df.merge(models[["llm", "n_params"]], on="llm", how="left")
     df = df[[_matched(m, c) for m, c in zip(df["modality"], df["cue_1"])]]
     rows = [
-        finding(
+        _paired_finding(
             notebook,
             f"{r['cue_1']} raises alignment with the {r['modality']} encoder",
             f"{r['llm']} · {r['cue_1']} − {BASELINE_CUE} · {_encoder_label(r)}",
-            r["diff"],
+            r,
             expected=1,
-            ci=(r["ci_low"], r["ci_high"]),
-            p=r["p_value"],
-            se=r.get("se", np.nan),
-            n=r["n_items"],
-            k=r.get("k", np.nan),
-            encoder=r["encoder"],
-            modality=r["modality"],
         )
         for r in df.to_dict("records")
     ]
