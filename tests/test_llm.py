@@ -339,3 +339,22 @@ def test_embedded_smollm2_end_to_end():
     (r,) = L.represent(llm, [g["prompt_ids"]], [g["gen_ids"]], include_embeddings=True, prefix_lengths=(4,))
     assert r["gen_mean"].shape == (31, 576) and r["prompt_last"].shape == (31, 576)
     assert r["prefix_means"].shape == (1, 31, 576) and np.isfinite(r["gen_mean"]).all()
+
+
+def test_gguf_conversion_bar_is_plain_text_when_headless(monkeypatch):
+    """transformers draws its GGUF conversion bar with tqdm.auto (a widget in a notebook kernel) whatever its
+    progress switch says; headless, the conversion uses the package's plain-text bar, and only for its duration."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    from helpers.core.progress import progress
+    from helpers.lm import gguf
+
+    original = gguf_utils.tqdm
+    monkeypatch.setenv("PERCEIVE_HEADLESS", "1")
+    with gguf._headless_conversion_bar():
+        assert gguf_utils.tqdm is progress
+    assert gguf_utils.tqdm is original
+    monkeypatch.delenv("PERCEIVE_HEADLESS")
+    monkeypatch.delenv("CI", raising=False)
+    with gguf._headless_conversion_bar():
+        assert gguf_utils.tqdm is original  # live in JupyterLab: transformers' own bar

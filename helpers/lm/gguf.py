@@ -14,10 +14,13 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from helpers.core.cache import atomic_dir, atomic_file, file_fingerprint, stable_hash
 from helpers.core.paths import cache_root as default_cache_root
+from helpers.core.progress import is_headless, progress
 from helpers.core.runtime import package_versions
 from helpers.lm.registry import EMBEDDED_DEFAULT, GEMMA_BASE, ModelSpec, spec_of
 
@@ -84,6 +87,25 @@ def assemble_gguf(spec: ModelSpec | str = GEMMA_BASE, models_dir: str | Path | N
     return target
 
 
+@contextmanager
+def _headless_conversion_bar() -> Iterator[None]:
+    """Headless (papermill, CI), transformers' GGUF conversion bar is the package's plain-text one.
+
+    transformers draws it with ``tqdm.auto`` whatever its progress-bar switch says, which in a notebook
+    kernel is a widget: an executed notebook would hold widget state nobody can read in a log."""
+    if not is_headless():
+        yield
+        return
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    drawn_with = gguf_utils.tqdm
+    gguf_utils.tqdm = progress
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = drawn_with
+
+
 def convert_gguf(spec: ModelSpec, gguf: Path, models_dir: Path, sha256: str | None = None) -> Path:
     """Dequantise ``gguf`` once into a regular HF checkpoint under ``models_dir`` (atomic) and return it."""
     import torch
@@ -97,8 +119,9 @@ def convert_gguf(spec: ModelSpec, gguf: Path, models_dir: Path, sha256: str | No
         return target
     log.info("converting %s to a HF checkpoint in %s (once)", gguf.name, target)
     with atomic_dir(target, complete=lambda t: (t / "config.json").is_file()) as tmp:
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        with _headless_conversion_bar():
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         # The weights are already dequantised to float32; drop the GGUF "quantizer" so that
         # save_pretrained writes an ordinary, loadable checkpoint.
         model.hf_quantizer = None
